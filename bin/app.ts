@@ -1,0 +1,19 @@
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { OpenAiWebhooksStack } from '../lib/openai-webhooks-stack';
+
+/**
+ * The app. Every prop has a documented default (lib/config.ts, README "Configuration"); set
+ * yours here. The stack is environment-agnostic, so synth needs no credentials.
+ */
+const app = new App();
+
+new OpenAiWebhooksStack(app, 'OpenAiWebhooks', {
+  description: 'Receives and acts on OpenAI webhooks',
+  // webhookSecretName: 'openai-webhooks/webhook-secret',
+  // openAiApiKeySecretName: 'openai-webhooks/api-key',
+  // alarmEmail: 'oncall@example.com',
+  // categories: { batch: { userHandler: UserHandler.fromEntry('handlers/batch.ts') } },
+});
+
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -1,0 +1,33 @@
+/** Environment variable names shared by the CDK constructs (which set them) and the handlers. */
+export const ENV = {
+  tableName: 'TABLE_NAME',
+  queueUrls: 'QUEUE_URLS',
+  webhookSecretId: 'WEBHOOK_SECRET_ID',
+  openAiKeySecretId: 'OPENAI_API_KEY_SECRET_ID',
+  openAiBaseUrl: 'OPENAI_BASE_URL',
+  toleranceSeconds: 'WEBHOOK_TOLERANCE_SECONDS',
+  maxBodyBytes: 'MAX_BODY_BYTES',
+  dedupeTtlSeconds: 'DEDUPE_TTL_SECONDS',
+  claimTimeoutSeconds: 'CLAIM_TIMEOUT_SECONDS',
+  eventTtlSeconds: 'EVENT_TTL_SECONDS',
+  secretCacheSeconds: 'SECRET_CACHE_SECONDS',
+  category: 'CATEGORY',
+  hydrate: 'HYDRATE',
+  userHandlerFunction: 'USER_HANDLER_FUNCTION',
+  logLevel: 'LOG_LEVEL',
+} as const;
+
+export function requireEnv(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (value === undefined || value === '')
+    throw new Error(`Environment variable ${name} is required.`);
+  return value;
+}
+
+export function numberEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value)) throw new Error(`Environment variable ${name} must be a number.`);
+  return value;
+}

@@ -1,0 +1,18 @@
+/**
+ * One DynamoDB table holds everything, keyed by `pk`/`sk`. The CDK construct, local mode and the
+ * adapters all read these names from here, so they cannot drift apart.
+ */
+export const TABLE_SCHEMA = {
+  partitionKey: 'pk',
+  sortKey: 'sk',
+  ttlAttribute: 'expiresAt',
+  /** Lists events per category, newest first: gsi1pk = `EVENTS#<category>`, gsi1sk = `<created_at>#<id>`. */
+  eventsByCategoryIndex: { name: 'eventsByCategory', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' },
+} as const;
+
+export const keys = {
+  webhook: (webhookId: string) => ({ pk: `WEBHOOK#${webhookId}`, sk: 'WEBHOOK' }),
+  event: (eventId: string) => ({ pk: `EVENT#${eventId}`, sk: 'EVENT' }),
+  object: (objectId: string) => ({ pk: `OBJECT#${objectId}`, sk: 'STATE' }),
+  eventsByCategory: (category: string) => `EVENTS#${category}`,
+} as const;

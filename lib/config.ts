@@ -1,0 +1,301 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { CATEGORIES, type Category } from '../lambdas/shared/core/categories';
+
+/**
+ * The user's own code for a category, called with each verified, stored event.
+ * - `fromEntry`: a TypeScript/JavaScript file bundled into the category's consumer Lambda. It runs
+ *   in-process (no extra invoke, no extra cost) and fails the message on a throw.
+ * - `fromFunction`: an existing Lambda function, invoked synchronously with the event as JSON. Use it
+ *   when the code lives in another repository or runtime. Its error fails the message too.
+ * Either way a failure leads to a retry, then the category's DLQ.
+ */
+export class UserHandler {
+  static fromEntry(entry: string, exportName = 'handler'): UserHandler {
+    return new UserHandler({ kind: 'entry', entry, exportName });
+  }
+  static fromFunction(fn: IFunction): UserHandler {
+    return new UserHandler({ kind: 'function', fn });
+  }
+  private constructor(
+    readonly source:
+      | { readonly kind: 'entry'; readonly entry: string; readonly exportName: string }
+      | { readonly kind: 'function'; readonly fn: IFunction },
+  ) {}
+}
+
+export interface CategoryOptions {
+  /** SQS messages per consumer invocation. @default 10 */
+  readonly batchSize?: number;
+  /** How long to gather a batch. Required by SQS when batchSize > 10. @default Duration.seconds(0) */
+  readonly maxBatchingWindow?: Duration;
+  /** Cap on concurrent consumer invocations for this queue (2–1000). @default no cap */
+  readonly maxConcurrency?: number;
+  /** Consumer Lambda timeout; the queue's visibility timeout is 6× this. @default Duration.seconds(60) */
+  readonly timeout?: Duration;
+  /** Consumer Lambda memory in MiB. @default 512 */
+  readonly memorySize?: number;
+  /** Receives before a message moves to the DLQ. @default the stack's `maxReceiveCount` */
+  readonly maxReceiveCount?: number;
+  /**
+   * Fetch the object from the OpenAI API (batches, fine-tuning jobs, responses) and store its
+   * useful fields. Needs `openAiApiKeySecretName`. @default true where the API supports it
+   */
+  readonly hydrate?: boolean;
+  /** Your code, called with each stored event. @default none */
+  readonly userHandler?: UserHandler;
+}
+
+export interface OpenAiWebhooksConfig {
+  /**
+   * Secrets Manager secret with the webhook signing secret: `whsec_…`, or during a rotation
+   * `{"current":"whsec_new…","previous":"whsec_old…"}`. @default 'openai-webhooks/webhook-secret'
+   */
+  readonly webhookSecretName?: string;
+  /**
+   * Secrets Manager secret with the OpenAI API key, for hydration and the calls API. `null`
+   * turns every OpenAI API call off. @default 'openai-webhooks/api-key'
+   */
+  readonly openAiApiKeySecretName?: string | null;
+  /** OpenAI API base URL. @default 'https://api.openai.com/v1' */
+  readonly openAiBaseUrl?: string;
+  /** Replay window for `webhook-timestamp`, both directions. @default Duration.minutes(5) */
+  readonly signatureTolerance?: Duration;
+  /** Largest accepted body, in bytes (at most 1 MiB, the SQS limit). @default 1048576 */
+  readonly maxBodyBytes?: number;
+  /** Reserved concurrency for the ingress; caps what a flood can cost. `null`: none. @default 50 */
+  readonly ingressReservedConcurrency?: number | null;
+  /** Ingress memory in MiB (more memory, more CPU, faster HMAC and TLS). @default 1024 */
+  readonly ingressMemorySize?: number;
+  /** How long a `webhook-id` is remembered; at least 72 h, OpenAI's retry horizon. @default Duration.days(7) */
+  readonly dedupeRetention?: Duration;
+  /** How long events are kept in DynamoDB (TTL). @default Duration.days(90) */
+  readonly eventRetention?: Duration;
+  /** Receives before a message moves to its DLQ. @default 5 */
+  readonly maxReceiveCount?: number;
+  /** How long DLQ messages are kept (max 14 days). @default Duration.days(14) */
+  readonly dlqRetention?: Duration;
+  /** Per-category options. @default defaults above for every category */
+  readonly categories?: Partial<Record<Category, CategoryOptions>>;
+  /** Removal policy for the table. @default RemovalPolicy.RETAIN */
+  readonly removalPolicy?: RemovalPolicy;
+  /** Log group retention for every function. @default RetentionDays.ONE_MONTH */
+  readonly logRetention?: RetentionDays;
+  /** Log level for every function. @default 'info' */
+  readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** E-mail address subscribed to the alarm topic. @default none */
+  readonly alarmEmail?: string;
+}
+
+export interface ResolvedCategory {
+  readonly batchSize: number;
+  readonly maxBatchingWindow: Duration;
+  readonly maxConcurrency: number | undefined;
+  readonly timeout: Duration;
+  readonly memorySize: number;
+  readonly maxReceiveCount: number;
+  readonly hydrate: boolean;
+  readonly userHandler: UserHandler | undefined;
+}
+
+export interface ResolvedConfig {
+  readonly webhookSecretName: string;
+  readonly openAiApiKeySecretName: string | null;
+  readonly openAiBaseUrl: string;
+  readonly signatureTolerance: Duration;
+  readonly maxBodyBytes: number;
+  readonly ingressReservedConcurrency: number | null;
+  readonly ingressMemorySize: number;
+  readonly ingressTimeout: Duration;
+  readonly dedupeRetention: Duration;
+  readonly eventRetention: Duration;
+  readonly dlqRetention: Duration;
+  readonly categories: Readonly<Record<Category, ResolvedCategory>>;
+  readonly removalPolicy: RemovalPolicy;
+  readonly logRetention: RetentionDays;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  readonly alarmEmail: string | undefined;
+}
+
+export const DEFAULTS = {
+  webhookSecretName: 'openai-webhooks/webhook-secret',
+  openAiApiKeySecretName: 'openai-webhooks/api-key',
+  openAiBaseUrl: 'https://api.openai.com/v1',
+  signatureTolerance: Duration.minutes(5),
+  maxBodyBytes: 1024 * 1024,
+  ingressReservedConcurrency: 50,
+  ingressMemorySize: 1024,
+  // Short: the ack path is two AWS calls; OpenAI gives up after "a few seconds" anyway.
+  ingressTimeout: Duration.seconds(10),
+  dedupeRetention: Duration.days(7),
+  eventRetention: Duration.days(90),
+  maxReceiveCount: 5,
+  dlqRetention: Duration.days(14),
+  batchSize: 10,
+  consumerTimeout: Duration.seconds(60),
+  consumerMemorySize: 512,
+  removalPolicy: RemovalPolicy.RETAIN,
+  logRetention: RetentionDays.ONE_MONTH,
+  logLevel: 'info',
+} as const;
+
+/** Categories whose objects the OpenAI API can return by id alone. */
+export const HYDRATABLE_CATEGORIES: ReadonlySet<Category> = new Set([
+  'batch',
+  'fine_tuning',
+  'response',
+]);
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Applies the defaults and rejects contradictory or out-of-range props, at synth time. */
+export function resolveConfig(props: OpenAiWebhooksConfig = {}): ResolvedConfig {
+  const errors: string[] = [];
+  const check = (ok: boolean, message: string) => {
+    if (!ok) errors.push(message);
+  };
+
+  const apiKeySecret =
+    props.openAiApiKeySecretName === undefined
+      ? DEFAULTS.openAiApiKeySecretName
+      : props.openAiApiKeySecretName;
+  const tolerance = props.signatureTolerance ?? DEFAULTS.signatureTolerance;
+  check(
+    tolerance.toSeconds() >= 1 && tolerance.toSeconds() <= 3600,
+    'signatureTolerance must be between 1 second and 1 hour.',
+  );
+  const maxBodyBytes = props.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
+  check(
+    Number.isInteger(maxBodyBytes) && maxBodyBytes >= 1024 && maxBodyBytes <= 1024 * 1024,
+    'maxBodyBytes must be an integer from 1024 to 1048576 (the SQS message limit).',
+  );
+  const reserved =
+    props.ingressReservedConcurrency === undefined
+      ? DEFAULTS.ingressReservedConcurrency
+      : props.ingressReservedConcurrency;
+  check(
+    reserved === null || (Number.isInteger(reserved) && reserved >= 1),
+    'ingressReservedConcurrency must be a positive integer, or null for none (0 would throttle every webhook).',
+  );
+  const ingressMemorySize = props.ingressMemorySize ?? DEFAULTS.ingressMemorySize;
+  check(
+    validMemory(ingressMemorySize),
+    'ingressMemorySize must be an integer from 128 to 10240 MiB.',
+  );
+  const dedupe = props.dedupeRetention ?? DEFAULTS.dedupeRetention;
+  check(
+    dedupe.toHours({ integral: false }) >= 72,
+    'dedupeRetention must be at least 72 hours: OpenAI retries a delivery for up to 72 hours.',
+  );
+  const eventRetention = props.eventRetention ?? DEFAULTS.eventRetention;
+  check(eventRetention.toDays({ integral: false }) >= 1, 'eventRetention must be at least 1 day.');
+  const dlqRetention = props.dlqRetention ?? DEFAULTS.dlqRetention;
+  check(
+    dlqRetention.toSeconds() >= 60 && dlqRetention.toDays({ integral: false }) <= 14,
+    'dlqRetention must be between 1 minute and 14 days (the SQS maximum).',
+  );
+  const maxReceiveCount = props.maxReceiveCount ?? DEFAULTS.maxReceiveCount;
+  check(validReceiveCount(maxReceiveCount), 'maxReceiveCount must be an integer from 1 to 1000.');
+
+  for (const name of Object.keys(props.categories ?? {})) {
+    check(
+      (CATEGORIES as readonly string[]).includes(name),
+      `Unknown category "${name}"; use one of ${CATEGORIES.join(', ')}.`,
+    );
+  }
+  const categories = {} as Record<Category, ResolvedCategory>;
+  for (const category of CATEGORIES) {
+    const options = props.categories?.[category] ?? {};
+    const where = `categories.${category}`;
+    const batchSize = options.batchSize ?? DEFAULTS.batchSize;
+    const window = options.maxBatchingWindow ?? Duration.seconds(0);
+    check(
+      Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 10_000,
+      `${where}.batchSize must be 1 to 10000.`,
+    );
+    check(window.toSeconds() <= 300, `${where}.maxBatchingWindow must be at most 5 minutes.`);
+    check(
+      batchSize <= 10 || window.toSeconds() > 0,
+      `${where}.batchSize above 10 needs a maxBatchingWindow.`,
+    );
+    const timeout = options.timeout ?? DEFAULTS.consumerTimeout;
+    check(
+      timeout.toSeconds() >= 5 && timeout.toSeconds() <= 900,
+      `${where}.timeout must be 5 to 900 seconds.`,
+    );
+    // The queue's visibility timeout is 6x the function timeout and SQS caps it at 12 hours.
+    const memorySize = options.memorySize ?? DEFAULTS.consumerMemorySize;
+    check(validMemory(memorySize), `${where}.memorySize must be an integer from 128 to 10240 MiB.`);
+    const receives = options.maxReceiveCount ?? maxReceiveCount;
+    check(
+      validReceiveCount(receives),
+      `${where}.maxReceiveCount must be an integer from 1 to 1000.`,
+    );
+    const concurrency = options.maxConcurrency;
+    check(
+      concurrency === undefined ||
+        (Number.isInteger(concurrency) && concurrency >= 2 && concurrency <= 1000),
+      `${where}.maxConcurrency must be 2 to 1000.`,
+    );
+    const hydrateDefault = HYDRATABLE_CATEGORIES.has(category) && apiKeySecret !== null;
+    const hydrate = options.hydrate ?? hydrateDefault;
+    check(
+      !hydrate || HYDRATABLE_CATEGORIES.has(category),
+      `${where}.hydrate: the OpenAI API cannot fetch ${category} objects by id alone.`,
+    );
+    check(
+      !hydrate || apiKeySecret !== null,
+      `${where}.hydrate needs openAiApiKeySecretName; it is null.`,
+    );
+    categories[category] = {
+      batchSize,
+      maxBatchingWindow: window,
+      maxConcurrency: concurrency,
+      timeout,
+      memorySize,
+      maxReceiveCount: receives,
+      hydrate,
+      userHandler: options.userHandler,
+    };
+  }
+  check(props.webhookSecretName !== '', 'webhookSecretName must not be empty.');
+  check(
+    props.openAiApiKeySecretName !== '',
+    'openAiApiKeySecretName must not be empty (use null to disable).',
+  );
+  const baseUrl = props.openAiBaseUrl ?? DEFAULTS.openAiBaseUrl;
+  check(/^https:\/\//.test(baseUrl), 'openAiBaseUrl must be an https:// URL.');
+
+  if (errors.length > 0) {
+    throw new ConfigError(`Invalid OpenAiWebhooks props:\n- ${errors.join('\n- ')}`);
+  }
+  return {
+    webhookSecretName: props.webhookSecretName ?? DEFAULTS.webhookSecretName,
+    openAiApiKeySecretName: apiKeySecret,
+    openAiBaseUrl: baseUrl,
+    signatureTolerance: tolerance,
+    maxBodyBytes,
+    ingressReservedConcurrency: reserved,
+    ingressMemorySize,
+    ingressTimeout: DEFAULTS.ingressTimeout,
+    dedupeRetention: dedupe,
+    eventRetention,
+    dlqRetention,
+    categories,
+    removalPolicy: props.removalPolicy ?? DEFAULTS.removalPolicy,
+    logRetention: props.logRetention ?? DEFAULTS.logRetention,
+    logLevel: props.logLevel ?? DEFAULTS.logLevel,
+    alarmEmail: props.alarmEmail,
+  };
+}
+
+function validMemory(value: number): boolean {
+  return Number.isInteger(value) && value >= 128 && value <= 10_240;
+}
+
+function validReceiveCount(value: number): boolean {
+  return Number.isInteger(value) && value >= 1 && value <= 1000;
+}
