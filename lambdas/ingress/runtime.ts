@@ -1,0 +1,45 @@
+import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { awsClientConfig, sqsClientConfig } from '../shared/adapters/aws-clients';
+import { DynamoWebhookLedger } from '../shared/adapters/dynamo-webhook-ledger';
+import { CachedSecret, SecretsManagerSource } from '../shared/adapters/secrets-manager-source';
+import { SqsEventPublisher } from '../shared/adapters/sqs-event-publisher';
+import { parseQueueUrls } from '../shared/config';
+import { DEFAULT_TOLERANCE_SECONDS, parseWebhookSecrets } from '../shared/core/signature';
+import { ENV, numberEnv, requireEnv } from '../shared/env';
+import { createLogger, parseLogLevel } from '../shared/logger';
+import type { IngressDeps } from './receive-webhook';
+
+/** Builds the ingress from its environment, once per cold start. */
+export function ingressDepsFromEnv(env: NodeJS.ProcessEnv): IngressDeps {
+  const log = createLogger({ service: 'ingress', level: parseLogLevel(env[ENV.logLevel]) });
+  const secretSource = new SecretsManagerSource(new SecretsManagerClient(awsClientConfig()));
+  const secretId = requireEnv(env, ENV.webhookSecretId);
+  const secrets = new CachedSecret(
+    async () => parseWebhookSecrets(await secretSource.getSecretString(secretId)),
+    numberEnv(env, ENV.secretCacheSeconds, 300) * 1000,
+  );
+  // Start loading during init so the first request does not wait for it.
+  secrets
+    .get()
+    .catch((error: unknown) => log.error('secret prefetch failed', { error: String(error) }));
+  return {
+    config: {
+      toleranceSeconds: numberEnv(env, ENV.toleranceSeconds, DEFAULT_TOLERANCE_SECONDS),
+      maxBodyBytes: numberEnv(env, ENV.maxBodyBytes, 1024 * 1024),
+      dedupeTtlSeconds: numberEnv(env, ENV.dedupeTtlSeconds, 7 * 24 * 3600),
+      claimTimeoutSeconds: numberEnv(env, ENV.claimTimeoutSeconds, 30),
+    },
+    secrets,
+    ledger: new DynamoWebhookLedger(
+      new DynamoDBClient(awsClientConfig()),
+      requireEnv(env, ENV.tableName),
+    ),
+    publisher: new SqsEventPublisher(new SQSClient(sqsClientConfig()), parseQueueUrls(env)),
+    clock: Date.now,
+    newToken: randomUUID,
+    log,
+  };
+}

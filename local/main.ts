@@ -1,0 +1,74 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { generateWebhookSecret, LocalPipeline } from './pipeline';
+
+/**
+ * `npm start`: the whole pipeline on this machine. DynamoDB Local keeps its data in .local/;
+ * the SQS emulator and the OpenAI simulator are in memory.
+ */
+const root = path.resolve(import.meta.dirname, '..');
+const stateDir = path.join(root, '.local');
+mkdirSync(path.join(stateDir, 'dynamodb'), { recursive: true });
+
+const env = process.env;
+const secretGiven = Boolean(env.OPENAI_WEBHOOK_SECRET);
+const webhookSecret = env.OPENAI_WEBHOOK_SECRET || generateWebhookSecret();
+const pipeline = await LocalPipeline.start({
+  port: Number(env.PORT || 8787),
+  dbPath: path.join(stateDir, 'dynamodb'),
+  webhookSecret,
+  prefix: 'local',
+  ...(env.OPENAI_BASE_URL ? { openAiBaseUrl: env.OPENAI_BASE_URL } : {}),
+  ...(env.OPENAI_API_KEY ? { openAiApiKey: env.OPENAI_API_KEY } : {}),
+  logLevel: env.LOG_LEVEL || 'info',
+});
+
+// `npm run send` and the operator CLI read this to find the pipeline.
+writeFileSync(
+  path.join(stateDir, 'state.json'),
+  `${JSON.stringify(
+    {
+      webhookUrl: pipeline.url,
+      webhookSecret,
+      tableName: pipeline.tableName,
+      dynamoEndpoint: pipeline.dynamoEndpoint,
+      sqsEndpoint: pipeline.sqsEndpoint,
+      openAiBaseUrl: pipeline.openAiBaseUrl,
+      queues: pipeline.queues,
+      pid: process.pid,
+    },
+    null,
+    2,
+  )}\n`,
+);
+
+const line = '─'.repeat(72);
+process.stderr.write(
+  [
+    line,
+    ' OpenAI webhooks: local mode',
+    line,
+    ` Webhook URL     ${pipeline.url}`,
+    ` Webhook secret  ${webhookSecret}${secretGiven ? '' : '   (generated; set OPENAI_WEBHOOK_SECRET to pin it)'}`,
+    ` OpenAI API      ${pipeline.openAiBaseUrl}${pipeline.simulator ? '   (simulator)' : ''}`,
+    ` DynamoDB Local  ${pipeline.dynamoEndpoint}   table ${pipeline.tableName}`,
+    ` SQS emulator    ${pipeline.sqsEndpoint}`,
+    line,
+    ' Try, in another terminal:',
+    '   npm run send -- batch.completed',
+    '   npm run send -- all',
+    line,
+    '',
+  ].join('\n'),
+);
+
+let stopping = false;
+const shutdown = async () => {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write('\nStopping…\n');
+  await pipeline.stop();
+  process.exit(0);
+};
+process.on('SIGINT', shutdown);
+process.on('SIGTERM', shutdown);

@@ -1,0 +1,214 @@
+import { randomBytes } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { startFauxqs } from 'fauxqs';
+import {
+  type ConsumerDeps,
+  createConsumerHandler,
+  type UserHandler,
+} from '../lambdas/consumer/process-event';
+import { consumerDepsFromEnv } from '../lambdas/consumer/runtime';
+import { createIngressHandler, type IngressDeps } from '../lambdas/ingress/receive-webhook';
+import { ingressDepsFromEnv } from '../lambdas/ingress/runtime';
+import { sqsClientConfig } from '../lambdas/shared/adapters/aws-clients';
+import { DynamoEventStore } from '../lambdas/shared/adapters/dynamo-event-store';
+import { CATEGORIES, type Category } from '../lambdas/shared/core/categories';
+import { parseWebhookSecret } from '../lambdas/shared/core/signature';
+import { ENV } from '../lambdas/shared/env';
+import { createQueues, createTable, type QueuePair } from './provision';
+import { type AwsJsonFake, startAwsJsonFake } from './stand-ins/aws-json-fake';
+import { startDynamoDbLocal } from './stand-ins/dynamodb-local';
+import { EventSourcePoller } from './stand-ins/event-source-poller';
+import { serveFunctionUrl } from './stand-ins/function-url';
+import { OpenAiSimulator } from './stand-ins/openai-simulator';
+
+export interface LocalPipelineOptions {
+  /** Use running stand-ins (tests share one set); otherwise they are started here. */
+  readonly dynamoEndpoint?: string;
+  readonly sqsEndpoint?: string;
+  /** Keep DynamoDB data in this folder across restarts. @default in memory */
+  readonly dbPath?: string;
+  /** Port for the webhook URL. @default a free port */
+  readonly port?: number;
+  /** `whsec_…`. @default generated */
+  readonly webhookSecret?: string;
+  readonly previousWebhookSecret?: string;
+  /** A real or external OpenAI-compatible API; unset starts the loopback simulator. */
+  readonly openAiBaseUrl?: string;
+  readonly openAiApiKey?: string;
+  readonly userHandlers?: Partial<Record<Category, UserHandler>>;
+  readonly maxReceiveCount?: number;
+  readonly visibilityTimeoutSeconds?: number;
+  readonly toleranceSeconds?: number;
+  readonly maxBodyBytes?: number;
+  readonly claimTimeoutSeconds?: number;
+  readonly logLevel?: string;
+  /** Table and queue name prefix. @default random, so runs never collide */
+  readonly prefix?: string;
+  /** Wraps adapters, for fault-injection tests. */
+  readonly decorateIngress?: (deps: IngressDeps) => IngressDeps;
+  readonly decorateConsumer?: (category: Category, deps: ConsumerDeps) => ConsumerDeps;
+  readonly pollerConcurrency?: number;
+}
+
+let sharedAwsFake: Promise<AwsJsonFake> | undefined;
+
+/** The stand-in for services without an emulator: one per process, shared by every pipeline. */
+export function awsJsonFake(): Promise<AwsJsonFake> {
+  sharedAwsFake ??= startAwsJsonFake();
+  return sharedAwsFake;
+}
+
+export function generateWebhookSecret(): string {
+  return `whsec_${randomBytes(32).toString('base64')}`;
+}
+
+/** The whole pipeline on this machine: the same handler code, real wire protocols. */
+export class LocalPipeline {
+  readonly stops: (() => Promise<void>)[] = [];
+  readonly pollers: EventSourcePoller[] = [];
+  url = '';
+  tableName = '';
+  queues = {} as Record<Category, QueuePair>;
+  simulator: OpenAiSimulator | undefined;
+  openAiBaseUrl = '';
+  dynamoEndpoint = '';
+  sqsEndpoint = '';
+  webhookSecret = '';
+  store!: DynamoEventStore;
+  dynamo!: DynamoDBClient;
+  sqs!: SQSClient;
+  aws!: AwsJsonFake;
+  env: NodeJS.ProcessEnv = {};
+
+  private constructor(readonly options: LocalPipelineOptions) {}
+
+  static async start(options: LocalPipelineOptions = {}): Promise<LocalPipeline> {
+    const pipeline = new LocalPipeline(options);
+    try {
+      await pipeline.boot();
+    } catch (error) {
+      await pipeline.stop();
+      throw error;
+    }
+    return pipeline;
+  }
+
+  private async boot(): Promise<void> {
+    const o = this.options;
+    const prefix = o.prefix ?? `owh${randomBytes(4).toString('hex')}`;
+    if (o.dynamoEndpoint) {
+      this.dynamoEndpoint = o.dynamoEndpoint;
+    } else {
+      const dynamo = await startDynamoDbLocal(o.dbPath ? { dbPath: o.dbPath } : {});
+      this.stops.push(() => dynamo.stop());
+      this.dynamoEndpoint = dynamo.endpoint;
+    }
+    if (o.sqsEndpoint) {
+      this.sqsEndpoint = o.sqsEndpoint;
+    } else {
+      const sqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false });
+      this.stops.push(() => sqs.stop());
+      this.sqsEndpoint = `http://127.0.0.1:${sqs.port}`;
+    }
+    this.aws = await awsJsonFake();
+    useLocalAws({ dynamo: this.dynamoEndpoint, sqs: this.sqsEndpoint, aws: this.aws.endpoint });
+    this.dynamo = new DynamoDBClient({});
+    this.sqs = new SQSClient(sqsClientConfig());
+    this.store = new DynamoEventStore(
+      DynamoDBDocumentClient.from(this.dynamo, {
+        marshallOptions: { removeUndefinedValues: true },
+      }),
+      `${prefix}-events`,
+    );
+
+    if (o.openAiBaseUrl) {
+      this.openAiBaseUrl = o.openAiBaseUrl;
+    } else {
+      this.simulator = new OpenAiSimulator(o.openAiApiKey);
+      this.openAiBaseUrl = await this.simulator.start();
+      const simulator = this.simulator;
+      this.stops.push(() => simulator.stop());
+    }
+    const apiKey = o.openAiApiKey ?? this.simulator?.apiKey ?? '';
+
+    this.tableName = `${prefix}-events`;
+    await createTable(this.dynamo, this.tableName);
+    this.queues = await createQueues(this.sqs, prefix, {
+      maxReceiveCount: o.maxReceiveCount ?? 5,
+      visibilityTimeoutSeconds: o.visibilityTimeoutSeconds ?? 30,
+    });
+
+    this.webhookSecret = o.webhookSecret ?? generateWebhookSecret();
+    parseWebhookSecret(this.webhookSecret, 'local');
+    const webhookSecretId = `${prefix}/webhook-secret`;
+    this.aws.secrets.set(
+      webhookSecretId,
+      o.previousWebhookSecret
+        ? JSON.stringify({ current: this.webhookSecret, previous: o.previousWebhookSecret })
+        : this.webhookSecret,
+    );
+    const apiKeySecretId = `${prefix}/api-key`;
+    if (apiKey) this.aws.secrets.set(apiKeySecretId, apiKey);
+
+    const queueUrls: Record<string, string> = {};
+    for (const category of CATEGORIES) queueUrls[category] = this.queues[category].queueUrl;
+    this.env = {
+      [ENV.tableName]: this.tableName,
+      [ENV.queueUrls]: JSON.stringify(queueUrls),
+      [ENV.webhookSecretId]: webhookSecretId,
+      [ENV.openAiBaseUrl]: this.openAiBaseUrl,
+      ...(apiKey ? { [ENV.openAiKeySecretId]: apiKeySecretId } : {}),
+      [ENV.toleranceSeconds]: String(o.toleranceSeconds ?? 300),
+      [ENV.maxBodyBytes]: String(o.maxBodyBytes ?? 1024 * 1024),
+      [ENV.claimTimeoutSeconds]: String(o.claimTimeoutSeconds ?? 30),
+      [ENV.logLevel]: o.logLevel ?? 'info',
+    };
+
+    const ingressDeps = ingressDepsFromEnv(this.env);
+    const ingress = createIngressHandler(
+      o.decorateIngress ? o.decorateIngress(ingressDeps) : ingressDeps,
+    );
+    const served = await serveFunctionUrl(ingress, o.port ?? 0);
+    this.url = served.url;
+    this.stops.push(() => served.stop());
+
+    for (const category of CATEGORIES) {
+      const deps = consumerDepsFromEnv(
+        { ...this.env, [ENV.category]: category },
+        o.userHandlers?.[category],
+      );
+      const handler = createConsumerHandler(
+        o.decorateConsumer ? o.decorateConsumer(category, deps) : deps,
+      );
+      const poller = new EventSourcePoller({
+        client: this.sqs,
+        queueUrl: this.queues[category].queueUrl,
+        queueArn: this.queues[category].queueArn,
+        handler,
+        concurrency: o.pollerConcurrency ?? 2,
+      });
+      poller.start();
+      this.pollers.push(poller);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled(this.pollers.map((p) => p.stop()));
+    for (const stop of this.stops.reverse()) await stop().catch(() => undefined);
+    this.stops.length = 0;
+  }
+}
+
+/** Points every AWS SDK client in this process at the stand-ins, with dummy credentials. */
+export function useLocalAws(endpoints: { dynamo: string; sqs: string; aws: string }): void {
+  process.env.AWS_REGION = 'us-east-1';
+  process.env.AWS_ACCESS_KEY_ID = 'local';
+  process.env.AWS_SECRET_ACCESS_KEY = 'local';
+  process.env.AWS_EC2_METADATA_DISABLED = 'true';
+  process.env.AWS_ENDPOINT_URL_DYNAMODB = endpoints.dynamo;
+  process.env.AWS_ENDPOINT_URL_SQS = endpoints.sqs;
+  process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER = endpoints.aws;
+  process.env.AWS_ENDPOINT_URL_ECS = endpoints.aws;
+}

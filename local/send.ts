@@ -1,0 +1,125 @@
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoEventStore } from '../lambdas/shared/adapters/dynamo-event-store';
+import { parseWebhookSecret, signWebhook } from '../lambdas/shared/core/signature';
+import { SAMPLE_TYPES, sampleEvent } from './samples';
+
+/**
+ * `npm run send -- <type|all> [--id <object id>]`: sends correctly signed sample events to the
+ * local pipeline (or WEBHOOK_URL with OPENAI_WEBHOOK_SECRET), then shows what was stored.
+ */
+interface LocalState {
+  webhookUrl: string;
+  webhookSecret: string;
+  tableName: string;
+  dynamoEndpoint: string;
+}
+
+const args = process.argv.slice(2);
+const what = args[0];
+const idFlag = args.indexOf('--id');
+const objectId = idFlag >= 0 ? args[idFlag + 1] : undefined;
+if (!what || what === '--help') {
+  process.stderr.write(
+    `Usage: npm run send -- <type|all> [--id <object id>]\nTypes: ${SAMPLE_TYPES.join(', ')}\n`,
+  );
+  process.exit(what ? 0 : 2);
+}
+
+const state = readState();
+const url = process.env.WEBHOOK_URL || state?.webhookUrl;
+const secretText = process.env.OPENAI_WEBHOOK_SECRET || state?.webhookSecret;
+if (!url || !secretText) {
+  process.stderr.write(
+    'No local pipeline found: run `npm start` first, or set WEBHOOK_URL and OPENAI_WEBHOOK_SECRET.\n',
+  );
+  process.exit(1);
+}
+const secret = parseWebhookSecret(secretText, 'current');
+const store = state && !process.env.WEBHOOK_URL ? localStore(state) : undefined;
+
+const types = what === 'all' ? [...SAMPLE_TYPES] : [what];
+let failures = 0;
+for (const type of types) {
+  const event = sampleEvent(type, objectId ? { objectId } : {});
+  const body = JSON.stringify(event);
+  const webhookId = `wh_${event.id.slice(4)}`;
+  const timestamp = Math.floor(Date.now() / 1000);
+  const started = performance.now();
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'user-agent': 'OpenAI/1.0 (+https://platform.openai.com/docs/webhooks)',
+      'webhook-id': webhookId,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signWebhook(secret, webhookId, timestamp, body),
+    },
+    body,
+  });
+  const ackMs = performance.now() - started;
+  const text = await response.text();
+  process.stdout.write(
+    `→ ${type}  ${event.id}\n  ${response.status} ${text}  (${ackMs.toFixed(1)} ms)\n`,
+  );
+  if (!response.ok) {
+    failures++;
+    continue;
+  }
+  if (store) await showOutcome(store, event.id, started);
+}
+process.exit(failures > 0 ? 1 : 0);
+
+async function showOutcome(
+  store: DynamoEventStore,
+  eventId: string,
+  started: number,
+): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const stored = await store.getEvent(eventId);
+    if (stored && stored.status !== 'received') {
+      const tookMs = (performance.now() - started).toFixed(0);
+      process.stdout.write(
+        `  stored: category=${stored.category} status=${stored.status} after ${tookMs} ms${stored.lastError ? ` error=${stored.lastError}` : ''}\n`,
+      );
+      if (stored.objectId) {
+        const object = await store.getObject(stored.objectId);
+        if (object) {
+          const history = object.history.map((t) => t.status).join(' → ');
+          process.stdout.write(
+            `  object: ${object.objectType} ${object.objectId} status=${object.status} history=[${history}]\n`,
+          );
+          if (object.details)
+            process.stdout.write(`  details: ${JSON.stringify(object.details)}\n`);
+          if (object.hydrationError)
+            process.stdout.write(`  hydration error: ${object.hydrationError}\n`);
+        }
+      }
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  process.stdout.write('  not processed within 10 s (see the `npm start` logs)\n');
+}
+
+function readState(): LocalState | undefined {
+  try {
+    return JSON.parse(
+      readFileSync(path.resolve(import.meta.dirname, '..', '.local', 'state.json'), 'utf8'),
+    ) as LocalState;
+  } catch {
+    return undefined;
+  }
+}
+
+function localStore(local: LocalState): DynamoEventStore {
+  const client = new DynamoDBClient({
+    endpoint: local.dynamoEndpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  return new DynamoEventStore(DynamoDBDocumentClient.from(client), local.tableName);
+}
