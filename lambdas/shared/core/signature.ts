@@ -141,21 +141,25 @@ export function verifyWebhook(
 
 /**
  * Returns the decoded 32-byte `v1` signatures. Entries of other versions (such as `v1a` for
- * ed25519) are ignored; `undefined` means the header is malformed.
+ * ed25519) and unreadable entries are ignored; `undefined` means no entry has the
+ * `<version>,<signature>` shape at all, so the header is malformed.
  */
 function parseSignatureHeader(header: string): Buffer[] | undefined {
   if (header.length === 0 || header.length > MAX_SIGNATURE_HEADER_LENGTH) return undefined;
   const entries = header.split(' ').filter((entry) => entry.length > 0);
   if (entries.length === 0 || entries.length > MAX_SIGNATURE_ENTRIES) return undefined;
   const v1: Buffer[] = [];
+  let wellFormed = 0;
   for (const entry of entries) {
     const match = ENTRY_PATTERN.exec(entry);
-    if (!match) return undefined;
+    // Skip what we cannot read, as the SDKs do, so a new entry format never fails a delivery.
+    if (!match) continue;
+    wellFormed++;
     if (match[1] !== 'v1') continue;
     const bytes = Buffer.from(match[2] ?? '', 'base64');
     if (bytes.length === SHA256_BYTES) v1.push(bytes);
   }
-  return v1;
+  return wellFormed === 0 ? undefined : v1;
 }
 
 function reject(status: number, code: string, message: string): Failure {

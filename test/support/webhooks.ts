@@ -1,0 +1,78 @@
+import { inject } from 'vitest';
+import type { WebhookEvent } from '../../lambdas/shared/core/envelope';
+import { parseWebhookSecret, signWebhook } from '../../lambdas/shared/core/signature';
+import { LocalPipeline, type LocalPipelineOptions } from '../../local/pipeline';
+
+/** A local pipeline on the shared stand-ins, quiet unless a test asks for logs. */
+export function startPipeline(options: LocalPipelineOptions = {}): Promise<LocalPipeline> {
+  return LocalPipeline.start({
+    dynamoEndpoint: inject('dynamoEndpoint'),
+    sqsEndpoint: inject('sqsEndpoint'),
+    logLevel: 'error',
+    visibilityTimeoutSeconds: 1,
+    ...options,
+  });
+}
+
+export interface Delivery {
+  readonly webhookId: string;
+  readonly timestamp: number;
+  readonly body: string;
+  readonly headers: Record<string, string>;
+}
+
+/** Signs an event exactly as OpenAI does. */
+export function signedDelivery(
+  secret: string,
+  event: WebhookEvent | string,
+  options: { webhookId?: string; timestamp?: number } = {},
+): Delivery {
+  const body = typeof event === 'string' ? event : JSON.stringify(event);
+  const webhookId = options.webhookId ?? `wh_${Math.random().toString(36).slice(2)}${Date.now()}`;
+  const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
+  return {
+    webhookId,
+    timestamp,
+    body,
+    headers: {
+      'content-type': 'application/json',
+      'webhook-id': webhookId,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signWebhook(
+        parseWebhookSecret(secret, 'test'),
+        webhookId,
+        timestamp,
+        body,
+      ),
+    },
+  };
+}
+
+export async function post(
+  url: string,
+  delivery: { headers: Record<string, string>; body: string },
+) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: delivery.headers,
+    body: delivery.body,
+  });
+  return {
+    status: response.status,
+    body: (await response.json().catch(() => undefined)) as Record<string, unknown> | undefined,
+  };
+}
+
+export async function eventually<T>(
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 15_000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}.`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
