@@ -134,7 +134,7 @@ export async function processMessage(
     };
     if (deps.categoryHandler) await deps.categoryHandler(consumed, log);
     if (deps.userHandler) await deps.userHandler(consumed);
-    await store.markProcessed(event.id, clock());
+    await store.markProcessed(event.id, attempt, clock());
     log.info('event processed', {
       category: message.category,
       objectId: ref?.objectId,

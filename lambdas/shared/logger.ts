@@ -1,4 +1,4 @@
-import { maskPhoneNumbers } from './core/mask';
+import { maskAllNumbers, maskPhoneNumbers } from './core/mask';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -51,8 +51,13 @@ export function createLogger(
   };
 }
 
-function redact(_key: string, value: unknown): unknown {
-  if (typeof value === 'string') return maskPhoneNumbers(value);
+// Fields that hold a phone number or SIP header value whatever its format.
+const PHONE_KEYS =
+  /^(from|to|caller|callee|phone|phoneNumber|number|sipHeaders?|sip_headers?|value)$/i;
+
+function redact(key: string, value: unknown): unknown {
+  if (typeof value === 'string')
+    return PHONE_KEYS.test(key) ? maskAllNumbers(value) : maskPhoneNumbers(value);
   if (value instanceof Error) return { name: value.name, message: maskPhoneNumbers(value.message) };
   return value;
 }

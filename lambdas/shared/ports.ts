@@ -67,7 +67,7 @@ export interface EventStore {
    * it, so the caller can skip it with no second effect.
    */
   recordReceived(record: StoredEventRecord): Promise<'new' | 'pending' | 'processed'>;
-  markProcessed(eventId: string, now: number): Promise<void>;
+  markProcessed(eventId: string, attempt: number, now: number): Promise<void>;
   markFailed(eventId: string, error: string, attempt: number, now: number): Promise<void>;
   getEvent(eventId: string): Promise<StoredEventRecord | undefined>;
   getObject(objectId: string): Promise<ObjectState | undefined>;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CATEGORIES, categoryOf } from '../../lambdas/shared/core/categories';
 import { parseEnvelope } from '../../lambdas/shared/core/envelope';
-import { maskPhoneNumbers } from '../../lambdas/shared/core/mask';
+import { maskAllNumbers, maskPhoneNumbers } from '../../lambdas/shared/core/mask';
 import {
   applyDetails,
   applyTransition,
@@ -229,7 +229,13 @@ describe('maskPhoneNumbers', () => {
     ['tel:+1-415-555-0123', 'tel:+***23'],
     ['call me at +44 20 7946 0958 please', 'call me at +***58 please'],
     ['order 12345', 'order 12345'],
+    ['2026-11-22T12:26:54.100Z', '2026-11-22T12:26:54.100Z'],
+    ['wh_cs3gn1l6mm1763814410', 'wh_cs3gn1l6mm1763814410'],
   ])('%s', (input, output) => {
     expect(maskPhoneNumbers(input)).toBe(output);
+  });
+
+  it('masks every number in a field known to hold one', () => {
+    expect(maskAllNumbers('(415) 555-0123')).toBe('(***23');
   });
 });

@@ -49,15 +49,16 @@ export class DynamoEventStore implements EventStore {
     }
   }
 
-  async markProcessed(eventId: string, now: number): Promise<void> {
+  async markProcessed(eventId: string, attempt: number, now: number): Promise<void> {
     await this.client.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: keys.event(eventId),
-        UpdateExpression: 'SET #status = :processed, processedAt = :now REMOVE lastError',
+        UpdateExpression:
+          'SET #status = :processed, processedAt = :now, attempts = :attempt REMOVE lastError',
         ConditionExpression: 'attribute_exists(pk)',
         ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':processed': 'processed', ':now': now },
+        ExpressionAttributeValues: { ':processed': 'processed', ':now': now, ':attempt': attempt },
       }),
     );
   }

@@ -1,0 +1,350 @@
+import { GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { ConsumedEvent } from '../../lambdas/consumer/process-event';
+import type { LocalPipeline } from '../../local/pipeline';
+import { sampleEvent } from '../../local/samples';
+import { eventually, post, signedDelivery, startPipeline } from '../support/webhooks';
+
+const pipelines: LocalPipeline[] = [];
+async function pipeline(options: Parameters<typeof startPipeline>[0] = {}) {
+  const started = await startPipeline(options);
+  pipelines.push(started);
+  return started;
+}
+afterAll(async () => {
+  await Promise.all(pipelines.map((p) => p.stop()));
+});
+
+const processed = (p: LocalPipeline, eventId: string) =>
+  eventually(
+    async () => {
+      const event = await p.store.getEvent(eventId);
+      return event?.status === 'processed' ? event : undefined;
+    },
+    15_000,
+    `event ${eventId} processed`,
+  );
+
+describe('the webhook pipeline, end to end on the local stand-ins', () => {
+  let p: LocalPipeline;
+  const calls: ConsumedEvent[] = [];
+  afterEach(() => {
+    calls.length = 0;
+  });
+
+  it('stores, queues, consumes, projects and hydrates a signed event', async () => {
+    p = await pipeline({
+      userHandlers: {
+        batch: async (event) => {
+          calls.push(event);
+        },
+      },
+    });
+    const event = sampleEvent('batch.completed');
+    const objectId = String(event.data.id);
+    const delivery = signedDelivery(p.webhookSecret, event);
+    const response = await post(p.url, delivery);
+    expect(response).toEqual({ status: 200, body: { received: true } });
+
+    const stored = await processed(p, event.id);
+    expect(stored).toMatchObject({
+      type: 'batch.completed',
+      category: 'batch',
+      webhookId: delivery.webhookId,
+      createdAt: event.created_at,
+      secretLabel: 'current',
+      objectId,
+      payload: delivery.body,
+    });
+    const object = await p.store.getObject(objectId);
+    expect(object).toMatchObject({
+      objectType: 'batch',
+      status: 'completed',
+      details: {
+        status: 'completed',
+        output_file_id: expect.any(String),
+        request_counts: expect.any(Object),
+      },
+    });
+    const fetches = p.simulator?.requestsTo(`/v1/batches/${objectId}`) ?? [];
+    expect(fetches).toHaveLength(1);
+    expect(fetches[0]?.authorization).toBe(`Bearer ${p.simulator?.apiKey}`);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({
+      eventId: event.id,
+      type: 'batch.completed',
+      attempt: 1,
+      object: { status: 'completed' },
+    });
+
+    // A later delivery of the same webhook-id is a duplicate with no second effect.
+    expect(
+      await post(p.url, signedDelivery(p.webhookSecret, event, { webhookId: delivery.webhookId })),
+    ).toEqual({ status: 200, body: { received: true, duplicate: true } });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(calls).toHaveLength(1);
+  });
+
+  it('processes the same webhook-id delivered three times concurrently once', async () => {
+    const event = sampleEvent('batch.completed');
+    const webhookId = `wh_concurrent_${Date.now()}`;
+    const responses = await Promise.all(
+      [1, 2, 3].map(() => post(p.url, signedDelivery(p.webhookSecret, event, { webhookId }))),
+    );
+    const statuses = responses.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
+    // The others either saw it in flight (409, retried later) or already queued (duplicate).
+    for (const r of responses) expect([200, 409]).toContain(r.status);
+    expect(responses.filter((r) => r.status === 200 && !r.body?.duplicate)).toHaveLength(1);
+    await processed(p, event.id);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(calls.filter((c) => c.eventId === event.id)).toHaveLength(1);
+    expect(p.simulator?.requestsTo(`/v1/batches/${String(event.data.id)}`)).toHaveLength(1);
+  });
+
+  it('keeps the newest state when events arrive out of order', async () => {
+    const objectId = `batch_ooo_${Date.now()}`;
+    const newer = sampleEvent('batch.completed', { objectId, createdAt: 2_000_000_000 });
+    const older = sampleEvent('batch.failed', { objectId, createdAt: 1_900_000_000 });
+    expect((await post(p.url, signedDelivery(p.webhookSecret, newer))).status).toBe(200);
+    await processed(p, newer.id);
+    expect((await post(p.url, signedDelivery(p.webhookSecret, older))).status).toBe(200);
+    await processed(p, older.id);
+    const object = await p.store.getObject(objectId);
+    expect(object?.status).toBe('completed');
+    expect(object?.history.map((h) => h.status)).toEqual(['failed', 'completed']);
+  });
+
+  it('routes unknown and newer types to "other" and stores them', async () => {
+    const event = {
+      object: 'event',
+      id: `evt_new_${Date.now()}`,
+      type: 'quantum.thing.happened',
+      created_at: 1,
+      data: { id: 'qt_1', extra: [1, 2] },
+    };
+    expect((await post(p.url, signedDelivery(p.webhookSecret, event))).status).toBe(200);
+    const stored = await processed(p, event.id);
+    expect(stored.category).toBe('other');
+    expect(await p.store.getObject('qt_1')).toMatchObject({
+      objectType: 'quantum.thing',
+      status: 'happened',
+    });
+  });
+
+  it('runs the real Lambda entry module against the stand-ins', async () => {
+    Object.assign(process.env, p.env);
+    const { handler } = await import('../../lambdas/ingress/handler');
+    const event = sampleEvent('response.completed');
+    const delivery = signedDelivery(p.webhookSecret, event);
+    const result = await handler({
+      version: '2.0',
+      rawPath: '/',
+      rawQueryString: '',
+      headers: delivery.headers,
+      body: delivery.body,
+      isBase64Encoded: false,
+      requestContext: { http: { method: 'POST' } },
+    } as never);
+    expect(result).toMatchObject({ statusCode: 200 });
+    expect(await processed(p, event.id)).toMatchObject({ category: 'response' });
+  });
+});
+
+describe('never losing an event', () => {
+  it('processes exactly once when queueing fails after the dedupe write and OpenAI retries', async () => {
+    let failures = 1;
+    const seen: string[] = [];
+    const p = await pipeline({
+      decorateIngress: (deps) => ({
+        ...deps,
+        publisher: {
+          publish: async (message) => {
+            if (failures-- > 0) throw new Error('SQS is down');
+            await deps.publisher.publish(message);
+          },
+        },
+      }),
+      userHandlers: {
+        fine_tuning: async (event) => {
+          seen.push(event.eventId);
+        },
+      },
+    });
+    const event = sampleEvent('fine_tuning.job.succeeded');
+    const webhookId = `wh_retry_${Date.now()}`;
+    const first = await post(p.url, signedDelivery(p.webhookSecret, event, { webhookId }));
+    expect(first).toMatchObject({ status: 503, body: { error: { code: 'queue_unavailable' } } });
+    expect(await p.store.getEvent(event.id)).toBeUndefined();
+
+    // OpenAI's retry: a new timestamp and signature, the same webhook-id.
+    const retry = await post(p.url, signedDelivery(p.webhookSecret, event, { webhookId }));
+    expect(retry).toEqual({ status: 200, body: { received: true } });
+    await processed(p, event.id);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(seen).toEqual([event.id]);
+  });
+
+  it('takes over a claim left by an attempt that died before queueing', async () => {
+    let crash = true;
+    const p = await pipeline({
+      claimTimeoutSeconds: 1,
+      decorateIngress: (deps) => ({
+        ...deps,
+        // The first attempt "dies": queueing fails and the claim cannot be released either.
+        publisher: {
+          publish: async (message) => {
+            if (crash) throw new Error('timeout');
+            await deps.publisher.publish(message);
+          },
+        },
+        ledger: {
+          ...deps.ledger,
+          claim: (claim) => deps.ledger.claim(claim),
+          markConsumed: (id) => deps.ledger.markConsumed(id),
+          release: async () => {
+            if (crash) throw new Error('DynamoDB unreachable');
+          },
+        },
+      }),
+    });
+    const event = sampleEvent('eval.run.succeeded');
+    const webhookId = `wh_dead_${Date.now()}`;
+    expect((await post(p.url, signedDelivery(p.webhookSecret, event, { webhookId }))).status).toBe(
+      503,
+    );
+    crash = false;
+    // Too soon: the earlier attempt might still be running.
+    expect(await post(p.url, signedDelivery(p.webhookSecret, event, { webhookId }))).toMatchObject({
+      status: 409,
+      body: { error: { code: 'delivery_in_progress' } },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await post(p.url, signedDelivery(p.webhookSecret, event, { webhookId }))).status).toBe(
+      200,
+    );
+    await processed(p, event.id);
+  });
+
+  it('retries a failing user handler, then dead-letters it with the failure recorded', async () => {
+    const attempts: number[] = [];
+    const p = await pipeline({
+      maxReceiveCount: 3,
+      userHandlers: {
+        response: async (event) => {
+          attempts.push(event.attempt);
+          throw new Error('downstream system refused it');
+        },
+      },
+    });
+    const event = sampleEvent('response.failed');
+    expect((await post(p.url, signedDelivery(p.webhookSecret, event))).status).toBe(200);
+    const dlq = p.queues.response.dlqUrl;
+    const messages = await eventually(
+      async () => {
+        const received = await p.sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: dlq,
+            WaitTimeSeconds: 1,
+            MessageAttributeNames: ['All'],
+            VisibilityTimeout: 60,
+          }),
+        );
+        return received.Messages?.length ? received.Messages : undefined;
+      },
+      30_000,
+      'the DLQ message',
+    );
+    expect(messages[0]?.Body).toBe(JSON.stringify(event));
+    expect(messages[0]?.MessageAttributes?.['event-id']?.StringValue).toBe(event.id);
+    expect(attempts).toEqual([1, 2, 3]);
+    const stored = await p.store.getEvent(event.id);
+    expect(stored).toMatchObject({
+      status: 'failed',
+      attempts: 3,
+      lastError: expect.stringContaining('downstream system refused it'),
+    });
+    const main = await p.sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: p.queues.response.queueUrl,
+        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      }),
+    );
+    expect(main.Attributes).toMatchObject({
+      ApproximateNumberOfMessages: '0',
+      ApproximateNumberOfMessagesNotVisible: '0',
+    });
+  });
+});
+
+describe('hydration against the OpenAI simulator', () => {
+  it('rides out a 429 with backoff inside one attempt', async () => {
+    const p = await pipeline();
+    p.simulator?.failNext('/v1/fine_tuning/jobs/', 429, 1, {
+      error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' },
+    });
+    const event = sampleEvent('fine_tuning.job.succeeded');
+    await post(p.url, signedDelivery(p.webhookSecret, event));
+    const stored = await processed(p, event.id);
+    expect(stored.attempts).toBe(1);
+    expect(await p.store.getObject(String(event.data.id))).toMatchObject({
+      details: { fine_tuned_model: expect.stringMatching(/^ft:/), trained_tokens: 123456 },
+    });
+  });
+
+  it('retries through the queue when OpenAI keeps failing, and loses nothing', async () => {
+    const p = await pipeline();
+    // Three in-process attempts per delivery: the first delivery fails, the second succeeds.
+    p.simulator?.failNext('/v1/responses/', 503, 4);
+    const event = sampleEvent('response.completed');
+    await post(p.url, signedDelivery(p.webhookSecret, event));
+    const stored = await processed(p, event.id);
+    expect(stored.attempts).toBe(2);
+    expect(await p.store.getObject(String(event.data.id))).toMatchObject({
+      details: { usage: { total_tokens: 600 } },
+    });
+  });
+
+  it('records a 404 as a hydration error and still processes the event', async () => {
+    const p = await pipeline();
+    p.simulator?.failNext('/v1/batches/', 404, 1, {
+      error: { message: 'No batch found', type: 'invalid_request_error', code: null },
+    });
+    const event = sampleEvent('batch.expired');
+    await post(p.url, signedDelivery(p.webhookSecret, event));
+    await processed(p, event.id);
+    expect(await p.store.getObject(String(event.data.id))).toMatchObject({
+      status: 'expired',
+      hydrationError: expect.stringContaining('404'),
+    });
+  });
+});
+
+describe('secret rotation', () => {
+  it('accepts the previous secret during a rotation and records which one matched', async () => {
+    const oldSecret = `whsec_${Buffer.alloc(32, 1).toString('base64')}`;
+    const p = await pipeline({ previousWebhookSecret: oldSecret });
+    const viaOld = sampleEvent('batch.cancelled');
+    const viaNew = sampleEvent('batch.cancelled');
+    expect((await post(p.url, signedDelivery(oldSecret, viaOld))).status).toBe(200);
+    expect((await post(p.url, signedDelivery(p.webhookSecret, viaNew))).status).toBe(200);
+    expect((await processed(p, viaOld.id)).secretLabel).toBe('previous');
+    expect((await processed(p, viaNew.id)).secretLabel).toBe('current');
+  });
+
+  it('picks up a rotated secret at once after the first mismatch', async () => {
+    const p = await pipeline();
+    const event = sampleEvent('batch.completed');
+    // Warm the cache, then rotate in Secrets Manager.
+    expect(
+      (await post(p.url, signedDelivery(p.webhookSecret, sampleEvent('batch.completed')))).status,
+    ).toBe(200);
+    const rotated = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
+    p.aws.secrets.set(
+      String(p.env.WEBHOOK_SECRET_ID),
+      JSON.stringify({ current: rotated, previous: p.webhookSecret }),
+    );
+    expect((await post(p.url, signedDelivery(rotated, event))).status).toBe(200);
+    expect((await processed(p, event.id)).secretLabel).toBe('current');
+  });
+});
