@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { startFauxqs } from 'fauxqs';
 import {
   type ConsumerDeps,
   createConsumerHandler,
@@ -22,6 +21,7 @@ import { startDynamoDbLocal } from './stand-ins/dynamodb-local';
 import { EventSourcePoller } from './stand-ins/event-source-poller';
 import { serveFunctionUrl } from './stand-ins/function-url';
 import { OpenAiSimulator } from './stand-ins/openai-simulator';
+import { startSqsEmulator } from './stand-ins/sqs-emulator';
 
 export interface LocalPipelineOptions {
   /** Use running stand-ins (tests share one set); otherwise they are started here. */
@@ -108,9 +108,9 @@ export class LocalPipeline {
     if (o.sqsEndpoint) {
       this.sqsEndpoint = o.sqsEndpoint;
     } else {
-      const sqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false });
+      const sqs = await startSqsEmulator();
       this.stops.push(() => sqs.stop());
-      this.sqsEndpoint = `http://127.0.0.1:${sqs.port}`;
+      this.sqsEndpoint = sqs.endpoint;
     }
     this.aws = await awsJsonFake();
     useLocalAws({ dynamo: this.dynamoEndpoint, sqs: this.sqsEndpoint, aws: this.aws.endpoint });

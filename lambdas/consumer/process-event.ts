@@ -12,7 +12,7 @@ import {
 import { fromMessageAttributes, type QueuedWebhook } from '../shared/core/queue-message';
 import { errorMessage, type Logger } from '../shared/logger';
 import type { EventStore, WebhookLedger } from '../shared/ports';
-import { type Hydrator, isHydratable } from './hydration';
+import { type HydrationResult, type Hydrator, isHydratable } from './hydration';
 
 /** What a user handler receives: the verified, stored event, with its projected object. */
 export interface ConsumedEvent {
@@ -110,16 +110,29 @@ export async function processMessage(
   try {
     let object: ObjectState | undefined;
     if (ref) {
-      object = await project(deps, ref, {
-        status: ref.status,
-        type: event.type,
-        eventId: event.id,
-        createdAt: event.created_at,
-        receivedAt: message.receivedAt,
-      });
-      if (deps.hydrator && isHydratable(ref.objectType)) {
-        object = await hydrate(deps, deps.hydrator, ref, log);
+      // Fetch first, so projection and details land in one read-modify-write.
+      const hydration =
+        deps.hydrator && isHydratable(ref.objectType)
+          ? {
+              fetchedAt: clock(),
+              result: await deps.hydrator.hydrate(ref.objectType, ref.objectId),
+            }
+          : undefined;
+      if (hydration?.result.kind === 'rejected') {
+        log.warn('hydration rejected', { error: hydration.result.error });
       }
+      object = await project(
+        deps,
+        ref,
+        {
+          status: ref.status,
+          type: event.type,
+          eventId: event.id,
+          createdAt: event.created_at,
+          receivedAt: message.receivedAt,
+        },
+        hydration,
+      );
     }
     const consumed: ConsumedEvent = {
       eventId: event.id,
@@ -153,34 +166,25 @@ export async function processMessage(
   }
 }
 
-/** Read, apply, conditional write; on a lost race, read again. */
+/**
+ * Applies the transition and any fetched details in one read-modify-write; on a lost race it
+ * reads again. Duplicate transitions change nothing, but fresh details are still recorded.
+ */
 async function project(
   deps: ConsumerDeps,
   ref: ObjectRef,
   transition: Parameters<typeof applyTransition>[2],
+  hydration: { fetchedAt: number; result: HydrationResult } | undefined,
 ): Promise<ObjectState> {
   return updateObject(deps, ref.objectId, (previous) => {
-    const { state, changed } = applyTransition(previous, ref, transition, deps.clock());
-    return changed ? state : undefined;
-  });
-}
-
-async function hydrate(
-  deps: ConsumerDeps,
-  hydrator: Hydrator,
-  ref: ObjectRef,
-  log: Logger,
-): Promise<ObjectState> {
-  const fetchedAt = deps.clock();
-  const result = await hydrator.hydrate(ref.objectType, ref.objectId);
-  if (result.kind === 'rejected') log.warn('hydration rejected', { error: result.error });
-  return updateObject(deps, ref.objectId, (previous) => {
-    if (!previous) throw new Error(`Object ${ref.objectId} vanished during hydration.`);
-    if (result.kind === 'fetched') {
-      const next = applyDetails(previous, result.details, fetchedAt);
-      return next === previous ? undefined : next;
+    const applied = applyTransition(previous, ref, transition, deps.clock());
+    let next = applied.state;
+    if (hydration?.result.kind === 'fetched') {
+      next = applyDetails(next, hydration.result.details, hydration.fetchedAt);
+    } else if (hydration?.result.kind === 'rejected') {
+      next = applyHydrationError(next, hydration.result.error);
     }
-    return result.kind === 'rejected' ? applyHydrationError(previous, result.error) : undefined;
+    return applied.changed || next !== applied.state ? next : undefined;
   });
 }
 

@@ -7,7 +7,23 @@ export const TABLE_SCHEMA = {
   sortKey: 'sk',
   ttlAttribute: 'expiresAt',
   /** Lists events per category, newest first: gsi1pk = `EVENTS#<category>`, gsi1sk = `<created_at>#<id>`. */
-  eventsByCategoryIndex: { name: 'eventsByCategory', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' },
+  eventsByCategoryIndex: {
+    name: 'eventsByCategory',
+    partitionKey: 'gsi1pk',
+    sortKey: 'gsi1sk',
+    // Listing needs the summary fields only; payloads stay in the base table.
+    projectedAttributes: [
+      'type',
+      'category',
+      'status',
+      'webhookId',
+      'eventId',
+      'createdAt',
+      'receivedAt',
+      'objectId',
+      'attempts',
+    ],
+  },
 } as const;
 
 export const keys = {

@@ -44,19 +44,8 @@ export class EventStore extends Construct {
             type: AttributeType.STRING,
           },
           sortKey: { name: TABLE_SCHEMA.eventsByCategoryIndex.sortKey, type: AttributeType.STRING },
-          // Listing needs the summary fields only; payloads stay in the base table.
           projectionType: ProjectionType.INCLUDE,
-          nonKeyAttributes: [
-            'type',
-            'category',
-            'status',
-            'webhookId',
-            'eventId',
-            'createdAt',
-            'receivedAt',
-            'objectId',
-            'attempts',
-          ],
+          nonKeyAttributes: [...TABLE_SCHEMA.eventsByCategoryIndex.projectedAttributes],
         },
       ],
     });

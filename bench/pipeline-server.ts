@@ -1,0 +1,16 @@
+import { LocalPipeline } from '../local/pipeline';
+
+/** Runs an in-memory local pipeline in its own process for the load benchmark. */
+const pipeline = await LocalPipeline.start({
+  logLevel: 'warn',
+  pollerConcurrency: Number(process.env.BENCH_POLLERS ?? 4),
+});
+process.stdout.write(
+  `${JSON.stringify({ url: pipeline.url, secret: pipeline.webhookSecret, tableName: pipeline.tableName, dynamoEndpoint: pipeline.dynamoEndpoint })}\n`,
+);
+const stop = async () => {
+  await pipeline.stop();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
