@@ -12,15 +12,18 @@ import { createIngressHandler, type IngressDeps } from '../lambdas/ingress/recei
 import { ingressDepsFromEnv } from '../lambdas/ingress/runtime';
 import { sqsClientConfig } from '../lambdas/shared/adapters/aws-clients';
 import { DynamoEventStore } from '../lambdas/shared/adapters/dynamo-event-store';
+import type { CallsConfig } from '../lambdas/shared/core/calls/calls-config';
 import { CATEGORIES, type Category } from '../lambdas/shared/core/categories';
 import { parseWebhookSecret } from '../lambdas/shared/core/signature';
 import { ENV } from '../lambdas/shared/env';
-import { createQueues, createTable, type QueuePair } from './provision';
+import { lookupOrder, startWorkerProcess, type WorkerProcess } from './calls';
+import { createQueue, createQueues, createTable, type QueuePair } from './provision';
 import { type AwsJsonFake, startAwsJsonFake } from './stand-ins/aws-json-fake';
 import { startDynamoDbLocal } from './stand-ins/dynamodb-local';
 import { EventSourcePoller } from './stand-ins/event-source-poller';
 import { serveFunctionUrl } from './stand-ins/function-url';
 import { OpenAiSimulator } from './stand-ins/openai-simulator';
+import { RealtimeSimulator } from './stand-ins/realtime-simulator';
 import { startSqsEmulator } from './stand-ins/sqs-emulator';
 
 export interface LocalPipelineOptions {
@@ -50,6 +53,12 @@ export interface LocalPipelineOptions {
   readonly decorateIngress?: (deps: IngressDeps) => IngressDeps;
   readonly decorateConsumer?: (category: Category, deps: ConsumerDeps) => ConsumerDeps;
   readonly pollerConcurrency?: number;
+  /** Phone calls: the incoming-call handler, a signal queue, and the Realtime simulator. */
+  readonly calls?: CallsConfig;
+  /** Sideband worker processes to start. @default 0 */
+  readonly workers?: number;
+  /** Extra environment for the workers (timings in tests). */
+  readonly workerEnv?: Record<string, string>;
 }
 
 let sharedAwsFake: Promise<AwsJsonFake> | undefined;
@@ -81,6 +90,9 @@ export class LocalPipeline {
   sqs!: SQSClient;
   aws!: AwsJsonFake;
   env: NodeJS.ProcessEnv = {};
+  realtime: RealtimeSimulator | undefined;
+  signalQueue: QueuePair | undefined;
+  readonly workers: WorkerProcess[] = [];
 
   private constructor(readonly options: LocalPipelineOptions) {}
 
@@ -152,6 +164,20 @@ export class LocalPipeline {
     const apiKeySecretId = `${prefix}/api-key`;
     if (apiKey) this.aws.secrets.set(apiKeySecretId, apiKey);
 
+    if (o.calls) {
+      this.signalQueue = await createQueue(this.sqs, `${prefix}-signals`, {
+        maxReceiveCount: 5,
+        visibilityTimeoutSeconds: 30,
+      });
+      if (this.simulator) {
+        this.realtime = new RealtimeSimulator(this.simulator);
+        this.realtime.attach();
+        const realtime = this.realtime;
+        this.stops.unshift(async () => realtime.close());
+      }
+      this.aws.functions.set('lookup-order', lookupOrder);
+    }
+
     const queueUrls: Record<string, string> = {};
     for (const category of CATEGORIES) queueUrls[category] = this.queues[category].queueUrl;
     this.env = {
@@ -164,6 +190,12 @@ export class LocalPipeline {
       [ENV.maxBodyBytes]: String(o.maxBodyBytes ?? 1024 * 1024),
       [ENV.claimTimeoutSeconds]: String(o.claimTimeoutSeconds ?? 30),
       [ENV.logLevel]: o.logLevel ?? 'info',
+      ...(o.calls && this.signalQueue
+        ? {
+            [ENV.callsConfig]: JSON.stringify(o.calls),
+            [ENV.signalQueueUrl]: this.signalQueue.queueUrl,
+          }
+        : {}),
     };
 
     const ingressDeps = ingressDepsFromEnv(this.env);
@@ -192,9 +224,23 @@ export class LocalPipeline {
       poller.start();
       this.pollers.push(poller);
     }
+    for (let i = 0; i < (o.workers ?? 0); i++) await this.startWorker(`worker-${i + 1}`);
+  }
+
+  /** Starts a sideband worker process against this pipeline. */
+  async startWorker(id: string, env: Record<string, string> = {}): Promise<WorkerProcess> {
+    const worker = await startWorkerProcess(id, {
+      ...this.env,
+      AWS_ENDPOINT_URL_LAMBDA: this.aws.endpoint,
+      ...this.options.workerEnv,
+      ...env,
+    });
+    this.workers.push(worker);
+    return worker;
   }
 
   async stop(): Promise<void> {
+    await Promise.allSettled(this.workers.map((w) => w.kill()));
     await Promise.allSettled(this.pollers.map((p) => p.stop()));
     for (const stop of this.stops.reverse()) await stop().catch(() => undefined);
     this.stops.length = 0;
@@ -211,4 +257,5 @@ export function useLocalAws(endpoints: { dynamo: string; sqs: string; aws: strin
   process.env.AWS_ENDPOINT_URL_SQS = endpoints.sqs;
   process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER = endpoints.aws;
   process.env.AWS_ENDPOINT_URL_ECS = endpoints.aws;
+  process.env.AWS_ENDPOINT_URL_LAMBDA = endpoints.aws;
 }

@@ -66,6 +66,24 @@ export interface QueueOptions {
 }
 
 /** A queue and its DLQ per category, with the redrive policy the CDK construct sets. */
+/** One queue with its DLQ. */
+export async function createQueue(
+  client: SQSClient,
+  name: string,
+  options: QueueOptions,
+): Promise<QueuePair> {
+  const dlqUrl = await createNamedQueue(client, `${name}-dlq`, {});
+  const dlqArn = await queueArn(client, dlqUrl);
+  const queueUrl = await createNamedQueue(client, name, {
+    VisibilityTimeout: String(options.visibilityTimeoutSeconds),
+    RedrivePolicy: JSON.stringify({
+      deadLetterTargetArn: dlqArn,
+      maxReceiveCount: options.maxReceiveCount,
+    }),
+  });
+  return { queueUrl, queueArn: await queueArn(client, queueUrl), dlqUrl, dlqArn };
+}
+
 export async function createQueues(
   client: SQSClient,
   prefix: string,
@@ -73,21 +91,12 @@ export async function createQueues(
 ): Promise<Record<Category, QueuePair>> {
   const pairs = {} as Record<Category, QueuePair>;
   for (const category of CATEGORIES) {
-    const dlqUrl = await createQueue(client, `${prefix}-${category}-dlq`, {});
-    const dlqArn = await queueArn(client, dlqUrl);
-    const queueUrl = await createQueue(client, `${prefix}-${category}`, {
-      VisibilityTimeout: String(options.visibilityTimeoutSeconds),
-      RedrivePolicy: JSON.stringify({
-        deadLetterTargetArn: dlqArn,
-        maxReceiveCount: options.maxReceiveCount,
-      }),
-    });
-    pairs[category] = { queueUrl, queueArn: await queueArn(client, queueUrl), dlqUrl, dlqArn };
+    pairs[category] = await createQueue(client, `${prefix}-${category}`, options);
   }
   return pairs;
 }
 
-async function createQueue(
+async function createNamedQueue(
   client: SQSClient,
   name: string,
   attributes: Record<string, string>,

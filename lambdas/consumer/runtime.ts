@@ -1,13 +1,21 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ECSClient } from '@aws-sdk/client-ecs';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { awsClientConfig } from '../shared/adapters/aws-clients';
+import { handleIncomingCall, type IncomingCallDeps } from '../calls/incoming-call';
+import { awsClientConfig, sqsClientConfig } from '../shared/adapters/aws-clients';
+import { DynamoCallStore } from '../shared/adapters/dynamo-call-store';
 import { DynamoEventStore } from '../shared/adapters/dynamo-event-store';
 import { DynamoWebhookLedger } from '../shared/adapters/dynamo-webhook-ledger';
+import { EcsServiceScaler } from '../shared/adapters/ecs-service-scaler';
 import { LambdaUserHandler } from '../shared/adapters/lambda-user-handler';
+import { OpenAiCallsApi } from '../shared/adapters/openai-calls-api';
 import { DEFAULT_OPENAI_BASE_URL, OpenAiClient } from '../shared/adapters/openai-client';
 import { CachedSecret, SecretsManagerSource } from '../shared/adapters/secrets-manager-source';
+import { SqsSignalPublisher } from '../shared/adapters/sqs-signal-publisher';
+import { type CallsConfig, parseCallsConfig } from '../shared/core/calls/calls-config';
 import { isCategory } from '../shared/core/categories';
 import { ENV, numberEnv, requireEnv } from '../shared/env';
 import { createLogger, parseLogLevel } from '../shared/logger';
@@ -40,7 +48,18 @@ export function consumerDepsFromEnv(
     (userFunction
       ? new LambdaUserHandler(new LambdaClient(awsClientConfig()), userFunction).handle
       : undefined);
+  const callsJson = env[ENV.callsConfig];
+  const incomingCalls =
+    category === 'realtime' && callsJson && openAi
+      ? incomingCallDepsFromEnv(env, parseCallsConfig(callsJson), documents, tableName, openAi)
+      : undefined;
   return {
+    ...(incomingCalls
+      ? {
+          categoryHandler: async (event, eventLog) =>
+            void (await handleIncomingCall(incomingCalls, event, eventLog)),
+        }
+      : {}),
     store: new DynamoEventStore(documents, tableName),
     ledger: new DynamoWebhookLedger(dynamo, tableName),
     ...(openAi && env[ENV.hydrate] !== 'false' ? { hydrator: new OpenAiHydrator(openAi) } : {}),
@@ -48,6 +67,37 @@ export function consumerDepsFromEnv(
     eventTtlSeconds: numberEnv(env, ENV.eventTtlSeconds, 90 * 24 * 3600),
     clock: Date.now,
     log,
+  };
+}
+
+function incomingCallDepsFromEnv(
+  env: NodeJS.ProcessEnv,
+  config: CallsConfig,
+  documents: DynamoDBDocumentClient,
+  tableName: string,
+  openAi: OpenAiClient,
+): IncomingCallDeps {
+  const cluster = env[ENV.ecsCluster];
+  const service = env[ENV.ecsService];
+  return {
+    store: new DynamoCallStore(documents, tableName),
+    api: new OpenAiCallsApi(openAi),
+    signals: new SqsSignalPublisher(
+      new SQSClient(sqsClientConfig()),
+      requireEnv(env, ENV.signalQueueUrl),
+    ),
+    ...(cluster && service
+      ? { scaler: new EcsServiceScaler(new ECSClient(awsClientConfig()), cluster, service) }
+      : {}),
+    policy: config.policy,
+    userTools: config.tools.map(({ name, description, parameters }) => ({
+      name,
+      description,
+      parameters,
+    })),
+    transferTargets: Object.keys(config.transferTargets),
+    callTtlSeconds: config.recordTtlSeconds,
+    clock: Date.now,
   };
 }
 

@@ -15,6 +15,13 @@ export const ENV = {
   hydrate: 'HYDRATE',
   userHandlerFunction: 'USER_HANDLER_FUNCTION',
   logLevel: 'LOG_LEVEL',
+  callsConfig: 'CALLS_CONFIG',
+  signalQueueUrl: 'SIGNAL_QUEUE_URL',
+  ecsCluster: 'ECS_CLUSTER',
+  ecsService: 'ECS_SERVICE',
+  openAiRealtimeUrl: 'OPENAI_REALTIME_URL',
+  workerId: 'WORKER_ID',
+  healthPort: 'HEALTH_PORT',
 } as const;
 
 export function requireEnv(env: NodeJS.ProcessEnv, name: string): string {

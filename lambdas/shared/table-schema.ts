@@ -31,4 +31,12 @@ export const keys = {
   event: (eventId: string) => ({ pk: `EVENT#${eventId}`, sk: 'EVENT' }),
   object: (objectId: string) => ({ pk: `OBJECT#${objectId}`, sk: 'STATE' }),
   eventsByCategory: (category: string) => `EVENTS#${category}`,
+  call: (callId: string) => ({ pk: `CALL#${callId}`, sk: 'CALL' }),
+  /** Transcript lines, tool calls, usage and errors sit beside the call record. */
+  callPart: (callId: string, sk: string) => ({ pk: `CALL#${callId}`, sk }),
+  /** One counter of calls holding capacity, for the account-wide concurrency limit. */
+  callCapacity: { pk: 'CALLS', sk: 'CAPACITY' },
+  /** Sideband leases live in one partition so the sweeper can list them with one query. */
+  lease: (callId: string) => ({ pk: 'LEASES', sk: callId }),
+  leasePartition: 'LEASES',
 } as const;

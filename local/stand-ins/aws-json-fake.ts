@@ -20,6 +20,10 @@ export class AwsServiceError extends Error {
 export interface AwsJsonFake {
   readonly endpoint: string;
   readonly secrets: Map<string, string>;
+  /** Lambda functions by name, for `Invoke` (the REST-JSON protocol). A throw is a function error. */
+  readonly functions: Map<string, (payload: unknown) => Promise<unknown>>;
+  /** ECS services by name: their desired count, changed by `UpdateService`. */
+  readonly services: Map<string, { desiredCount: number; runningCount: number }>;
   /** Adds or replaces an operation, keyed like `AmazonEC2ContainerServiceV20141113.UpdateService`. */
   on(target: string, handler: AwsJsonHandler): void;
   readonly calls: { target: string; input: Record<string, unknown> }[];
@@ -30,6 +34,22 @@ export async function startAwsJsonFake(): Promise<AwsJsonFake> {
   const handlers = new Map<string, AwsJsonHandler>();
   const secrets = new Map<string, string>();
   const calls: { target: string; input: Record<string, unknown> }[] = [];
+  const functions = new Map<string, (payload: unknown) => Promise<unknown>>();
+  const services = new Map<string, { desiredCount: number; runningCount: number }>();
+  const ecs = 'AmazonEC2ContainerServiceV20141113';
+  handlers.set(`${ecs}.DescribeServices`, (input) => ({
+    services: ((input.services as string[]) ?? []).flatMap((name) => {
+      const service = services.get(name);
+      return service ? [{ serviceName: name, status: 'ACTIVE', ...service }] : [];
+    }),
+    failures: [],
+  }));
+  handlers.set(`${ecs}.UpdateService`, (input) => {
+    const service = services.get(String(input.service));
+    if (!service) throw new AwsServiceError('ServiceNotFoundException', 'Service not found.');
+    if (typeof input.desiredCount === 'number') service.desiredCount = input.desiredCount;
+    return { service: { serviceName: input.service, status: 'ACTIVE', ...service } };
+  });
   handlers.set('secretsmanager.GetSecretValue', (input) => {
     const id = String(input.SecretId);
     const value = secrets.get(id);
@@ -49,7 +69,36 @@ export async function startAwsJsonFake(): Promise<AwsJsonFake> {
   const server: Server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
+    request.on('end', async () => {
+      const invoke = /^\/2015-03-31\/functions\/([^/]+)\/invocations/.exec(request.url ?? '');
+      if (invoke) {
+        const name = decodeURIComponent(invoke[1] ?? '');
+        const fn = functions.get(name);
+        calls.push({ target: `lambda.Invoke:${name}`, input: {} });
+        if (!fn) {
+          response.writeHead(404, {
+            'content-type': 'application/json',
+            'x-amzn-errortype': 'ResourceNotFoundException',
+          });
+          response.end(JSON.stringify({ Type: 'User', message: `Function not found: ${name}` }));
+          return;
+        }
+        try {
+          const result = await fn(JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null'));
+          response.writeHead(200, {
+            'content-type': 'application/json',
+            'x-amz-executed-version': '$LATEST',
+          });
+          response.end(JSON.stringify(result ?? null));
+        } catch (error) {
+          response.writeHead(200, {
+            'content-type': 'application/json',
+            'x-amz-function-error': 'Unhandled',
+          });
+          response.end(JSON.stringify({ errorType: 'Error', errorMessage: String(error) }));
+        }
+        return;
+      }
       const target = String(request.headers['x-amz-target'] ?? '');
       const reply = (status: number, body: unknown) => {
         response.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
@@ -78,6 +127,8 @@ export async function startAwsJsonFake(): Promise<AwsJsonFake> {
   return {
     endpoint: `http://127.0.0.1:${port}`,
     secrets,
+    functions,
+    services,
     calls,
     on: (target, handler) => handlers.set(target, handler),
     stop: () => new Promise((resolve) => server.close(() => resolve())),

@@ -1,0 +1,147 @@
+import { createServer } from 'node:http';
+import { hostname } from 'node:os';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { awsClientConfig, sqsClientConfig } from '../../../lambdas/shared/adapters/aws-clients';
+import { DynamoCallStore } from '../../../lambdas/shared/adapters/dynamo-call-store';
+import { OpenAiCallsApi } from '../../../lambdas/shared/adapters/openai-calls-api';
+import {
+  DEFAULT_OPENAI_BASE_URL,
+  OpenAiClient,
+} from '../../../lambdas/shared/adapters/openai-client';
+import { SecretsManagerSource } from '../../../lambdas/shared/adapters/secrets-manager-source';
+import { SqsSignalPublisher } from '../../../lambdas/shared/adapters/sqs-signal-publisher';
+import { parseCallsConfig } from '../../../lambdas/shared/core/calls/calls-config';
+import { ENV, numberEnv, requireEnv } from '../../../lambdas/shared/env';
+import { createLogger, parseLogLevel } from '../../../lambdas/shared/logger';
+import { CallSession } from './call-session';
+import { DynamoLeases } from './leases';
+import { CallRecorder } from './recorder';
+import { UserToolRunner } from './tools';
+import { SidebandWorker } from './worker';
+
+/** The sideband worker's entry: wiring from the environment, /healthz, and SIGTERM hand-off. */
+const env = process.env;
+const owner = env[ENV.workerId] || (await ecsTaskId()) || `${hostname()}-${process.pid}`;
+const log = createLogger(
+  { service: 'sideband', level: parseLogLevel(env[ENV.logLevel]) },
+  { owner },
+);
+const config = parseCallsConfig(requireEnv(env, ENV.callsConfig));
+const tableName = requireEnv(env, ENV.tableName);
+const signalQueueUrl = requireEnv(env, ENV.signalQueueUrl);
+const baseUrl = env[ENV.openAiBaseUrl] || DEFAULT_OPENAI_BASE_URL;
+// wss://api.openai.com/v1/realtime, or ws://127.0.0.1:port/v1/realtime for the local simulator.
+const realtimeUrl =
+  env[ENV.openAiRealtimeUrl] || `${baseUrl.replace(/^http/, 'ws').replace(/\/+$/, '')}/realtime`;
+const apiKey = (
+  await new SecretsManagerSource(new SecretsManagerClient(awsClientConfig())).getSecretString(
+    requireEnv(env, ENV.openAiKeySecretId),
+  )
+).trim();
+
+const documents = DynamoDBDocumentClient.from(new DynamoDBClient(awsClientConfig()), {
+  marshallOptions: { removeUndefinedValues: true },
+});
+const sqs = new SQSClient(sqsClientConfig());
+const calls = new DynamoCallStore(documents, tableName);
+const api = new OpenAiCallsApi(new OpenAiClient({ baseUrl, apiKey: async () => apiKey }));
+const signals = new SqsSignalPublisher(sqs, signalQueueUrl);
+const tools = new UserToolRunner(new LambdaClient(awsClientConfig()), config.tools);
+
+const worker = new SidebandWorker({
+  sqs,
+  signalQueueUrl,
+  signals,
+  calls,
+  leases: new DynamoLeases(documents, tableName),
+  config,
+  owner,
+  clock: Date.now,
+  log,
+  leaseTtlMs: numberEnv(env, 'LEASE_TTL_MS', 15_000),
+  heartbeatMs: numberEnv(env, 'LEASE_HEARTBEAT_MS', 5000),
+  sweepIntervalMs: numberEnv(env, 'SWEEP_INTERVAL_MS', 10_000),
+  pollWaitSeconds: numberEnv(env, 'SIGNAL_WAIT_SECONDS', 5),
+  createSession: (record, signal) => {
+    const callLog = log.with({ callId: record.callId });
+    const session =
+      config.policy.sessions[record.sessionKey ?? 'default'] ?? config.policy.sessions.default;
+    const recorder = new CallRecorder(documents, tableName, record.callId, {
+      redact: config.redactTranscripts,
+      ttlSeconds: config.recordTtlSeconds,
+      clock: Date.now,
+      onError: (error) => callLog.error('recording failed', { error: String(error) }),
+    });
+    return new CallSession(record, session, signal.reason === 'incoming', {
+      config,
+      calls,
+      api,
+      tools,
+      recorder,
+      realtimeUrl,
+      apiKey,
+      owner,
+      clock: Date.now,
+      log: callLog,
+      pingIntervalMs: numberEnv(env, 'PING_INTERVAL_MS', 25_000),
+    });
+  },
+});
+worker.start();
+
+// Readiness: 503 while draining, so no new work is routed here; always reports the call count.
+const health = createServer((req, res) => {
+  if (req.url !== '/healthz') {
+    res.writeHead(404).end();
+    return;
+  }
+  const body = JSON.stringify({
+    ready: worker.ready,
+    activeCalls: worker.activeCalls,
+    capacity: config.maxCallsPerTask,
+    owner,
+  });
+  res.writeHead(worker.ready ? 200 : 503, { 'content-type': 'application/json' }).end(body);
+});
+health.listen(numberEnv(env, ENV.healthPort, 8080), '0.0.0.0', () => {
+  const address = health.address();
+  // A lifecycle line, printed whatever the log level: launchers wait for it.
+  const ready = {
+    level: 'info',
+    service: 'sideband',
+    message: 'sideband worker ready',
+    owner,
+    healthPort: typeof address === 'object' && address ? address.port : undefined,
+    capacity: config.maxCallsPerTask,
+  };
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
+});
+
+let stopping = false;
+process.on('SIGTERM', async () => {
+  if (stopping) return;
+  stopping = true;
+  await worker.drain();
+  health.close();
+  log.info('drained; exiting');
+  process.exit(0);
+});
+process.on('SIGINT', () => process.kill(process.pid, 'SIGTERM'));
+
+/** The ECS task id from the container metadata endpoint, when running on ECS. */
+async function ecsTaskId(): Promise<string | undefined> {
+  const uri = process.env.ECS_CONTAINER_METADATA_URI_V4;
+  if (!uri) return undefined;
+  try {
+    const task = (await (
+      await fetch(`${uri}/task`, { signal: AbortSignal.timeout(2000) })
+    ).json()) as { TaskARN?: string };
+    return task.TaskARN?.split('/').pop();
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,152 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  BatchWriteCommand,
+  type DynamoDBDocumentClient,
+  PutCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { redactTranscript } from '../../../lambdas/shared/core/calls/calls-config';
+import { keys } from '../../../lambdas/shared/table-schema';
+
+export type CallPart =
+  | {
+      readonly kind: 'transcript';
+      readonly role: 'caller' | 'assistant';
+      readonly text: string;
+      readonly itemId?: string;
+    }
+  | {
+      readonly kind: 'tool';
+      readonly fnCallId: string;
+      readonly name: string;
+      readonly arguments: string;
+      readonly output: string;
+      readonly latencyMs: number;
+      readonly error?: string;
+    }
+  | { readonly kind: 'usage'; readonly responseId: string; readonly usage: unknown }
+  | { readonly kind: 'error'; readonly code: string; readonly message: string }
+  | { readonly kind: 'event'; readonly name: string; readonly detail?: Record<string, unknown> };
+
+const FLUSH_EVERY_MS = 1000;
+const BATCH_LIMIT = 25;
+
+/**
+ * Records a call incrementally beside its record: parts are buffered and written at least every
+ * second, so a crash loses at most about a second of transcript.
+ */
+export class CallRecorder {
+  private buffer: Record<string, unknown>[] = [];
+  private sequence = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly tableName: string,
+    private readonly callId: string,
+    private readonly options: {
+      redact: boolean;
+      ttlSeconds: number;
+      clock: () => number;
+      onError: (error: unknown) => void;
+    },
+  ) {}
+
+  record(part: CallPart): void {
+    const at = this.options.clock();
+    const item: Record<string, unknown> = {
+      ...part,
+      at,
+      expiresAt: Math.floor(at / 1000) + this.options.ttlSeconds,
+    };
+    if (part.kind === 'transcript' && this.options.redact) item.text = redactTranscript(part.text);
+    // Sort keys keep parts in order: T (timeline) sequence is zero-padded; tools by function call id.
+    const sk =
+      part.kind === 'tool'
+        ? `TOOL#${part.fnCallId}`
+        : `PART#${String(at).padStart(14, '0')}#${String(this.sequence++).padStart(6, '0')}`;
+    this.buffer.push({ ...keys.callPart(this.callId, sk), ...item });
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, FLUSH_EVERY_MS);
+  }
+
+  /**
+   * Claims a function call id before running the tool, durably and at once, so a tool runs once
+   * per call id even across a reattach or a repeated event.
+   */
+  async claimTool(fnCallId: string, name: string): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            ...keys.callPart(this.callId, `TOOL#${fnCallId}`),
+            kind: 'tool',
+            fnCallId,
+            name,
+            status: 'running',
+            at: this.options.clock(),
+            expiresAt: Math.floor(this.options.clock() / 1000) + this.options.ttlSeconds,
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /** Adds usage to the call's running totals. */
+  async addUsage(usage: {
+    total_tokens?: number;
+    input_tokens?: number;
+    output_tokens?: number;
+  }): Promise<void> {
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: keys.call(this.callId),
+        UpdateExpression: 'ADD totalTokens :t, inputTokens :i, outputTokens :o, responses :one',
+        ExpressionAttributeValues: {
+          ':t': usage.total_tokens ?? 0,
+          ':i': usage.input_tokens ?? 0,
+          ':o': usage.output_tokens ?? 0,
+          ':one': 1,
+        },
+      }),
+    );
+  }
+
+  flush(): Promise<void> {
+    this.flushing = this.flushing
+      .then(() => this.writeBuffer())
+      .catch((error: unknown) => this.options.onError(error));
+    return this.flushing;
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.flush();
+  }
+
+  private async writeBuffer(): Promise<void> {
+    while (this.buffer.length > 0) {
+      const batch = this.buffer.splice(0, BATCH_LIMIT);
+      let requests = batch.map((Item) => ({ PutRequest: { Item } }));
+      for (let attempt = 0; requests.length > 0 && attempt < 5; attempt++) {
+        const result = await this.client.send(
+          new BatchWriteCommand({ RequestItems: { [this.tableName]: requests } }),
+        );
+        requests = (result.UnprocessedItems?.[this.tableName] ?? []) as typeof requests;
+        if (requests.length > 0)
+          await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+      }
+    }
+  }
+}

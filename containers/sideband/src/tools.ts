@@ -1,0 +1,79 @@
+import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import type { UserToolConfig } from '../../../lambdas/shared/core/calls/calls-config';
+
+export interface ToolContext {
+  readonly callId: string;
+  readonly from?: string;
+  readonly to?: string;
+  readonly sessionKey: string;
+}
+
+export interface ToolResult {
+  /** What goes back to the model as the function_call_output (always a string). */
+  readonly output: string;
+  readonly error?: string;
+}
+
+/**
+ * Runs user tools: each is a Lambda invoked with `{ name, arguments, call }` under its own timeout.
+ * An error or a timeout becomes the tool's output, so the model can say so, and never crashes the
+ * call.
+ */
+export class UserToolRunner {
+  private readonly tools: Map<string, UserToolConfig>;
+
+  constructor(
+    private readonly lambda: LambdaClient,
+    tools: readonly UserToolConfig[],
+  ) {
+    this.tools = new Map(tools.map((t) => [t.name, t]));
+  }
+
+  has(name: string): boolean {
+    return this.tools.has(name);
+  }
+
+  async run(name: string, rawArguments: string, context: ToolContext): Promise<ToolResult> {
+    const tool = this.tools.get(name);
+    if (!tool) return failure('unknown_tool', `There is no tool named ${name}.`);
+    let args: unknown;
+    try {
+      args = rawArguments ? JSON.parse(rawArguments) : {};
+    } catch {
+      return failure('invalid_arguments', 'The arguments were not valid JSON.');
+    }
+    try {
+      const result = await this.lambda.send(
+        new InvokeCommand({
+          FunctionName: tool.functionName,
+          InvocationType: 'RequestResponse',
+          Payload: new TextEncoder().encode(
+            JSON.stringify({ name, arguments: args, call: context }),
+          ),
+        }),
+        { abortSignal: AbortSignal.timeout(tool.timeoutMs) },
+      );
+      const payload = result.Payload ? new TextDecoder().decode(result.Payload) : '';
+      if (result.FunctionError)
+        return failure('tool_failed', `The ${name} tool failed.`, payload.slice(0, 300));
+      return { output: payload.length > 0 ? payload : '{}' };
+    } catch (error) {
+      const timedOut =
+        error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+      return timedOut
+        ? failure('timeout', `The ${name} tool did not answer within ${tool.timeoutMs} ms.`)
+        : failure(
+            'tool_unavailable',
+            `The ${name} tool could not be reached.`,
+            error instanceof Error ? error.message : String(error),
+          );
+    }
+  }
+}
+
+function failure(code: string, message: string, detail?: string): ToolResult {
+  return {
+    output: JSON.stringify({ error: { code, message } }),
+    error: detail ? `${code}: ${detail}` : code,
+  };
+}

@@ -1,0 +1,226 @@
+import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { CallSignal, CallStore, SignalPublisher } from '../../../lambdas/shared/calls-ports';
+import { isFinal } from '../../../lambdas/shared/core/calls/call-state';
+import type { CallsConfig } from '../../../lambdas/shared/core/calls/calls-config';
+import { errorMessage, type Logger } from '../../../lambdas/shared/logger';
+import type { CallSession } from './call-session';
+import type { DynamoLeases } from './leases';
+
+export interface WorkerDeps {
+  readonly sqs: SQSClient;
+  readonly signalQueueUrl: string;
+  readonly signals: SignalPublisher;
+  readonly calls: CallStore;
+  readonly leases: DynamoLeases;
+  readonly config: CallsConfig;
+  readonly owner: string;
+  readonly createSession: (
+    record: NonNullable<Awaited<ReturnType<CallStore['get']>>>,
+    signal: CallSignal,
+  ) => CallSession;
+  readonly clock: () => number;
+  readonly log: Logger;
+  readonly leaseTtlMs: number;
+  readonly heartbeatMs: number;
+  readonly sweepIntervalMs: number;
+  /** Long-poll wait; short enough that a drain is not held up for long. */
+  readonly pollWaitSeconds: number;
+}
+
+/**
+ * Takes call signals while it has capacity, claims each call with a lease, holds its sideband,
+ * renews the leases, sweeps the leases of dead workers, and on SIGTERM hands every call to another
+ * worker.
+ */
+export class SidebandWorker {
+  readonly sessions = new Map<string, CallSession>();
+  private claiming = 0;
+  private running = false;
+  private draining = false;
+  private readonly abort = new AbortController();
+  private loops: Promise<void>[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  /** Highest number of sessions held at once, for tests and metrics. */
+  peakSessions = 0;
+
+  constructor(private readonly deps: WorkerDeps) {}
+
+  get activeCalls(): number {
+    return this.sessions.size;
+  }
+
+  get ready(): boolean {
+    return this.running && !this.draining;
+  }
+
+  start(): void {
+    this.running = true;
+    this.loops.push(this.pollSignals());
+    this.timers.push(setInterval(() => void this.renewLeases(), this.deps.heartbeatMs));
+    this.timers.push(setInterval(() => void this.sweep(), this.deps.sweepIntervalMs));
+  }
+
+  /** SIGTERM: stop taking signals, then hand each call to another worker. */
+  async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.abort.abort();
+    await Promise.allSettled(this.loops);
+    const { deps } = this;
+    deps.log.info('draining: handing calls off', { activeCalls: this.sessions.size });
+    await Promise.allSettled(
+      [...this.sessions.values()].map(async (session) => {
+        // Release first so the next worker can claim; then signal; then let go of the socket.
+        await deps.leases.release(session.callId, deps.owner);
+        await deps.signals.signal({
+          callId: session.callId,
+          reason: 'handoff',
+          sessionKey: session.record.sessionKey ?? 'default',
+          sentAt: deps.clock(),
+        });
+        await session.handOff();
+      }),
+    );
+    this.stop();
+  }
+
+  stop(): void {
+    this.running = false;
+    this.abort.abort();
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+  }
+
+  private async pollSignals(): Promise<void> {
+    const { deps } = this;
+    while (this.running && !this.draining) {
+      const free = deps.config.maxCallsPerTask - this.sessions.size - this.claiming;
+      if (free <= 0) {
+        // At capacity: take no signal; they wait in the queue for another worker.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      try {
+        const received = await deps.sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: deps.signalQueueUrl,
+            MaxNumberOfMessages: Math.min(10, free),
+            WaitTimeSeconds: deps.pollWaitSeconds,
+          }),
+          { abortSignal: this.abort.signal },
+        );
+        for (const message of received.Messages ?? []) {
+          this.claiming++;
+          void this.handleSignal(message.Body ?? '', message.ReceiptHandle ?? '').finally(() => {
+            this.claiming--;
+          });
+        }
+      } catch (error) {
+        if (this.draining || !this.running) return;
+        deps.log.error('signal poll failed', { error: errorMessage(error) });
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  }
+
+  private async handleSignal(body: string, receiptHandle: string): Promise<void> {
+    const { deps } = this;
+    let signal: CallSignal;
+    try {
+      signal = JSON.parse(body) as CallSignal;
+    } catch {
+      deps.log.error('unreadable signal dropped');
+      await this.ack(receiptHandle);
+      return;
+    }
+    const log = deps.log.with({ callId: signal.callId, reason: signal.reason });
+    try {
+      const record = await deps.calls.get(signal.callId);
+      if (!record || isFinal(record.status)) {
+        log.info('signal for a finished call ignored');
+        await this.ack(receiptHandle);
+        return;
+      }
+      if (
+        this.sessions.has(signal.callId) ||
+        !(await deps.leases.claim(signal.callId, deps.owner, deps.clock(), deps.leaseTtlMs))
+      ) {
+        log.info('call held by another worker');
+        await this.ack(receiptHandle);
+        return;
+      }
+      await this.ack(receiptHandle);
+      if (this.draining) {
+        // Took a signal while shutting down: pass it straight on.
+        await deps.leases.release(signal.callId, deps.owner);
+        await deps.signals.signal({ ...signal, reason: 'handoff', sentAt: deps.clock() });
+        return;
+      }
+      const session = deps.createSession(record, signal);
+      this.sessions.set(signal.callId, session);
+      this.peakSessions = Math.max(this.peakSessions, this.sessions.size);
+      const attached = await session.attach();
+      log.info('sideband attach', {
+        result: attached,
+        signalToAttachMs: deps.clock() - signal.sentAt,
+      });
+      void session.ended.then(async () => {
+        this.sessions.delete(signal.callId);
+        await deps.leases.release(signal.callId, deps.owner).catch(() => undefined);
+      });
+    } catch (error) {
+      // Leave the message: it becomes visible again and is retried (then dead-lettered).
+      log.error('signal handling failed', { error: errorMessage(error) });
+      await deps.leases.release(signal.callId, deps.owner).catch(() => undefined);
+    }
+  }
+
+  private async ack(receiptHandle: string): Promise<void> {
+    await this.deps.sqs.send(
+      new DeleteMessageCommand({
+        QueueUrl: this.deps.signalQueueUrl,
+        ReceiptHandle: receiptHandle,
+      }),
+    );
+  }
+
+  private async renewLeases(): Promise<void> {
+    const { deps } = this;
+    if (this.sessions.size === 0 || this.draining) return;
+    try {
+      const lost = await deps.leases.renew(
+        [...this.sessions.keys()],
+        deps.owner,
+        deps.clock(),
+        deps.leaseTtlMs,
+      );
+      for (const callId of lost) deps.log.warn('lease lost to another worker', { callId });
+    } catch (error) {
+      deps.log.error('lease renewal failed', { error: errorMessage(error) });
+    }
+  }
+
+  /** Re-signals every call whose worker stopped renewing its lease (died without SIGTERM). */
+  private async sweep(): Promise<void> {
+    const { deps } = this;
+    if (this.draining) return;
+    try {
+      for (const callId of await deps.leases.sweepExpired(deps.clock())) {
+        const record = await deps.calls.get(callId);
+        if (!record || isFinal(record.status)) continue;
+        deps.log.warn('re-signalling a call whose worker died', {
+          callId,
+          metric: 'SweeperReattach',
+        });
+        await deps.signals.signal({
+          callId,
+          reason: 'sweep',
+          sessionKey: record.sessionKey ?? 'default',
+          sentAt: deps.clock(),
+        });
+      }
+    } catch (error) {
+      deps.log.error('sweep failed', { error: errorMessage(error) });
+    }
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The call record's lifecycle. OpenAI sends no call-ended webhook: everything after `accepted`
+ * is learned from the sideband socket.
+ *
+ *   ringing → accepting → accepted → active → ended
+ *      ↘ rejected   ↘ missed            ↘ ended (never attached: 404, accept failed)
+ */
+export const CALL_STATUSES = [
+  'ringing',
+  'accepting',
+  'accepted',
+  'active',
+  'ended',
+  'rejected',
+  'missed',
+] as const;
+export type CallStatus = (typeof CALL_STATUSES)[number];
+
+const NEXT: Readonly<Record<CallStatus, readonly CallStatus[]>> = {
+  ringing: ['accepting', 'rejected', 'missed', 'ended'],
+  // After a crash mid-accept we cannot know if OpenAI took it: the worker finds out (attach or 404).
+  accepting: ['accepted', 'active', 'ended'],
+  accepted: ['active', 'ended'],
+  // A reattach after a hand-off moves active → active.
+  active: ['active', 'ended'],
+  ended: [],
+  rejected: [],
+  missed: [],
+};
+
+export function canTransition(from: CallStatus, to: CallStatus): boolean {
+  return NEXT[from].includes(to);
+}
+
+/** The statuses a call may be in for a move to `to`: the conditional write's guard. */
+export function predecessorsOf(to: CallStatus): CallStatus[] {
+  return CALL_STATUSES.filter((s) => NEXT[s].includes(to));
+}
+
+export function isFinal(status: CallStatus): boolean {
+  return NEXT[status].length === 0;
+}
+
+/** Why the sideband closed, from its close code; the socket is all we learn a call's end from. */
+export function endReasonOf(
+  code: number,
+  context: {
+    sessionExpired: boolean;
+    hangupRequested: boolean;
+    transferPending: boolean;
+    handingOff: boolean;
+  },
+): string {
+  if (context.handingOff) return 'handed_off';
+  if (context.transferPending) return 'transferred';
+  if (context.sessionExpired) return 'session_expired';
+  if (context.hangupRequested) return 'hung_up_by_agent';
+  switch (code) {
+    case 1000:
+      return 'normal_closure';
+    case 1001:
+      return 'going_away';
+    case 1006:
+      return 'caller_hung_up';
+    case 4000:
+      return 'server_rejected_session';
+    default:
+      return `closed_${code}`;
+  }
+}

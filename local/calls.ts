@@ -1,0 +1,121 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import { CALL_DEFAULTS, type CallsConfig } from '../lambdas/shared/core/calls/calls-config';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+/** The calls config local mode runs with: one demo tool (a local "Lambda") and two transfer targets. */
+export function localCallsConfig(overrides: Partial<CallsConfig> = {}): CallsConfig {
+  return {
+    policy: {
+      allow: [],
+      deny: ['+1900*'],
+      maxConcurrentCalls: CALL_DEFAULTS.maxConcurrentCalls,
+      maxRingAgeSeconds: CALL_DEFAULTS.maxRingAgeSeconds,
+      rejectStatus: CALL_DEFAULTS.rejectStatus,
+      sessions: {
+        default: {
+          model: 'gpt-realtime-2.1',
+          instructions: 'You are the phone assistant of Example Co. Be brief and friendly.',
+          voice: 'marin',
+          greeting: 'Thanks for calling Example Co. How can I help?',
+          tools: ['lookup_order'],
+        },
+      },
+      ...overrides.policy,
+    },
+    tools: [
+      {
+        name: 'lookup_order',
+        description: 'Look up an order by its number.',
+        parameters: {
+          type: 'object',
+          properties: { order_number: { type: 'string' } },
+          required: ['order_number'],
+        },
+        functionName: 'lookup-order',
+        timeoutMs: 2000,
+      },
+    ],
+    transferTargets: { support: 'sip:support@example.com', broken: 'sip:fail@example.com' },
+    transferConfirmMs: CALL_DEFAULTS.transferConfirmMs,
+    wrapUpAfterMs: CALL_DEFAULTS.wrapUpAfterMs,
+    wrapUpGraceMs: CALL_DEFAULTS.wrapUpGraceMs,
+    maxCallsPerTask: CALL_DEFAULTS.maxCallsPerTask,
+    redactTranscripts: false,
+    recordTtlSeconds: CALL_DEFAULTS.recordTtlSeconds,
+    ...overrides,
+  };
+}
+
+/** The demo tool behind `lookup_order`. */
+export async function lookupOrder(payload: unknown): Promise<unknown> {
+  const args = (payload as { arguments?: { order_number?: string } }).arguments ?? {};
+  return { order_number: args.order_number, status: 'shipped', eta: 'tomorrow' };
+}
+
+export interface WorkerProcess {
+  readonly id: string;
+  readonly child: ChildProcess;
+  readonly healthUrl: string;
+  readonly logs: string[];
+  /** SIGTERM, and wait for the hand-off to finish. */
+  stop(): Promise<number | null>;
+  /** SIGKILL: dies without handing anything off. */
+  kill(): Promise<void>;
+}
+
+/** Runs the sideband worker (the container's entry) as a child process. */
+export async function startWorkerProcess(
+  id: string,
+  env: NodeJS.ProcessEnv,
+): Promise<WorkerProcess> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(ROOT, 'containers/sideband/src/main.ts')],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...env, WORKER_ID: id, HEALTH_PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const logs: string[] = [];
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on('line', (line) => {
+      logs.push(line);
+      if (env.ECHO_WORKER_LOGS) process.stdout.write(`${line}\n`);
+      if (line.includes('"sideband worker ready"'))
+        resolve(Number((JSON.parse(line) as { healthPort: number }).healthPort));
+    });
+    child.stderr?.on('data', (chunk: Buffer) => logs.push(chunk.toString()));
+    child.once('exit', (code) =>
+      reject(new Error(`worker ${id} exited with ${code}: ${logs.slice(-5).join('\n')}`)),
+    );
+  });
+  return {
+    id,
+    child,
+    healthUrl: `http://127.0.0.1:${port}/healthz`,
+    logs,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    async kill() {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+export function realtimeWorkerEnv(
+  pipelineEnv: NodeJS.ProcessEnv,
+  overrides: Record<string, string> = {},
+): NodeJS.ProcessEnv {
+  return { ...pipelineEnv, ...overrides };
+}
