@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { validateAcceptBody } from '../../lambdas/shared/core/calls/session';
+import type { WireEvent } from '../../lambdas/shared/core/wire';
 import { apiError, type OpenAiSimulator } from './openai-simulator';
 
 /**
@@ -27,7 +28,7 @@ export interface SimulatedCall {
   connections: number;
   activeResponse: boolean;
   /** Every client event received on any of this call's sockets, with its arrival time. */
-  readonly received: { event: Record<string, any>; at: number }[];
+  readonly received: { event: WireEvent; at: number }[];
   readonly timeline: Record<string, number>;
 }
 
@@ -63,7 +64,7 @@ export class RealtimeSimulator {
     });
     api.route('POST', /^\/v1\/realtime\/calls\/([^/]+)\/reject$/, (request, m) => {
       const c = call(m[1]);
-      if (!c || c.state !== 'ringing') return gone;
+      if (c?.state !== 'ringing') return gone;
       c.rejects++;
       c.rejectStatus = Number(
         (request.body as { status_code?: number } | undefined)?.status_code ?? 603,
@@ -73,7 +74,7 @@ export class RealtimeSimulator {
     });
     api.route('POST', /^\/v1\/realtime\/calls\/([^/]+)\/refer$/, (request, m) => {
       const c = call(m[1]);
-      if (!c || c.state !== 'accepted') return gone;
+      if (c?.state !== 'accepted') return gone;
       c.referTarget = String((request.body as { target_uri?: string } | undefined)?.target_uri);
       // A target containing "fail" reproduces the silent REFER failure: 200, then nothing.
       if (!c.referTarget.includes('fail')) setTimeout(() => this.end(c, 1000), 50);
@@ -193,7 +194,7 @@ export class RealtimeSimulator {
   }
 
   /** Events of a given type the client sent for a call. */
-  sent(callId: string, type: string): Record<string, any>[] {
+  sent(callId: string, type: string): WireEvent[] {
     return this.must(callId)
       .received.filter((r) => r.event.type === type)
       .map((r) => r.event);
@@ -250,11 +251,19 @@ export class RealtimeSimulator {
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== '/v1/realtime') return reject(socket, 404, 'not_found');
-    if (req.headers.authorization !== `Bearer ${this.api.apiKey}`)
-      return reject(socket, 401, 'invalid_api_key');
+    if (url.pathname !== '/v1/realtime') {
+      reject(socket, 404, 'not_found');
+      return;
+    }
+    if (req.headers.authorization !== `Bearer ${this.api.apiKey}`) {
+      reject(socket, 401, 'invalid_api_key');
+      return;
+    }
     const c = this.calls.get(url.searchParams.get('call_id') ?? '');
-    if (!c || c.state !== 'accepted') return reject(socket, 404, 'call_id_not_found');
+    if (c?.state !== 'accepted') {
+      reject(socket, 404, 'call_id_not_found');
+      return;
+    }
     const beta = req.headers['openai-beta'] !== undefined;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       if (beta) {
@@ -277,7 +286,7 @@ export class RealtimeSimulator {
       c.timeline.attached ??= Date.now();
       ws.on('close', () => c.sockets.delete(ws));
       ws.on('message', (data) => {
-        let event: Record<string, any>;
+        let event: WireEvent;
         try {
           event = JSON.parse(String(data));
         } catch {

@@ -1,6 +1,7 @@
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { CallRecord } from '../../lambdas/shared/calls-ports';
 import type { CallStatus } from '../../lambdas/shared/core/calls/call-state';
+import type { WireEvent } from '../../lambdas/shared/core/wire';
 import { keys } from '../../lambdas/shared/table-schema';
 import type { LocalPipeline } from '../../local/pipeline';
 import { sampleEvent } from '../../local/samples';
@@ -66,7 +67,7 @@ export function waitForStatus(
   );
 }
 
-export async function callParts(p: LocalPipeline, callId: string): Promise<Record<string, any>[]> {
+export async function callParts(p: LocalPipeline, callId: string): Promise<WireEvent[]> {
   const result = await documents(p).send(
     new QueryCommand({
       TableName: p.tableName,

@@ -3,6 +3,7 @@ import type { CallRecord, CallStore, CallsApi } from '../../../lambdas/shared/ca
 import { endReasonOf } from '../../../lambdas/shared/core/calls/call-state';
 import type { CallsConfig } from '../../../lambdas/shared/core/calls/calls-config';
 import type { SessionConfig } from '../../../lambdas/shared/core/calls/session';
+import type { WireEvent } from '../../../lambdas/shared/core/wire';
 import { errorMessage, type Logger } from '../../../lambdas/shared/logger';
 import { ResponseSequencer } from './core/response-sequencer';
 import type { CallRecorder } from './recorder';
@@ -175,7 +176,7 @@ export class CallSession {
   }
 
   private onMessage(text: string): void {
-    let event: Record<string, any>;
+    let event: WireEvent;
     try {
       event = JSON.parse(text);
     } catch {

@@ -3,6 +3,8 @@
  * validated here because `/accept` answers 200 to a bad body and the call fails later (SIP 400,
  * sideband 404): the only safe place to catch mistakes is before sending.
  */
+import type { WireEvent } from '../wire';
+
 export const VOICES = [
   'alloy',
   'ash',
@@ -119,7 +121,7 @@ export function buildAcceptBody(
 export function validateAcceptBody(body: unknown): string[] {
   const problems: string[] = [];
   if (typeof body !== 'object' || body === null) return ['The body must be an object.'];
-  const b = body as Record<string, any>;
+  const b = body as WireEvent;
   if (b.type !== 'realtime')
     problems.push('type must be "realtime" (without it the session dies after a 200).');
   if (typeof b.model !== 'string' || b.model.length === 0)
