@@ -57,6 +57,8 @@ export interface LocalPipelineOptions {
   readonly calls?: CallsConfig;
   /** Sideband worker processes to start. @default 0 */
   readonly workers?: number;
+  /** A sideband ECS service (in the AWS fake) scaled to `desiredCount`, for scale-from-zero. */
+  readonly ecsService?: { readonly desiredCount: number };
   /** Extra environment for the workers (timings in tests). */
   readonly workerEnv?: Record<string, string>;
 }
@@ -176,6 +178,11 @@ export class LocalPipeline {
         this.stops.unshift(async () => realtime.close());
       }
       this.aws.functions.set('lookup-order', lookupOrder);
+      if (o.ecsService)
+        this.aws.services.set(`${prefix}-sideband`, {
+          desiredCount: o.ecsService.desiredCount,
+          runningCount: o.ecsService.desiredCount,
+        });
     }
 
     const queueUrls: Record<string, string> = {};
@@ -195,6 +202,9 @@ export class LocalPipeline {
             [ENV.callsConfig]: JSON.stringify(o.calls),
             [ENV.signalQueueUrl]: this.signalQueue.queueUrl,
           }
+        : {}),
+      ...(o.ecsService
+        ? { [ENV.ecsCluster]: `${prefix}-cluster`, [ENV.ecsService]: `${prefix}-sideband` }
         : {}),
     };
 

@@ -26,7 +26,10 @@ export interface SimulatedCall {
   hangups: number;
   readonly sockets: Set<WebSocket>;
   connections: number;
-  activeResponse: boolean;
+  /** Responses in progress on the server (a tool response and a VAD turn can overlap). */
+  activeResponses: number;
+  /** `response.create`s refused with conversation_already_has_active_response. */
+  conflicts: number;
   /** Every client event received on any of this call's sockets, with its arrival time. */
   readonly received: { event: WireEvent; at: number }[];
   readonly timeline: Record<string, number>;
@@ -107,7 +110,8 @@ export class RealtimeSimulator {
       hangups: 0,
       sockets: new Set(),
       connections: 0,
-      activeResponse: false,
+      activeResponses: 0,
+      conflicts: 0,
       received: [],
       timeline: { created: Date.now() },
     };
@@ -139,7 +143,7 @@ export class RealtimeSimulator {
     const c = this.must(callId);
     const fnCallId = `call_${randomBytes(8).toString('hex')}`;
     const responseId = `resp_${randomBytes(6).toString('hex')}`;
-    c.activeResponse = true;
+    c.activeResponses++;
     this.broadcast(c, {
       type: 'response.created',
       response: { id: responseId, status: 'in_progress' },
@@ -154,13 +158,34 @@ export class RealtimeSimulator {
       arguments: JSON.stringify(args),
     });
     setTimeout(() => {
-      c.activeResponse = false;
+      c.activeResponses--;
       this.broadcast(c, {
         type: 'response.done',
         response: { id: responseId, status: 'completed', usage: usage(40) },
       });
     }, options.holdMs ?? 0);
     return fnCallId;
+  }
+
+  /**
+   * A response the server has started (a VAD turn) whose `response.created` has not reached the
+   * client yet: a `response.create` sent now gets `conversation_already_has_active_response`.
+   */
+  startHiddenResponse(callId: string, durationMs: number): void {
+    const c = this.must(callId);
+    c.activeResponses++;
+    const responseId = `resp_${randomBytes(6).toString('hex')}`;
+    setTimeout(() => {
+      this.broadcast(c, {
+        type: 'response.created',
+        response: { id: responseId, status: 'in_progress' },
+      });
+      c.activeResponses--;
+      this.broadcast(c, {
+        type: 'response.done',
+        response: { id: responseId, status: 'completed', usage: usage(10) },
+      });
+    }, durationMs);
   }
 
   /** Re-sends an event already sent (OpenAI may repeat `function_call_arguments.done`). */
@@ -227,7 +252,7 @@ export class RealtimeSimulator {
     transcript: string,
     responseId = `resp_${randomBytes(6).toString('hex')}`,
   ): void {
-    c.activeResponse = true;
+    c.activeResponses++;
     this.broadcast(c, {
       type: 'response.created',
       response: { id: responseId, status: 'in_progress' },
@@ -241,7 +266,7 @@ export class RealtimeSimulator {
         content_index: 0,
         transcript,
       });
-      c.activeResponse = false;
+      c.activeResponses--;
       this.broadcast(c, {
         type: 'response.done',
         response: { id: responseId, status: 'completed', usage: usage(transcript.length) },
@@ -295,7 +320,8 @@ export class RealtimeSimulator {
         c.received.push({ event, at: Date.now() });
         if (event.type === 'response.create') {
           c.timeline.firstResponseCreate ??= Date.now();
-          if (c.activeResponse) {
+          if (c.activeResponses > 0) {
+            c.conflicts++;
             ws.send(
               JSON.stringify({
                 type: 'error',

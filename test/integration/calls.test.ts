@@ -1,23 +1,63 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localCallsConfig } from '../../local/calls';
 import type { LocalPipeline } from '../../local/pipeline';
+import type { SimulatedCall } from '../../local/stand-ins/realtime-simulator';
 import { callParts, callRecord, ring, waitForSent, waitForStatus } from '../support/calls';
 import { eventually, startPipeline } from '../support/webhooks';
 
-let p: LocalPipeline;
-beforeAll(async () => {
-  p = await startPipeline({
-    calls: localCallsConfig(),
-    workers: 1,
-    workerEnv: { LOG_LEVEL: 'warn' },
-  });
-});
-afterAll(async () => {
-  await p?.stop();
-});
+// Fast leases and sweeps so hand-off and crash tests finish in seconds.
+const FAST_WORKERS = {
+  LOG_LEVEL: 'warn',
+  LEASE_TTL_MS: '1500',
+  LEASE_HEARTBEAT_MS: '300',
+  SWEEP_INTERVAL_MS: '500',
+  SIGNAL_WAIT_SECONDS: '1',
+  PING_INTERVAL_MS: '1000',
+};
+const SLOW_TOOL = {
+  name: 'slow_tool',
+  description: 'Takes too long.',
+  parameters: { type: 'object', properties: {} },
+  functionName: 'slow-tool',
+  timeoutMs: 300,
+};
 
-describe('a phone call, end to end', () => {
-  it('accepts, attaches, greets, runs a tool, and records the end when the caller hangs up', async () => {
+const pipelines: LocalPipeline[] = [];
+afterAll(async () => {
+  await Promise.all(pipelines.map((p) => p.stop()));
+});
+async function pipeline(options: Parameters<typeof startPipeline>[0]) {
+  const p = await startPipeline(options);
+  pipelines.push(p);
+  return p;
+}
+
+describe('phone calls on one worker', () => {
+  let p: LocalPipeline;
+  beforeAll(async () => {
+    const config = localCallsConfig({
+      tools: [...localCallsConfig().tools, SLOW_TOOL],
+      transferConfirmMs: 800,
+    });
+    const defaultSession = config.policy.sessions.default;
+    p = await pipeline({
+      calls: {
+        ...config,
+        policy: {
+          ...config.policy,
+          sessions: { default: { ...defaultSession, tools: ['lookup_order', 'slow_tool'] } },
+        },
+      },
+      workers: 1,
+      workerEnv: FAST_WORKERS,
+    });
+    p.aws.functions.set(
+      'slow-tool',
+      () => new Promise((resolve) => setTimeout(() => resolve({ late: true }), 2000)),
+    );
+  });
+
+  it('accepts, attaches, greets, runs a tool, and records the end when the caller hangs up (1006)', async () => {
     const { call, responses } = await ring(p);
     expect(responses[0]?.status).toBe(200);
     const active = await waitForStatus(p, call.id, ['active']);
@@ -26,19 +66,31 @@ describe('a phone call, end to end', () => {
       to: '+18005550100',
       sessionKey: 'default',
       owner: 'worker-1',
+      acceptedAt: expect.any(Number),
+      attachedAt: expect.any(Number),
     });
     expect(call.accepts).toBe(1);
-    expect(call.acceptBody).toMatchObject({
+    const body = call.acceptBody as Record<string, any>;
+    expect(body).toMatchObject({
       type: 'realtime',
       model: 'gpt-realtime-2.1',
-      audio: { output: { voice: 'marin' } },
+      audio: {
+        output: { voice: 'marin' },
+        input: { transcription: { model: 'gpt-4o-transcribe' } },
+      },
     });
+    expect(body.audio.input.format).toBeUndefined();
+    expect(body.tools.map((t: { name: string }) => t.name)).toEqual([
+      'lookup_order',
+      'slow_tool',
+      'end_call',
+      'transfer_call',
+    ]);
 
-    // The greeting goes out as soon as the socket opens.
     const greeting = await waitForSent(call, 'response.create');
     expect(greeting[0]?.event.response?.instructions).toContain('Greet the caller');
 
-    p.realtime?.callerSays(call.id, 'Where is my order 1234?');
+    p.realtime?.callerSays(call.id, 'Where is my order 1234? Call me on +44 20 7946 0958.');
     const fnCallId =
       p.realtime?.requestTool(call.id, 'lookup_order', { order_number: '1234' }) ?? '';
     const outputs = await waitForSent(call, 'conversation.item.create');
@@ -54,8 +106,11 @@ describe('a phone call, end to end', () => {
 
     p.realtime?.callerHangsUp(call.id);
     const ended = await waitForStatus(p, call.id, ['ended']);
-    expect(ended).toMatchObject({ endReason: 'caller_hung_up', holdsCapacity: false });
-    expect(ended.durationMs).toBeGreaterThanOrEqual(0);
+    expect(ended).toMatchObject({
+      endReason: 'caller_hung_up',
+      holdsCapacity: false,
+      endedAt: expect.any(Number),
+    });
     const parts = await eventually(async () => {
       const found = await callParts(p, call.id);
       return found.some((x) => x.kind === 'tool' && x.output) &&
@@ -63,13 +118,304 @@ describe('a phone call, end to end', () => {
         ? found
         : undefined;
     });
-    expect(parts.filter((x) => x.kind === 'transcript').map((x) => x.role)).toEqual(
-      expect.arrayContaining(['caller', 'assistant']),
-    );
+    const transcripts = parts.filter((x) => x.kind === 'transcript');
+    expect(transcripts.map((x) => x.role)).toEqual(expect.arrayContaining(['caller', 'assistant']));
     expect(parts.find((x) => x.kind === 'tool')).toMatchObject({
       name: 'lookup_order',
       latencyMs: expect.any(Number),
+      status: 'done',
     });
-    expect(await callRecord(p, call.id)).toMatchObject({ totalTokens: expect.any(Number) });
+    expect(parts.some((x) => x.kind === 'usage')).toBe(true);
+    expect(await callRecord(p, call.id)).toMatchObject({
+      totalTokens: expect.any(Number),
+      responses: expect.any(Number),
+    });
+  });
+
+  it('gives a call delivered three times one accept and one sideband', async () => {
+    const { call, responses } = await ring(p, { deliveries: 3 });
+    expect(responses.filter((r) => r.status === 200)).not.toHaveLength(0);
+    await waitForStatus(p, call.id, ['active']);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(call.accepts).toBe(1);
+    expect(call.connections).toBe(1);
+    expect(call.rejects).toBe(0);
+    p.realtime?.callerHangsUp(call.id);
+    await waitForStatus(p, call.id, ['ended']);
+  });
+
+  it('does not accept a stale call, and records it as missed', async () => {
+    const { call } = await ring(p, { createdAt: Math.floor(Date.now() / 1000) - 120 });
+    const missed = await waitForStatus(p, call.id, ['missed']);
+    expect(missed.rejectReason).toBe('stale');
+    expect(call.accepts).toBe(0);
+  });
+
+  it('treats a 404 on accept as a call that is gone, with no sideband', async () => {
+    const ringing = p.realtime?.createCall();
+    if (!ringing) throw new Error('no simulator');
+    ringing.state = 'ended';
+    p.realtime?.calls.delete(ringing.id);
+    const { call } = await ring(p);
+    p.realtime?.calls.delete(call.id);
+    const ended = await waitForStatus(p, call.id, ['ended']);
+    expect(ended).toMatchObject({ endReason: 'gone_before_accept', holdsCapacity: false });
+    expect(call.connections).toBe(0);
+  });
+
+  it('runs each tool call once, and waits out an active response before asking for another', async () => {
+    const { call } = await ring(p);
+    await waitForStatus(p, call.id, ['active']);
+    await waitForSent(call, 'response.create');
+    await eventually(async () => (call.activeResponses > 0 ? undefined : true));
+    const before = p.realtime?.sent(call.id, 'response.create').length ?? 0;
+    const fnCallId = p.realtime?.requestTool(call.id, 'lookup_order', { order_number: '77' }) ?? '';
+    // The caller speaks over it: a VAD response starts before the worker asks for its own.
+    p.realtime?.startHiddenResponse(call.id, 300);
+    await waitForSent(call, 'conversation.item.create');
+    // OpenAI repeats the event: the tool must not run twice.
+    p.realtime?.resend(call.id, {
+      type: 'response.function_call_arguments.done',
+      call_id: fnCallId,
+      name: 'lookup_order',
+      arguments: '{"order_number":"77"}',
+    });
+    await eventually(async () =>
+      (p.realtime?.sent(call.id, 'response.create').length ?? 0) >= before + 2 ? true : undefined,
+    );
+    expect(call.conflicts).toBeGreaterThanOrEqual(1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(p.realtime?.sent(call.id, 'conversation.item.create')).toHaveLength(1);
+    expect(
+      p.aws.calls.filter((c) => c.target === 'lambda.Invoke:lookup-order').length,
+    ).toBeGreaterThanOrEqual(1);
+    p.realtime?.callerHangsUp(call.id);
+    await waitForStatus(p, call.id, ['ended']);
+  });
+
+  it('returns a user tool timeout to the model as the tool output, and the call goes on', async () => {
+    const { call } = await ring(p);
+    await waitForStatus(p, call.id, ['active']);
+    const fnCallId = p.realtime?.requestTool(call.id, 'slow_tool', {}) ?? '';
+    const [output] = await waitForSent(call, 'conversation.item.create');
+    expect(output?.event.item.call_id).toBe(fnCallId);
+    expect(JSON.parse(output?.event.item.output)).toEqual({
+      error: { code: 'timeout', message: expect.stringContaining('300 ms') },
+    });
+    expect((await callRecord(p, call.id))?.status).toBe('active');
+    p.realtime?.callerHangsUp(call.id);
+    await waitForStatus(p, call.id, ['ended']);
+  });
+
+  it('ends the call on session_expired (1001)', async () => {
+    const { call } = await ring(p);
+    await waitForStatus(p, call.id, ['active']);
+    p.realtime?.expireSession(call.id);
+    expect(await waitForStatus(p, call.id, ['ended'])).toMatchObject({
+      endReason: 'session_expired',
+    });
+  });
+
+  it('hangs up through /hangup when the model calls end_call', async () => {
+    const { call } = await ring(p);
+    await waitForStatus(p, call.id, ['active']);
+    p.realtime?.requestTool(call.id, 'end_call', { reason: 'done' });
+    expect(await waitForStatus(p, call.id, ['ended'])).toMatchObject({
+      endReason: 'hung_up_by_agent',
+    });
+    expect(call.hangups).toBe(1);
+  });
+
+  it('confirms a transfer when the socket closes, and reports one that never happens', async () => {
+    const good = (await ring(p)).call;
+    await waitForStatus(p, good.id, ['active']);
+    p.realtime?.requestTool(good.id, 'transfer_call', { target: 'support' });
+    expect(await waitForStatus(p, good.id, ['ended'])).toMatchObject({
+      endReason: 'transferred',
+      transferStatus: 'confirmed',
+      transferTarget: 'support',
+    });
+    expect(good.referTarget).toBe('sip:support@example.com');
+
+    const bad = (await ring(p)).call;
+    await waitForStatus(p, bad.id, ['active']);
+    p.realtime?.requestTool(bad.id, 'transfer_call', { target: 'broken' });
+    const failed = await eventually(async () => {
+      const record = await callRecord(p, bad.id);
+      return record?.transferStatus === 'failed' ? record : undefined;
+    });
+    expect(failed.status).toBe('active');
+    // The model is told, and asked to speak.
+    await eventually(async () =>
+      bad.received.some(
+        (r) =>
+          r.event.item?.role === 'system' &&
+          JSON.stringify(r.event.item).includes('did not go through'),
+      )
+        ? true
+        : undefined,
+    );
+
+    const refused = (await ring(p)).call;
+    await waitForStatus(p, refused.id, ['active']);
+    const fn =
+      p.realtime?.requestTool(refused.id, 'transfer_call', {
+        target: 'sip:attacker@evil.example',
+      }) ?? '';
+    const [output] = await waitForSent(refused, 'conversation.item.create');
+    expect(output?.event.item).toMatchObject({ call_id: fn });
+    expect(JSON.parse(output?.event.item.output)).toMatchObject({ ok: false });
+    expect(refused.referTarget).toBeUndefined();
+    for (const c of [bad, refused]) p.realtime?.callerHangsUp(c.id);
+  });
+
+  it('rejects a denied caller with the configured status', async () => {
+    const { call } = await ring(p, { from: '+19005551234' });
+    expect(await waitForStatus(p, call.id, ['rejected'])).toMatchObject({
+      rejectReason: 'denied',
+      rejectStatus: 603,
+    });
+    expect(call.rejectStatus).toBe(603);
+    expect(call.accepts).toBe(0);
+  });
+
+  it('reports readiness and active calls on /healthz', async () => {
+    const worker = p.workers[0];
+    const health = (await (await fetch(worker?.healthUrl ?? '')).json()) as Record<string, unknown>;
+    expect(health).toMatchObject({
+      ready: true,
+      activeCalls: expect.any(Number),
+      capacity: 200,
+      owner: 'worker-1',
+    });
+  });
+});
+
+describe('zero-drop deploys and crashes', () => {
+  let p: LocalPipeline;
+  beforeAll(async () => {
+    p = await pipeline({ calls: localCallsConfig(), workers: 2, workerEnv: FAST_WORKERS });
+  });
+
+  it('hands a call to another worker on SIGTERM, with no call lost', async () => {
+    const { call } = await ring(p);
+    const first = await waitForStatus(p, call.id, ['active']);
+    const owner = p.workers.find((w) => w.id === first.owner);
+    const other = p.workers.find((w) => w.id !== first.owner);
+    expect(owner && other).toBeTruthy();
+    const exitCode = await owner?.stop();
+    expect(exitCode).toBe(0);
+    const reattached = await eventually(
+      async () => {
+        const record = await callRecord(p, call.id);
+        return record?.owner === other?.id && call.sockets.size === 1 ? record : undefined;
+      },
+      10_000,
+      'the reattach',
+    );
+    expect(reattached.status).toBe('active');
+    expect(call.connections).toBe(2);
+    expect(call.state).toBe('accepted');
+    // Only the first attach greets.
+    expect(
+      p.realtime?.sent(call.id, 'response.create').filter((e) => e.response?.instructions),
+    ).toHaveLength(1);
+    p.realtime?.callerHangsUp(call.id);
+    expect(await waitForStatus(p, call.id, ['ended'])).toMatchObject({
+      endReason: 'caller_hung_up',
+    });
+    await p.startWorker('worker-3');
+  });
+
+  it('re-signals the call of a worker killed with SIGKILL, and another worker takes it within 30 s', async () => {
+    const { call } = await ring(p);
+    const first = await waitForStatus(p, call.id, ['active']);
+    const owner = p.workers.find((w) => w.id === first.owner && w.child.exitCode === null);
+    const killedAt = Date.now();
+    await owner?.kill();
+    const taken = await eventually(
+      async () => {
+        const record = await callRecord(p, call.id);
+        return record?.owner && record.owner !== first.owner && call.sockets.size === 1
+          ? record
+          : undefined;
+      },
+      30_000,
+      'the sweeper hand-on',
+    );
+    expect(Date.now() - killedAt).toBeLessThan(30_000);
+    expect(taken.status).toBe('active');
+    p.realtime?.callerHangsUp(call.id);
+    await waitForStatus(p, call.id, ['ended']);
+  });
+
+  it('records a reattach that finds the call gone (404) as ended', async () => {
+    const { call } = await ring(p);
+    const first = await waitForStatus(p, call.id, ['active']);
+    const owner = p.workers.find((w) => w.id === first.owner && w.child.exitCode === null);
+    await p.startWorker('worker-4');
+    await owner?.kill();
+    // The caller hangs up while no worker holds the socket.
+    p.realtime?.callerHangsUp(call.id);
+    expect(await waitForStatus(p, call.id, ['ended'], 30_000)).toMatchObject({ endReason: 'gone' });
+  });
+});
+
+describe('capacity', () => {
+  it('never oversubscribes a worker, rejects with 486 when the account is full, and scales from zero', async () => {
+    const base = localCallsConfig({ maxCallsPerTask: 2 });
+    const p = await pipeline({
+      calls: { ...base, policy: { ...base.policy, maxConcurrentCalls: 3 } },
+      workers: 1,
+      workerEnv: FAST_WORKERS,
+      ecsService: { desiredCount: 0 },
+    });
+    const worker = p.workers[0];
+    let peak = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const health = (await (
+          await fetch(worker?.healthUrl ?? '')
+        )
+          .json()
+          .catch(() => ({ activeCalls: 0 }))) as { activeCalls: number };
+        peak = Math.max(peak, health.activeCalls);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })().catch(() => undefined);
+    const calls: SimulatedCall[] = [];
+    for (let i = 0; i < 4; i++) calls.push((await ring(p)).call);
+    // The account allows 3: one of the 4 (they are decided concurrently) is refused as busy.
+    const busy = await eventually(async () => {
+      const records = await Promise.all(calls.map((x) => callRecord(p, x.id)));
+      const rejected = records.filter((r) => r?.status === 'rejected');
+      const decided = records.filter(
+        (r) => r && r.status !== 'ringing' && r.status !== 'accepting',
+      );
+      return decided.length === 4 ? rejected : undefined;
+    });
+    expect(busy).toHaveLength(1);
+    expect(busy[0]).toMatchObject({ rejectReason: 'busy', rejectStatus: 486 });
+    const [a, b, c] = calls.filter((x) => x.id !== busy[0]?.callId);
+    if (!a || !b || !c) throw new Error('calls missing');
+    // The worker holds 2; the 3rd waits, accepted, until a slot frees.
+    await eventually(async () =>
+      [a, b, c].filter((x) => x.sockets.size === 1).length === 2 ? true : undefined,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const waiting = [a, b, c].find((x) => x.sockets.size === 0);
+    expect(waiting).toBeDefined();
+    expect((await callRecord(p, waiting?.id ?? ''))?.status).toBe('accepted');
+    const attached = [a, b, c].find((x) => x.sockets.size === 1);
+    p.realtime?.callerHangsUp(attached?.id ?? '');
+    await waitForStatus(p, waiting?.id ?? '', ['active']);
+    sampling = false;
+    await sampler;
+    expect(peak).toBe(2);
+    // The service was at zero: the first call raised it and recorded the cold start.
+    expect(p.aws.services.get([...p.aws.services.keys()][0] ?? '')?.desiredCount).toBe(1);
+    expect((await callRecord(p, a.id))?.waitedForColdWorker).toBe(true);
+    for (const x of [a, b, c]) if (x.state !== 'ended') p.realtime?.callerHangsUp(x.id);
   });
 });

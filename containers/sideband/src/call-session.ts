@@ -280,6 +280,7 @@ export class CallSession {
       arguments: args,
       output,
       latencyMs,
+      status: error ? 'failed' : 'done',
       ...(error ? { error } : {}),
     });
     deps.log.info('tool call', { name, fnCallId, latencyMs, error });

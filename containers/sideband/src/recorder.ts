@@ -22,6 +22,7 @@ export type CallPart =
       readonly arguments: string;
       readonly output: string;
       readonly latencyMs: number;
+      readonly status: 'done' | 'failed';
       readonly error?: string;
     }
   | { readonly kind: 'usage'; readonly responseId: string; readonly usage: unknown }
