@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WireEvent } from '../../lambdas/shared/core/wire';
 import { localCallsConfig } from '../../local/calls';
 import type { LocalPipeline } from '../../local/pipeline';
 import type { SimulatedCall } from '../../local/stand-ins/realtime-simulator';
@@ -70,7 +71,7 @@ describe('phone calls on one worker', () => {
       attachedAt: expect.any(Number),
     });
     expect(call.accepts).toBe(1);
-    const body = call.acceptBody as Record<string, any>;
+    const body = call.acceptBody as WireEvent;
     expect(body).toMatchObject({
       type: 'realtime',
       model: 'gpt-realtime-2.1',

@@ -1,0 +1,306 @@
+import { describe, expect, it } from 'vitest';
+import { ResponseSequencer } from '../../containers/sideband/src/core/response-sequencer';
+import { type CallPolicy, decideCall, matches } from '../../lambdas/shared/core/calls/call-policy';
+import {
+  CALL_STATUSES,
+  canTransition,
+  endReasonOf,
+  isFinal,
+  predecessorsOf,
+} from '../../lambdas/shared/core/calls/call-state';
+import {
+  redactTranscript,
+  validateCallsConfig,
+} from '../../lambdas/shared/core/calls/calls-config';
+import {
+  buildAcceptBody,
+  type SessionConfig,
+  validateAcceptBody,
+} from '../../lambdas/shared/core/calls/session';
+import { addressOf, callPartiesOf, sipHeadersOf } from '../../lambdas/shared/core/calls/sip';
+import type { WireEvent } from '../../lambdas/shared/core/wire';
+import { localCallsConfig } from '../../local/calls';
+
+const SESSION: SessionConfig = {
+  model: 'gpt-realtime-2.1',
+  instructions: 'Be brief.',
+  voice: 'marin',
+  tools: ['lookup_order'],
+};
+const TOOL = {
+  name: 'lookup_order',
+  description: 'Find an order.',
+  parameters: { type: 'object', properties: { id: { type: 'string' } } },
+};
+const POLICY: CallPolicy = {
+  allow: [],
+  deny: ['+1900*', 'spam@evil.example'],
+  maxConcurrentCalls: 10,
+  maxRingAgeSeconds: 30,
+  rejectStatus: 603,
+  sessions: { default: SESSION, '+18005550199': { ...SESSION, voice: 'cedar' } },
+};
+
+describe('SIP headers (untrusted input)', () => {
+  it.each([
+    ['"Ann" <sip:+14155550123@sip.example.com>;tag=abc', '+14155550123'],
+    ['<sip:+1-415-555.0123@host>', '+14155550123'],
+    ['<tel:+1(415)5550123>', '+14155550123'],
+    ['sips:alice@example.com', 'alice'],
+    ['tel:+4420794609580', '+4420794609580'],
+    ['<sip:%2B14155550123@host>', '+14155550123'],
+    ['<sip:%ZZ@host>', undefined],
+    ['Anonymous <sip:anonymous@anonymous.invalid>', 'anonymous'],
+    ['no uri here', undefined],
+    ['<sip:a"b@host>', undefined],
+  ])('%s → %s', (value, expected) => {
+    expect(addressOf(value)).toBe(expected);
+  });
+
+  it('takes From and To case-insensitively, including compact forms, and ignores junk entries', () => {
+    const headers = sipHeadersOf({
+      sip_headers: [
+        { name: 'f', value: '<sip:+111@x>' },
+        42,
+        { name: 'TO', value: '<sip:+222@x>' },
+        { name: 'From', value: '<sip:+333@x>' },
+        { name: 7, value: 'x' },
+      ],
+    });
+    expect(callPartiesOf(headers)).toEqual({ from: '+111', to: '+222' });
+    expect(sipHeadersOf({ sip_headers: 'nope' })).toEqual([]);
+    expect(callPartiesOf([])).toEqual({ from: undefined, to: undefined });
+  });
+
+  it('bounds header values', () => {
+    const [header] = sipHeadersOf({ sip_headers: [{ name: 'From', value: 'x'.repeat(5000) }] });
+    expect(header?.value).toHaveLength(1024);
+  });
+});
+
+describe('call policy', () => {
+  const now = 1_800_000_000;
+  const call = (from: string, to = '+18005550100', age = 1) => ({ from, to, createdAt: now - age });
+
+  it('accepts with the session of the dialled number, or the default', () => {
+    expect(decideCall(call('+14155550123'), POLICY, now, 0)).toMatchObject({
+      kind: 'accept',
+      sessionKey: 'default',
+    });
+    expect(decideCall(call('+14155550123', '+18005550199'), POLICY, now, 0)).toMatchObject({
+      kind: 'accept',
+      sessionKey: '+18005550199',
+      session: { voice: 'cedar' },
+    });
+  });
+
+  it('misses a call older than the ring age', () => {
+    expect(decideCall(call('+14155550123', undefined, 31), POLICY, now, 0)).toEqual({
+      kind: 'missed',
+      reason: 'stale',
+    });
+    expect(decideCall(call('+14155550123', undefined, 30), POLICY, now, 0).kind).toBe('accept');
+  });
+
+  it('denies by caller or dialled number, prefix patterns included', () => {
+    expect(decideCall(call('+19005550000'), POLICY, now, 0)).toEqual({
+      kind: 'reject',
+      status: 603,
+      reason: 'denied',
+    });
+    expect(decideCall(call('spam@evil.example'), POLICY, now, 0)).toMatchObject({
+      reason: 'denied',
+    });
+    expect(decideCall(call('+14155550123', '+19001112222'), POLICY, now, 0)).toMatchObject({
+      reason: 'denied',
+    });
+  });
+
+  it('with an allow list, rejects everyone else with the configured status', () => {
+    const policy = { ...POLICY, allow: ['+1415*'], rejectStatus: 403 };
+    expect(decideCall(call('+14155550123'), policy, now, 0).kind).toBe('accept');
+    expect(decideCall(call('+12125550123'), policy, now, 0)).toEqual({
+      kind: 'reject',
+      status: 403,
+      reason: 'not_allowed',
+    });
+    expect(
+      decideCall({ from: undefined, to: undefined, createdAt: now }, policy, now, 0),
+    ).toMatchObject({ reason: 'not_allowed' });
+  });
+
+  it('rejects with 486 when full, and deny wins over busy', () => {
+    expect(decideCall(call('+14155550123'), POLICY, now, 10)).toEqual({
+      kind: 'reject',
+      status: 486,
+      reason: 'busy',
+    });
+    expect(decideCall(call('+19005550000'), POLICY, now, 10)).toMatchObject({ reason: 'denied' });
+  });
+
+  it('matches exactly or by prefix, case-insensitively', () => {
+    expect(matches('+1800*', '+18005550100')).toBe(true);
+    expect(matches('+1800', '+18005550100')).toBe(false);
+    expect(matches('Alice', 'alice')).toBe(true);
+    expect(matches('+1800*', undefined)).toBe(false);
+  });
+});
+
+describe('accept body', () => {
+  it('builds a valid SIP session with transcription, voice, user and built-in tools', () => {
+    const body = buildAcceptBody(SESSION, [TOOL], ['support']);
+    expect(validateAcceptBody(body)).toEqual([]);
+    expect(body).toMatchObject({
+      type: 'realtime',
+      model: 'gpt-realtime-2.1',
+      audio: {
+        input: { transcription: { model: 'gpt-4o-transcribe' } },
+        output: { voice: 'marin' },
+      },
+    });
+    expect(body.tools.map((t) => t.name)).toEqual(['lookup_order', 'end_call', 'transfer_call']);
+    expect(JSON.stringify(body)).not.toMatch(
+      /"format"|threshold|prefix_padding_ms|silence_duration_ms/,
+    );
+  });
+
+  it('offers transfer_call only when there are targets', () => {
+    expect(buildAcceptBody(SESSION, [TOOL], []).tools.map((t) => t.name)).toEqual([
+      'lookup_order',
+      'end_call',
+    ]);
+  });
+
+  it('refuses a session that names an undeclared tool', () => {
+    expect(() => buildAcceptBody(SESSION, [], [])).toThrow(/unknown tool "lookup_order"/);
+  });
+
+  it.each([
+    ['no type', (b: WireEvent) => delete b.type, /type must be "realtime"/],
+    ['no model', (b: WireEvent) => delete b.model, /model/],
+    [
+      'an audio format',
+      (b: WireEvent) => (b.audio.input.format = { type: 'audio/pcmu' }),
+      /audio.input.format/,
+    ],
+    [
+      'a VAD threshold',
+      (b: WireEvent) => (b.audio.input.turn_detection = { type: 'server_vad', threshold: 0.5 }),
+      /threshold/,
+    ],
+    [
+      'silence_duration_ms',
+      (b: WireEvent) =>
+        (b.audio.input.turn_detection = { type: 'server_vad', silence_duration_ms: 500 }),
+      /silence_duration_ms/,
+    ],
+    ['no transcription', (b: WireEvent) => delete b.audio.input.transcription, /transcription/],
+    ['an unknown voice', (b: WireEvent) => (b.audio.output.voice = 'robot'), /voice/],
+    ['a duplicate tool', (b: WireEvent) => b.tools.push(b.tools[0]), /declared twice/],
+  ])('rejects a body with %s', (_name, mutate, message) => {
+    const body = JSON.parse(JSON.stringify(buildAcceptBody(SESSION, [TOOL], []))) as Record<
+      string,
+      unknown
+    >;
+    mutate(body);
+    expect(validateAcceptBody(body).join('\n')).toMatch(message);
+  });
+});
+
+describe('calls config', () => {
+  it('accepts the local default', () => {
+    expect(validateCallsConfig(localCallsConfig())).toEqual([]);
+  });
+
+  it.each([
+    [{ transferTargets: { x: 'http://not-sip' } }, /sip: or tel:/],
+    [{ wrapUpAfterMs: 59 * 60_000, wrapUpGraceMs: 2 * 60_000 }, /60-minute/],
+    [{ wrapUpTransferTarget: 'nowhere' }, /wrapUpTransferTarget/],
+    [{ maxCallsPerTask: 0 }, /maxCallsPerTask/],
+    [{ tools: [{ ...TOOL, name: 'end_call', functionName: 'f', timeoutMs: 100 }] }, /built in/],
+  ])('reports %#', (override, message) => {
+    expect(validateCallsConfig(localCallsConfig(override as never)).join('\n')).toMatch(message);
+  });
+
+  it('reports a session using an undeclared tool', () => {
+    const config = localCallsConfig({ tools: [] });
+    expect(validateCallsConfig(config).join('\n')).toMatch(/uses tool "lookup_order"/);
+  });
+
+  it('redacts numbers and e-mails from transcripts', () => {
+    expect(redactTranscript('Call +44 20 7946 0958 or mail me@x.com about order 12')).toBe(
+      'Call [number] or mail [email] about order 12',
+    );
+  });
+});
+
+describe('call state machine', () => {
+  it('moves ringing → accepting → accepted → active → ended', () => {
+    expect(canTransition('ringing', 'accepting')).toBe(true);
+    expect(canTransition('accepting', 'accepted')).toBe(true);
+    expect(canTransition('accepted', 'active')).toBe(true);
+    expect(canTransition('active', 'active')).toBe(true);
+    expect(canTransition('active', 'ended')).toBe(true);
+  });
+
+  it('never leaves a final state, and never goes back to ringing', () => {
+    for (const final of ['ended', 'rejected', 'missed'] as const) {
+      expect(isFinal(final)).toBe(true);
+      for (const to of CALL_STATUSES) expect(canTransition(final, to)).toBe(false);
+    }
+    for (const from of CALL_STATUSES) expect(canTransition(from, 'ringing')).toBe(false);
+  });
+
+  it('derives the guard of each move', () => {
+    expect(predecessorsOf('active').sort()).toEqual(['accepted', 'accepting', 'active']);
+    expect(predecessorsOf('rejected')).toEqual(['ringing']);
+  });
+
+  it.each([
+    [1006, {}, 'caller_hung_up'],
+    [1000, {}, 'normal_closure'],
+    [1001, { sessionExpired: true }, 'session_expired'],
+    [1001, {}, 'going_away'],
+    [4000, {}, 'server_rejected_session'],
+    [1000, { hangupRequested: true }, 'hung_up_by_agent'],
+    [1000, { transferPending: true }, 'transferred'],
+    [1000, { handingOff: true }, 'handed_off'],
+    [4999, {}, 'closed_4999'],
+  ])('close %i %j → %s', (code, context, reason) => {
+    expect(
+      endReasonOf(code, {
+        sessionExpired: false,
+        hangupRequested: false,
+        transferPending: false,
+        handingOff: false,
+        ...context,
+      }),
+    ).toBe(reason);
+  });
+});
+
+describe('ResponseSequencer', () => {
+  it('sends at once when idle, and defers while a response is active', () => {
+    const s = new ResponseSequencer();
+    expect(s.request()).toBe(true);
+    expect(s.request()).toBe(false);
+    expect(s.onResponseDone()).toBe(true);
+    expect(s.onResponseDone()).toBe(false);
+  });
+
+  it('after a conflict, sends again on response.done', () => {
+    const s = new ResponseSequencer();
+    expect(s.request()).toBe(true);
+    s.onConflict();
+    expect(s.isWaiting).toBe(true);
+    expect(s.onResponseDone()).toBe(true);
+    expect(s.isWaiting).toBe(false);
+  });
+
+  it('treats a server-started response as active', () => {
+    const s = new ResponseSequencer();
+    s.onResponseCreated();
+    expect(s.request()).toBe(false);
+    expect(s.onResponseDone()).toBe(true);
+  });
+});
