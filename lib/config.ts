@@ -2,6 +2,7 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { CATEGORIES, type Category } from '../lambdas/shared/core/categories';
+import { type CallsProps, type ResolvedCalls, resolveCalls } from './calls-config';
 
 /**
  * The user's own code for a category, called with each verified, stored event.
@@ -86,6 +87,8 @@ export interface OpenAiWebhooksConfig {
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** E-mail address subscribed to the alarm topic. @default none */
   readonly alarmEmail?: string;
+  /** Phone calls (`realtime.call.incoming`) and the sideband service. @default off */
+  readonly calls?: CallsProps;
 }
 
 export interface ResolvedCategory {
@@ -116,6 +119,7 @@ export interface ResolvedConfig {
   readonly logRetention: RetentionDays;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   readonly alarmEmail: string | undefined;
+  readonly calls: ResolvedCalls | undefined;
 }
 
 export const DEFAULTS = {
@@ -269,6 +273,15 @@ export function resolveConfig(props: OpenAiWebhooksConfig = {}): ResolvedConfig 
   const baseUrl = props.openAiBaseUrl ?? DEFAULTS.openAiBaseUrl;
   check(/^https:\/\//.test(baseUrl), 'openAiBaseUrl must be an https:// URL.');
 
+  const calls = props.calls ? resolveCalls(props.calls) : undefined;
+  if (calls) {
+    errors.push(...calls.problems);
+    check(
+      apiKeySecret !== null,
+      'calls needs openAiApiKeySecretName (accept, reject, refer and hangup are API calls); it is null.',
+    );
+  }
+
   if (errors.length > 0) {
     throw new ConfigError(`Invalid OpenAiWebhooks props:\n- ${errors.join('\n- ')}`);
   }
@@ -289,6 +302,7 @@ export function resolveConfig(props: OpenAiWebhooksConfig = {}): ResolvedConfig 
     logRetention: props.logRetention ?? DEFAULTS.logRetention,
     logLevel: props.logLevel ?? DEFAULTS.logLevel,
     alarmEmail: props.alarmEmail,
+    calls: calls?.resolved,
   };
 }
 

@@ -7,6 +7,7 @@ import { type OpenAiWebhooksConfig, type ResolvedConfig, resolveConfig } from '.
 import { Alarms } from './constructs/alarms';
 import { CategoryFanout } from './constructs/category-fanout';
 import { EventStore } from './constructs/event-store';
+import { SidebandService } from './constructs/sideband-service';
 import { WebhookIngress } from './constructs/webhook-ingress';
 
 export interface OpenAiWebhooksStackProps extends StackProps, OpenAiWebhooksConfig {}
@@ -18,6 +19,7 @@ export class OpenAiWebhooksStack extends Stack {
   readonly fanout: CategoryFanout;
   readonly ingress: WebhookIngress;
   readonly alarms: Alarms;
+  readonly sideband?: SidebandService;
 
   constructor(scope: Construct, id: string, props: OpenAiWebhooksStackProps = {}) {
     super(scope, id, props);
@@ -63,6 +65,39 @@ export class OpenAiWebhooksStack extends Stack {
       logLevel: config.logLevel,
     });
 
+    const calls = config.calls;
+    if (calls && apiKeySecret) {
+      const sideband = new SidebandService(this, 'Sideband', {
+        store: this.store,
+        apiKeySecret,
+        callsConfig: calls.config,
+        toolFunctions: calls.toolFunctions,
+        openAiBaseUrl: config.openAiBaseUrl,
+        minTasks: calls.minTasks,
+        maxTasks: calls.maxTasks,
+        cpu: calls.cpu,
+        memoryMiB: calls.memoryMiB,
+        ...(calls.vpc ? { vpc: calls.vpc } : {}),
+        ...(calls.vpcSubnets ? { vpcSubnets: calls.vpcSubnets } : {}),
+        dlqRetention: config.dlqRetention,
+        logRetention: config.logRetention,
+        logRemovalPolicy,
+        logLevel: config.logLevel,
+      });
+      this.sideband = sideband;
+      // The realtime consumer is the incoming-call handler.
+      const incoming = this.fanout.pipelines.realtime.consumer;
+      incoming.addEnvironment(ENV.callsConfig, this.toJsonString(calls.config));
+      incoming.addEnvironment(ENV.signalQueueUrl, sideband.signalQueue.queueUrl);
+      apiKeySecret.grantRead(incoming);
+      sideband.grantSignal(incoming);
+      if (calls.minTasks === 0) {
+        incoming.addEnvironment(ENV.ecsCluster, sideband.cluster.clusterName);
+        incoming.addEnvironment(ENV.ecsService, sideband.service.serviceName);
+        sideband.grantScaleFromZero(incoming);
+      }
+    }
+
     this.alarms = new Alarms(this, 'Alarms', {
       ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
     });
@@ -70,6 +105,13 @@ export class OpenAiWebhooksStack extends Stack {
       this.alarms.addAlarm(`DeadLetters-${category}`, this.fanout.metricDeadLetterDepth(category), {
         threshold: 1,
         description: `${category} events failed ${config.categories[category].maxReceiveCount} times and wait in the DLQ. Fix the cause, then redrive.`,
+      });
+    }
+    if (this.sideband) {
+      this.alarms.addAlarm('DeadLetters-signals', this.sideband.metricSignalDeadLetters(), {
+        threshold: 1,
+        description:
+          'Call signals failed 5 times: accepted calls may have no sideband worker. Check the sideband service logs.',
       });
     }
     this.alarms.addAlarm('Ingress5xx', this.ingress.metricResponses('5xx'), {

@@ -1,18 +1,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, type RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { IMetric } from 'aws-cdk-lib/aws-cloudwatch';
 import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { CATEGORIES, type Category } from '../../lambdas/shared/core/categories';
 import { ENV } from '../../lambdas/shared/env';
 import type { ResolvedCategory } from '../config';
 import type { EventStore } from './event-store';
+import { grantInvokeUnqualified } from './grants';
 import { NodeFunction, PROJECT_ROOT } from './node-function';
+import { QueueWithDeadLetters } from './queue-with-dead-letters';
 
 export interface CategoryFanoutProps {
   readonly categories: Readonly<Record<Category, ResolvedCategory>>;
@@ -42,26 +44,15 @@ export class CategoryPipeline extends Construct {
     props: CategoryFanoutProps,
   ) {
     super(scope, id);
-    const encryption = QueueEncryption.SQS_MANAGED;
-    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
-      encryption,
-      enforceSSL: true,
-      retentionPeriod: props.dlqRetention,
-    });
-    this.queue = new Queue(this, 'Queue', {
-      encryption,
-      enforceSSL: true,
+    const queues = new QueueWithDeadLetters(this, 'Queues', {
       // AWS's guidance for Lambda sources: at least 6x the function timeout, so retries of a
       // throttled batch do not become visible while it still runs.
       visibilityTimeout: Duration.seconds(options.timeout.toSeconds() * 6),
-      retentionPeriod: Duration.days(4),
-      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: options.maxReceiveCount },
+      maxReceiveCount: options.maxReceiveCount,
+      dlqRetention: props.dlqRetention,
     });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        'This queue is itself a dead-letter queue; it has an alarm instead of a DLQ of its own.',
-    });
+    this.queue = queues.queue;
+    this.deadLetterQueue = queues.deadLetterQueue;
 
     const user = options.userHandler?.source;
     const consumer = new NodeFunction(this, 'Consumer', {
@@ -87,7 +78,7 @@ export class CategoryPipeline extends Construct {
     props.store.acknowledgeIndexGrant(consumer);
     if (options.hydrate) props.grantOpenAiKey?.(this.consumer);
     if (user?.kind === 'function') {
-      user.fn.grantInvoke(this.consumer);
+      grantInvokeUnqualified(user.fn, this.consumer);
       this.consumer.addEnvironment(ENV.userHandlerFunction, user.fn.functionArn);
     }
     this.consumer.addEventSource(

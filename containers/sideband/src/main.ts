@@ -15,6 +15,7 @@ import {
 import { SecretsManagerSource } from '../../../lambdas/shared/adapters/secrets-manager-source';
 import { SqsSignalPublisher } from '../../../lambdas/shared/adapters/sqs-signal-publisher';
 import { parseCallsConfig } from '../../../lambdas/shared/core/calls/calls-config';
+import { emfRecord } from '../../../lambdas/shared/core/emf';
 import { ENV, numberEnv, requireEnv } from '../../../lambdas/shared/env';
 import { createLogger, parseLogLevel } from '../../../lambdas/shared/logger';
 import { CallSession } from './call-session';
@@ -92,6 +93,24 @@ const worker = new SidebandWorker({
   },
 });
 worker.start();
+
+// Scaling runs on the average calls per task: report it every 30 s (EMF, through the awslogs driver).
+const metricsService = env.METRICS_SERVICE;
+if (metricsService) {
+  setInterval(() => {
+    const record = emfRecord(
+      'OpenAiWebhooks',
+      { Service: metricsService },
+      [
+        { name: 'ActiveCalls', value: worker.activeCalls },
+        { name: 'CallCapacity', value: config.maxCallsPerTask },
+      ],
+      Date.now(),
+      { owner },
+    );
+    process.stdout.write(`${JSON.stringify(record)}\n`);
+  }, 30_000).unref();
+}
 
 // Readiness: 503 while draining, so no new work is routed here; always reports the call count.
 const health = createServer((req, res) => {
