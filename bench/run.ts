@@ -14,10 +14,11 @@ import { DynamoEventStore } from '../lambdas/shared/adapters/dynamo-event-store'
 import { parseEnvelope } from '../lambdas/shared/core/envelope';
 import { parseWebhookSecret, signWebhook, verifyWebhook } from '../lambdas/shared/core/signature';
 import { sampleEvent } from '../local/samples';
+import { benchCallSetup, benchDensity } from './calls';
 import { fmt, median, percentile } from './stats';
 
 /**
- * `npm run bench [-- verify bundle pipeline]`: prints figures and writes docs/benchmarks.md.
+ * `npm run bench [-- verify bundle pipeline calls density]`: prints figures and writes docs/benchmarks.md.
  * Every figure is measured side by side with a reference in the same run, because these
  * machines are noisy. BENCH_SECONDS shortens the pipeline load (default 30).
  */
@@ -43,6 +44,8 @@ out();
 if (want('verify')) await benchVerify();
 if (want('bundle')) await benchBundle();
 if (want('pipeline')) await benchPipeline();
+if (want('calls')) await benchCallSetup(out);
+if (want('density')) await benchDensity(out);
 
 mkdirSync(path.join(root, 'docs'), { recursive: true });
 const existing = (() => {

@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { localCallsConfig } from './calls';
 import { generateWebhookSecret, LocalPipeline } from './pipeline';
 
 /**
@@ -21,6 +22,14 @@ const pipeline = await LocalPipeline.start({
   ...(env.OPENAI_BASE_URL ? { openAiBaseUrl: env.OPENAI_BASE_URL } : {}),
   ...(env.OPENAI_API_KEY ? { openAiApiKey: env.OPENAI_API_KEY } : {}),
   logLevel: env.LOG_LEVEL || 'info',
+  // Phone calls run against the simulator: the incoming-call handler plus one sideband worker.
+  ...(env.OPENAI_BASE_URL
+    ? {}
+    : {
+        calls: localCallsConfig(),
+        workers: 1,
+        workerEnv: { ECHO_WORKER_LOGS: '1', LOG_LEVEL: env.LOG_LEVEL || 'info' },
+      }),
 });
 
 // `npm run send` and the operator CLI read this to find the pipeline.
@@ -35,6 +44,7 @@ writeFileSync(
       sqsEndpoint: pipeline.sqsEndpoint,
       openAiBaseUrl: pipeline.openAiBaseUrl,
       queues: pipeline.queues,
+      calls: Boolean(pipeline.realtime),
       pid: process.pid,
     },
     null,
@@ -57,6 +67,9 @@ process.stderr.write(
     ' Try, in another terminal:',
     '   npm run send -- batch.completed',
     '   npm run send -- all',
+    ...(pipeline.realtime
+      ? ['   npm run send -- call      (a simulated phone call, with its timeline)']
+      : []),
     line,
     '',
   ].join('\n'),

@@ -5,6 +5,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoEventStore } from '../lambdas/shared/adapters/dynamo-event-store';
 import { parseWebhookSecret, signWebhook } from '../lambdas/shared/core/signature';
 import { SAMPLE_TYPES, sampleEvent } from './samples';
+import { sendCall } from './send-call';
 
 /**
  * `npm run send -- <type|all> [--id <object id>]`: sends correctly signed sample events to the
@@ -15,6 +16,8 @@ interface LocalState {
   webhookSecret: string;
   tableName: string;
   dynamoEndpoint: string;
+  openAiBaseUrl: string;
+  calls?: boolean;
 }
 
 const args = process.argv.slice(2);
@@ -23,7 +26,7 @@ const idFlag = args.indexOf('--id');
 const objectId = idFlag >= 0 ? args[idFlag + 1] : undefined;
 if (!what || what === '--help') {
   process.stderr.write(
-    `Usage: npm run send -- <type|all> [--id <object id>]\nTypes: ${SAMPLE_TYPES.join(', ')}\n`,
+    `Usage: npm run send -- <type|all|call> [--id <object id>]\nTypes: ${SAMPLE_TYPES.join(', ')}\n`,
   );
   process.exit(what ? 0 : 2);
 }
@@ -39,6 +42,22 @@ if (!url || !secretText) {
 }
 const secret = parseWebhookSecret(secretText, 'current');
 const store = state && !process.env.WEBHOOK_URL ? localStore(state) : undefined;
+
+if (what === 'call') {
+  if (!state?.calls) {
+    process.stderr.write(
+      'Phone calls need `npm start` with the OpenAI simulator (OPENAI_BASE_URL unset).\n',
+    );
+    process.exit(1);
+  }
+  const ok = await sendCall(state, (line) => process.stdout.write(`${line}\n`)).catch(
+    (error: unknown) => {
+      process.stderr.write(`${String(error)}\n`);
+      return false;
+    },
+  );
+  process.exit(ok ? 0 : 1);
+}
 
 const types = what === 'all' ? [...SAMPLE_TYPES] : [what];
 let failures = 0;

@@ -63,6 +63,7 @@ export async function handleIncomingCall(
     webhookId: event.webhookId,
     createdAt: event.createdAt,
     receivedAt: event.receivedAt,
+    handledAt: clock(),
     expiresAt: Math.floor(clock() / 1000) + deps.callTtlSeconds,
   });
   if (!created) {

@@ -24,6 +24,13 @@ export interface CallRecord {
   readonly transferTarget?: string;
   readonly transferStatus?: 'pending' | 'confirmed' | 'failed';
   readonly durationMs?: number;
+  /** Epoch ms the incoming-call handler picked the webhook up (queue wait = handledAt - receivedAt). */
+  readonly handledAt?: number;
+  /** Running usage totals from `response.done`. */
+  readonly totalTokens?: number;
+  readonly inputTokens?: number;
+  readonly outputTokens?: number;
+  readonly responses?: number;
   readonly expiresAt: number;
 }
 

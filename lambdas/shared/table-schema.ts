@@ -36,7 +36,10 @@ export const keys = {
   callPart: (callId: string, sk: string) => ({ pk: `CALL#${callId}`, sk }),
   /** One counter of calls holding capacity, for the account-wide concurrency limit. */
   callCapacity: { pk: 'CALLS', sk: 'CAPACITY' },
-  /** Sideband leases live in one partition so the sweeper can list them with one query. */
+  /** Which worker holds each call's sideband: one partition, listed only when a worker died. */
   lease: (callId: string) => ({ pk: 'LEASES', sk: callId }),
   leasePartition: 'LEASES',
+  /** One heartbeat per worker: renewal costs one write, however many calls it holds. */
+  worker: (owner: string) => ({ pk: 'WORKERS', sk: owner }),
+  workerPartition: 'WORKERS',
 } as const;

@@ -121,7 +121,8 @@ export class OpenAiSimulator {
       at: Date.now(),
     };
     this.requests.push(request);
-    if (req.headers.authorization !== `Bearer ${this.apiKey}`) {
+    // The /_sim/ control routes drive the simulated caller (local tools only); the rest is the API.
+    if (!path.startsWith('/_sim/') && req.headers.authorization !== `Bearer ${this.apiKey}`) {
       return send(res, 401, apiError('invalid_api_key', 'Incorrect API key provided.'));
     }
     const fault = this.faults.find((f) => f.fault.remaining > 0 && path.startsWith(f.prefix));

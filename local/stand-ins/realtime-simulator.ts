@@ -50,6 +50,7 @@ export class RealtimeSimulator {
     options: RealtimeSimulatorOptions = {},
   ) {
     this.responseMs = options.responseMs ?? 20;
+    this.controlRoutes();
     const call = (id: string | undefined) => (id ? this.calls.get(id) : undefined);
     const gone = {
       status: 404,
@@ -89,6 +90,56 @@ export class RealtimeSimulator {
       c.hangups++;
       setTimeout(() => this.end(c, 1000), 5);
       return { status: 200 };
+    });
+  }
+
+  /** Loopback control routes, so another process (`npm run send -- call`) can play the caller. */
+  private controlRoutes(): void {
+    const found = (id: string | undefined) => (id ? this.calls.get(id) : undefined);
+    const view = (c: SimulatedCall) => ({
+      call_id: c.id,
+      from: c.from,
+      to: c.to,
+      state: c.state,
+      accepts: c.accepts,
+      connections: c.connections,
+      timeline: c.timeline,
+    });
+    this.api.route('POST', /^\/_sim\/calls$/, (request) => {
+      const body = (request.body ?? {}) as { from?: string; to?: string };
+      return { status: 200, body: view(this.createCall(body)) };
+    });
+    this.api.route('GET', /^\/_sim\/calls\/([^/]+)$/, (_r, m) => {
+      const c = found(m[1]);
+      return c
+        ? {
+            status: 200,
+            body: {
+              ...view(c),
+              received: c.received.map((r) => ({
+                type: r.event.type,
+                at: r.at,
+                item: r.event.item,
+              })),
+            },
+          }
+        : { status: 404, body: apiError('not_found', 'No such call.') };
+    });
+    this.api.route('POST', /^\/_sim\/calls\/([^/]+)\/(say|tool|hangup)$/, (request, m) => {
+      const c = found(m[1]);
+      if (!c) return { status: 404, body: apiError('not_found', 'No such call.') };
+      const body = (request.body ?? {}) as { text?: string; name?: string; arguments?: unknown };
+      if (m[2] === 'say') this.callerSays(c.id, body.text ?? 'Hello?');
+      if (m[2] === 'hangup') this.callerHangsUp(c.id);
+      if (m[2] === 'tool')
+        return {
+          status: 200,
+          body: {
+            fn_call_id: this.requestTool(c.id, body.name ?? 'lookup_order', body.arguments ?? {}),
+            at: Date.now(),
+          },
+        };
+      return { status: 200, body: view(c) };
     });
   }
 
@@ -187,6 +238,15 @@ export class RealtimeSimulator {
       });
     }, durationMs);
   }
+
+  /** Sends a prepared frame as is (load generation without per-event JSON work). */
+  sendRaw(callId: string, frame: string): void {
+    for (const socket of this.must(callId).sockets)
+      if (socket.readyState === socket.OPEN) socket.send(frame);
+  }
+
+  /** Called for every client event as it arrives (benchmarks measure round trips with it). */
+  onClientEvent: ((call: SimulatedCall, event: WireEvent, at: number) => void) | undefined;
 
   /** Re-sends an event already sent (OpenAI may repeat `function_call_arguments.done`). */
   resend(callId: string, event: Record<string, unknown>): void {
@@ -317,7 +377,9 @@ export class RealtimeSimulator {
         } catch {
           return;
         }
-        c.received.push({ event, at: Date.now() });
+        const at = Date.now();
+        c.received.push({ event, at });
+        this.onClientEvent?.(c, event, at);
         if (event.type === 'response.create') {
           c.timeline.firstResponseCreate ??= Date.now();
           if (c.activeResponses > 0) {

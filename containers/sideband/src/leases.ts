@@ -1,16 +1,20 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  ConditionalCheckFailedException,
+  TransactionCanceledException,
+} from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
   type DynamoDBDocumentClient,
   PutCommand,
   QueryCommand,
-  UpdateCommand,
+  TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { keys } from '../../../lambdas/shared/table-schema';
 
 /**
- * Who holds each call's sideband. A lease expires unless its owner renews it, so a task that dies
- * without SIGTERM loses its calls to the sweeper within `ttl`.
+ * Who holds each call's sideband. Each call's lease names its owner; each worker renews one
+ * heartbeat, so renewal costs one write however many calls a worker holds. A worker whose
+ * heartbeat expires (it died without SIGTERM) loses its calls to the sweeper of any other worker.
  */
 export class DynamoLeases {
   constructor(
@@ -18,22 +22,20 @@ export class DynamoLeases {
     private readonly tableName: string,
   ) {}
 
-  async claim(callId: string, owner: string, now: number, ttlMs: number): Promise<boolean> {
+  /** Renews this worker's heartbeat. False: another worker declared us dead and took our calls. */
+  async heartbeat(owner: string, now: number, ttlMs: number, first: boolean): Promise<boolean> {
     try {
       await this.client.send(
         new PutCommand({
           TableName: this.tableName,
           Item: {
-            ...keys.lease(callId),
-            callId,
+            ...keys.worker(owner),
             owner,
-            leaseExpiresAt: now + ttlMs,
-            claimedAt: now,
+            heartbeatAt: now,
+            deadAfter: now + ttlMs,
+            expiresAt: Math.floor((now + ttlMs) / 1000) + 3600,
           },
-          ConditionExpression:
-            'attribute_not_exists(pk) OR leaseExpiresAt < :now OR #owner = :owner',
-          ExpressionAttributeNames: { '#owner': 'owner' },
-          ExpressionAttributeValues: { ':now': now, ':owner': owner },
+          ...(first ? {} : { ConditionExpression: 'attribute_exists(pk)' }),
         }),
       );
       return true;
@@ -43,34 +45,22 @@ export class DynamoLeases {
     }
   }
 
-  /** Renews our leases; returns the calls whose lease we no longer hold. */
-  async renew(
-    callIds: readonly string[],
-    owner: string,
-    now: number,
-    ttlMs: number,
-  ): Promise<string[]> {
-    const lost: string[] = [];
-    await Promise.all(
-      callIds.map(async (callId) => {
-        try {
-          await this.client.send(
-            new UpdateCommand({
-              TableName: this.tableName,
-              Key: keys.lease(callId),
-              UpdateExpression: 'SET leaseExpiresAt = :expires',
-              ConditionExpression: '#owner = :owner',
-              ExpressionAttributeNames: { '#owner': 'owner' },
-              ExpressionAttributeValues: { ':expires': now + ttlMs, ':owner': owner },
-            }),
-          );
-        } catch (error) {
-          if (error instanceof ConditionalCheckFailedException) lost.push(callId);
-          else throw error;
-        }
-      }),
-    );
-    return lost;
+  async claim(callId: string, owner: string, now: number): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...keys.lease(callId), callId, owner, claimedAt: now },
+          ConditionExpression: 'attribute_not_exists(pk) OR #owner = :owner',
+          ExpressionAttributeNames: { '#owner': 'owner' },
+          ExpressionAttributeValues: { ':owner': owner },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
   }
 
   async release(callId: string, owner: string): Promise<void> {
@@ -89,35 +79,89 @@ export class DynamoLeases {
     }
   }
 
+  /** Deletes our heartbeat on a clean shutdown, so nobody sweeps a worker that handed off. */
+  async retire(owner: string): Promise<void> {
+    await this.client.send(
+      new DeleteCommand({ TableName: this.tableName, Key: keys.worker(owner) }),
+    );
+  }
+
   /**
-   * Takes over each expired lease once (a conditional delete, so two sweepers never both win) and
-   * returns the calls to re-signal.
+   * Finds workers whose heartbeat expired, takes over each of their leases once (a transaction that
+   * deletes the lease only while its owner is still dead, so two sweepers never both win) and
+   * returns the calls to re-signal. Costs one small query while every worker is alive.
    */
-  async sweepExpired(now: number): Promise<string[]> {
-    const result = await this.client.send(
+  async sweepDeadWorkers(now: number): Promise<string[]> {
+    const workers = await this.client.send(
       new QueryCommand({
         TableName: this.tableName,
         KeyConditionExpression: 'pk = :pk',
-        FilterExpression: 'leaseExpiresAt < :now',
-        ExpressionAttributeValues: { ':pk': keys.leasePartition, ':now': now },
+        FilterExpression: 'deadAfter < :now',
+        ExpressionAttributeValues: { ':pk': keys.workerPartition, ':now': now },
         ConsistentRead: true,
       }),
     );
     const swept: string[] = [];
-    for (const item of result.Items ?? []) {
-      try {
-        await this.client.send(
-          new DeleteCommand({
+    for (const dead of workers.Items ?? []) {
+      const owner = String(dead.owner);
+      let startKey: Record<string, unknown> | undefined;
+      do {
+        const leases = await this.client.send(
+          new QueryCommand({
             TableName: this.tableName,
-            Key: keys.lease(String(item.callId)),
-            ConditionExpression: 'leaseExpiresAt = :seen',
-            ExpressionAttributeValues: { ':seen': item.leaseExpiresAt },
+            KeyConditionExpression: 'pk = :pk',
+            FilterExpression: '#owner = :owner',
+            ExpressionAttributeNames: { '#owner': 'owner' },
+            ExpressionAttributeValues: { ':pk': keys.leasePartition, ':owner': owner },
+            ConsistentRead: true,
+            ...(startKey ? { ExclusiveStartKey: startKey } : {}),
           }),
         );
-        swept.push(String(item.callId));
-      } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      }
+        for (const lease of leases.Items ?? []) {
+          try {
+            await this.client.send(
+              new TransactWriteCommand({
+                TransactItems: [
+                  {
+                    Delete: {
+                      TableName: this.tableName,
+                      Key: keys.lease(String(lease.callId)),
+                      ConditionExpression: '#owner = :owner',
+                      ExpressionAttributeNames: { '#owner': 'owner' },
+                      ExpressionAttributeValues: { ':owner': owner },
+                    },
+                  },
+                  {
+                    ConditionCheck: {
+                      TableName: this.tableName,
+                      Key: keys.worker(owner),
+                      ConditionExpression: 'deadAfter < :now',
+                      ExpressionAttributeValues: { ':now': now },
+                    },
+                  },
+                ],
+              }),
+            );
+            swept.push(String(lease.callId));
+          } catch (error) {
+            if (!(error instanceof TransactionCanceledException)) throw error;
+          }
+        }
+        startKey = leases.LastEvaluatedKey;
+      } while (startKey);
+      // Declare it dead: if it was only paused, its next heartbeat fails and it lets go of its sockets.
+      await this.client
+        .send(
+          new DeleteCommand({
+            TableName: this.tableName,
+            Key: keys.worker(owner),
+            ConditionExpression: 'heartbeatAt = :seen',
+            ExpressionAttributeValues: { ':seen': dead.heartbeatAt },
+          }),
+        )
+        .catch((error: unknown) => {
+          if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        });
     }
     return swept;
   }

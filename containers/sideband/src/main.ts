@@ -92,7 +92,7 @@ const worker = new SidebandWorker({
     });
   },
 });
-worker.start();
+await worker.start();
 
 // Scaling runs on the average calls per task: report it every 30 s (EMF, through the awslogs driver).
 const metricsService = env.METRICS_SERVICE;
@@ -123,6 +123,7 @@ const health = createServer((req, res) => {
     activeCalls: worker.activeCalls,
     capacity: config.maxCallsPerTask,
     owner,
+    rssBytes: process.memoryUsage().rss,
   });
   res.writeHead(worker.ready ? 200 : 503, { 'content-type': 'application/json' }).end(body);
 });

@@ -53,10 +53,16 @@ export class SidebandWorker {
     return this.running && !this.draining;
   }
 
-  start(): void {
+  async start(): Promise<void> {
+    await this.deps.leases.heartbeat(
+      this.deps.owner,
+      this.deps.clock(),
+      this.deps.leaseTtlMs,
+      true,
+    );
     this.running = true;
     this.loops.push(this.pollSignals());
-    this.timers.push(setInterval(() => void this.renewLeases(), this.deps.heartbeatMs));
+    this.timers.push(setInterval(() => void this.renewHeartbeat(), this.deps.heartbeatMs));
     this.timers.push(setInterval(() => void this.sweep(), this.deps.sweepIntervalMs));
   }
 
@@ -143,7 +149,7 @@ export class SidebandWorker {
       }
       if (
         this.sessions.has(signal.callId) ||
-        !(await deps.leases.claim(signal.callId, deps.owner, deps.clock(), deps.leaseTtlMs))
+        !(await deps.leases.claim(signal.callId, deps.owner, deps.clock()))
       ) {
         log.info('call held by another worker');
         await this.ack(receiptHandle);
@@ -184,28 +190,29 @@ export class SidebandWorker {
     );
   }
 
-  private async renewLeases(): Promise<void> {
+  private async renewHeartbeat(): Promise<void> {
     const { deps } = this;
-    if (this.sessions.size === 0 || this.draining) return;
+    if (this.draining) return;
     try {
-      const lost = await deps.leases.renew(
-        [...this.sessions.keys()],
-        deps.owner,
-        deps.clock(),
-        deps.leaseTtlMs,
-      );
-      for (const callId of lost) deps.log.warn('lease lost to another worker', { callId });
+      if (await deps.leases.heartbeat(deps.owner, deps.clock(), deps.leaseTtlMs, false)) return;
+      // Another worker declared us dead (we stalled past the TTL) and took our calls: let go of
+      // the sockets without ending the calls, and start afresh.
+      deps.log.error('declared dead by a sweeper; letting go of every call', {
+        activeCalls: this.sessions.size,
+      });
+      await Promise.allSettled([...this.sessions.values()].map((session) => session.handOff()));
+      await deps.leases.heartbeat(deps.owner, deps.clock(), deps.leaseTtlMs, true);
     } catch (error) {
-      deps.log.error('lease renewal failed', { error: errorMessage(error) });
+      deps.log.error('heartbeat failed', { error: errorMessage(error) });
     }
   }
 
-  /** Re-signals every call whose worker stopped renewing its lease (died without SIGTERM). */
+  /** Re-signals every call of a worker that stopped renewing its heartbeat (died without SIGTERM). */
   private async sweep(): Promise<void> {
     const { deps } = this;
     if (this.draining) return;
     try {
-      for (const callId of await deps.leases.sweepExpired(deps.clock())) {
+      for (const callId of await deps.leases.sweepDeadWorkers(deps.clock())) {
         const record = await deps.calls.get(callId);
         if (!record || isFinal(record.status)) continue;
         deps.log.warn('re-signalling a call whose worker died', {

@@ -1,0 +1,281 @@
+import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import type { CallRecord } from '../lambdas/shared/calls-ports';
+import { parseWebhookSecret, signWebhook } from '../lambdas/shared/core/signature';
+import { keys } from '../lambdas/shared/table-schema';
+import { localCallsConfig } from '../local/calls';
+import { LocalPipeline } from '../local/pipeline';
+import { sampleEvent } from '../local/samples';
+import { fmt, percentile } from './stats';
+
+type Out = (line?: string) => void;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until<T>(
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+/** Call setup in local mode: webhook received → accept sent → sideband open → greeting sent. */
+export async function benchCallSetup(out: Out, calls = 100): Promise<void> {
+  out(`## Call setup latency (local mode, ${calls} calls)`);
+  out();
+  const p = await LocalPipeline.start({
+    logLevel: 'error',
+    calls: localCallsConfig(),
+    workers: 1,
+    workerEnv: { LOG_LEVEL: 'error' },
+  });
+  const documents = DynamoDBDocumentClient.from(p.dynamo);
+  const secret = parseWebhookSecret(p.webhookSecret, 'current');
+  const steps = {
+    queue: [] as number[],
+    accept: [] as number[],
+    open: [] as number[],
+    greeting: [] as number[],
+    total: [] as number[],
+  };
+  try {
+    for (let i = 0; i < calls + 5; i++) {
+      const call = p.realtime?.createCall();
+      if (!call) throw new Error('no simulator');
+      const event = sampleEvent('realtime.call.incoming', { objectId: call.id });
+      const body = JSON.stringify(event);
+      const webhookId = `wh_${event.id.slice(4)}`;
+      const ts = Math.floor(Date.now() / 1000);
+      await fetch(p.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'webhook-id': webhookId,
+          'webhook-timestamp': String(ts),
+          'webhook-signature': signWebhook(secret, webhookId, ts, body),
+        },
+        body,
+      });
+      await until(() => call.timeline.firstResponseCreate, 10_000, 'the greeting');
+      const record = (
+        await documents.send(new GetCommand({ TableName: p.tableName, Key: keys.call(call.id) }))
+      ).Item as CallRecord;
+      const t = call.timeline as Required<typeof call.timeline>;
+      // The first calls warm connections and JIT; they are not counted.
+      if (i >= 5) {
+        steps.queue.push((record.handledAt ?? record.receivedAt) - record.receivedAt);
+        steps.accept.push((t.accepted ?? 0) - record.receivedAt);
+        steps.open.push((t.attached ?? 0) - (t.accepted ?? 0));
+        steps.greeting.push((t.firstResponseCreate ?? 0) - (t.attached ?? 0));
+        steps.total.push((t.firstResponseCreate ?? 0) - record.receivedAt);
+      }
+      p.realtime?.callerHangsUp(call.id);
+    }
+  } finally {
+    await p.stop();
+  }
+  const row = (label: string, values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    out(
+      `| ${label} | ${fmt(percentile(sorted, 50), 0)} ms | ${fmt(percentile(sorted, 99), 0)} ms | ${fmt(sorted.at(-1) ?? Number.NaN, 0)} ms |`,
+    );
+  };
+  out(
+    'Sequential calls through the whole local path: ingress → SQS emulator → incoming-call handler (DynamoDB Local, `POST /accept` to the simulator) → signal queue → worker process (lease, WebSocket) → greeting. The simulator answers at once, so none of this is its think time; 5 warm-up calls are not counted.',
+  );
+  out();
+  out('| step | p50 | p99 | max |');
+  out('|---|---:|---:|---:|');
+  row('webhook received → accept sent', steps.accept);
+  row('  of which: queue wait before the incoming-call handler', steps.queue);
+  row('accept sent → sideband open', steps.open);
+  row('sideband open → greeting sent', steps.greeting);
+  row('**webhook received → greeting sent**', steps.total);
+  out();
+  const p99 = percentile(
+    [...steps.total].sort((a, b) => a - b),
+    99,
+  );
+  out(
+    `Target p99 ≤ 250 ms from webhook to greeting → ${p99 <= 250 ? 'met' : 'MISSED'} (${fmt(p99, 0)} ms).`,
+  );
+  out();
+}
+
+/**
+ * Sideband density: one worker process holds N calls, each sending ≥ 10 events/s and calling a tool
+ * every 30 s. Reports the tool round trip (function_call_arguments.done → function_call_output) and
+ * the worker's RSS per call.
+ */
+export async function benchDensity(
+  out: Out,
+  sizes = [250, 500, 1000, 1500],
+  seconds = Number(process.env.BENCH_DENSITY_SECONDS || 30),
+): Promise<void> {
+  out('## Sideband density (one worker process)');
+  out();
+  const config = localCallsConfig({ maxCallsPerTask: Math.max(...sizes) + 10 });
+  const p = await LocalPipeline.start({ logLevel: 'error', calls: config, workers: 0 });
+  const worker = await p.startWorker('density', {
+    LOG_LEVEL: 'error',
+    CALLS_CONFIG: JSON.stringify(config),
+    PING_INTERVAL_MS: '25000',
+  });
+  const documents = DynamoDBDocumentClient.from(p.dynamo);
+  const rtt: number[] = [];
+  const results: {
+    n: number;
+    p50: number;
+    p99: number;
+    rssMiB: number;
+    perCallKiB: number;
+    eventsPerSecond: number;
+  }[] = [];
+  const health = async () =>
+    (await (await fetch(worker.healthUrl)).json()) as { activeCalls: number; rssBytes: number };
+  const baseRss = (await health()).rssBytes;
+  const held: string[] = [];
+  try {
+    for (const n of sizes) {
+      // Attach calls straight through the signal queue: this measures the worker, not the webhook path.
+      const fresh: string[] = [];
+      while (held.length + fresh.length < n) {
+        const call = p.realtime?.createCall();
+        if (!call) throw new Error('no simulator');
+        call.state = 'accepted';
+        fresh.push(call.id);
+      }
+      for (let i = 0; i < fresh.length; i += 25) {
+        const chunk = fresh.slice(i, i + 25);
+        await documents.send(
+          new BatchWriteCommand({
+            RequestItems: {
+              [p.tableName]: chunk.map((callId) => ({
+                PutRequest: {
+                  Item: {
+                    ...keys.call(callId),
+                    callId,
+                    status: 'accepted',
+                    eventId: `evt_${callId}`,
+                    webhookId: `wh_${callId}`,
+                    createdAt: Math.floor(Date.now() / 1000),
+                    receivedAt: Date.now(),
+                    acceptedAt: Date.now(),
+                    sessionKey: 'default',
+                    expiresAt: Math.floor(Date.now() / 1000) + 3600,
+                  },
+                },
+              })),
+            },
+          }),
+        );
+      }
+      for (let i = 0; i < fresh.length; i += 10) {
+        const chunk = fresh.slice(i, i + 10);
+        await p.sqs.send(
+          new SendMessageBatchCommand({
+            QueueUrl: p.signalQueue?.queueUrl,
+            Entries: chunk.map((callId, j) => ({
+              Id: String(j),
+              MessageBody: JSON.stringify({
+                callId,
+                reason: 'sweep',
+                sessionKey: 'default',
+                sentAt: Date.now(),
+              }),
+            })),
+          }),
+        );
+      }
+      held.push(...fresh);
+      await until(
+        async () => ((await health()).activeCalls >= n ? true : undefined),
+        120_000,
+        `${n} attached calls`,
+      );
+      // Traffic: each call gets 10 events/s (deltas, as a talking call produces) and a tool call
+      // every 30 s, staggered so tool calls spread evenly.
+      rtt.length = 0;
+      let events = 0;
+      const started = Date.now();
+      const pending = new Map<string, number>();
+      const frame = JSON.stringify({
+        type: 'response.output_audio_transcript.delta',
+        response_id: 'resp_load',
+        item_id: 'item_load',
+        delta: 'hello ',
+      });
+      const tick = setInterval(() => {
+        for (const callId of held) p.realtime?.sendRaw(callId, frame);
+        events += held.length;
+      }, 100);
+      const toolEveryMs = 30_000 / held.length;
+      let next = 0;
+      const tools = setInterval(() => {
+        const due = Math.floor((Date.now() - started) / toolEveryMs);
+        while (next < due) {
+          const callId = held[next % held.length] ?? '';
+          next++;
+          const fn = p.realtime?.requestTool(callId, 'lookup_order', {
+            order_number: String(next),
+          });
+          if (fn) pending.set(fn, Date.now());
+        }
+      }, 5);
+      if (p.realtime) {
+        p.realtime.onClientEvent = (c, event, at) => {
+          c.received.length = 0;
+          const fnCallId = event.item?.call_id;
+          const sentAt = fnCallId ? pending.get(fnCallId) : undefined;
+          if (sentAt !== undefined && event.item?.type === 'function_call_output') {
+            rtt.push(at - sentAt);
+            pending.delete(fnCallId);
+          }
+        };
+      }
+      await sleep(seconds * 1000);
+      clearInterval(tick);
+      clearInterval(tools);
+      await sleep(500);
+      const sorted = [...rtt].sort((a, b) => a - b);
+      const rss = (await health()).rssBytes;
+      results.push({
+        n,
+        p50: percentile(sorted, 50),
+        p99: percentile(sorted, 99),
+        rssMiB: rss / 2 ** 20,
+        perCallKiB: (rss - baseRss) / 1024 / n,
+        eventsPerSecond: events / ((Date.now() - started) / 1000),
+      });
+      process.stderr.write(
+        `density ${n}: tool p99 ${fmt(percentile(sorted, 99), 1)} ms over ${sorted.length} tools, RSS ${fmt(rss / 2 ** 20, 0)} MiB\n`,
+      );
+    }
+  } finally {
+    await p.stop();
+  }
+  out(
+    `Calls attach through the signal queue (DynamoDB Local, leases, a real WebSocket each). For ${seconds} s per step, the simulator sends every call 10 events/s and a tool call every 30 s (staggered); the tool is the demo Lambda through the AWS fake, and each tool call also makes its durable once-only claim in DynamoDB Local. Round trip: \`function_call_arguments.done\` sent → \`function_call_output\` received, at the simulator.`,
+  );
+  out();
+  out(
+    '| concurrent calls | events/s into the worker | tool calls | tool RTT p50 | tool RTT p99 | worker RSS | RSS per call |',
+  );
+  out('|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of results)
+    out(
+      `| ${r.n} | ${fmt(r.eventsPerSecond, 0)} | ${Math.round((r.n * seconds) / 30)} | ${fmt(r.p50, 1)} ms | ${fmt(r.p99, 1)} ms | ${fmt(r.rssMiB, 0)} MiB | ${fmt(r.perCallKiB, 0)} KiB |`,
+    );
+  out();
+  const best = results.filter((r) => r.p99 <= 25).at(-1);
+  out(
+    `Largest N with tool RTT p99 ≤ 25 ms: **${best ? best.n : 'none of those tried'}**${best ? ` at ${fmt(best.rssMiB, 0)} MiB RSS` : ''}. Target: ≥ 1000 calls within 512 MiB → ${best && best.n >= 1000 && best.rssMiB <= 512 ? 'met' : 'MISSED'}.`,
+  );
+  out();
+}
