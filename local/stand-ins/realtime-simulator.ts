@@ -436,5 +436,5 @@ function reject(socket: Duplex, status: number, code: string): void {
   socket.write(
     `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Unauthorized'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
-  socket.destroy();
+  socket.end();
 }

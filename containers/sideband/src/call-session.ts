@@ -50,6 +50,7 @@ export class CallSession {
   private handingOff = false;
   private transfer: { target: string; deadline: NodeJS.Timeout } | undefined;
   private transferConfirmed = false;
+  private finishing: Promise<void> | undefined;
   attachedAt: number | undefined;
 
   constructor(
@@ -402,6 +403,13 @@ export class CallSession {
   }
 
   private async finish(reason: string, code: number): Promise<void> {
+    // The first cause wins: a refused attach can also raise a socket error, and a close can follow.
+    if (this.finishing) return this.finishing;
+    this.finishing = this.recordEnd(reason, code);
+    return this.finishing;
+  }
+
+  private async recordEnd(reason: string, code: number): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
     const { deps } = this;
     const endedAt = deps.clock();
