@@ -239,6 +239,14 @@ export class LocalPipeline {
 
   /** Starts a sideband worker process against this pipeline. */
   async startWorker(id: string, env: Record<string, string> = {}): Promise<WorkerProcess> {
+    // The id is the worker's heartbeat key: two live workers sharing one would hide a death.
+    if (
+      this.workers.some(
+        (w) => w.id === id && w.child.exitCode === null && w.child.signalCode === null,
+      )
+    ) {
+      throw new Error(`A worker named ${id} is already running.`);
+    }
     const worker = await startWorkerProcess(id, {
       ...this.env,
       AWS_ENDPOINT_URL_LAMBDA: this.aws.endpoint,

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { WireEvent } from '../../lambdas/shared/core/wire';
 import { localCallsConfig } from '../../local/calls';
 import type { LocalPipeline } from '../../local/pipeline';
@@ -8,9 +8,9 @@ import { eventually, startPipeline } from '../support/webhooks';
 
 // Fast leases and sweeps so hand-off and crash tests finish in seconds.
 const FAST_WORKERS = {
-  LOG_LEVEL: 'warn',
-  LEASE_TTL_MS: '1500',
-  LEASE_HEARTBEAT_MS: '300',
+  LOG_LEVEL: 'info',
+  LEASE_TTL_MS: '4000',
+  LEASE_HEARTBEAT_MS: '500',
   SWEEP_INTERVAL_MS: '500',
   SIGNAL_WAIT_SECONDS: '1',
   PING_INTERVAL_MS: '1000',
@@ -294,8 +294,28 @@ describe('phone calls on one worker', () => {
 
 describe('zero-drop deploys and crashes', () => {
   let p: LocalPipeline;
+  let started = 0;
   beforeAll(async () => {
-    p = await pipeline({ calls: localCallsConfig(), workers: 2, workerEnv: FAST_WORKERS });
+    p = await pipeline({ calls: localCallsConfig(), workers: 0, workerEnv: FAST_WORKERS });
+  });
+  // On a failure, show what the workers said (their logs are kept in memory, not printed).
+  afterEach((context) => {
+    if (context.task.result?.state !== 'fail') return;
+    for (const w of p.workers)
+      process.stderr.write(
+        `--- ${w.id}\n${w.logs
+          .filter((l) => !l.includes('"tool call"'))
+          .slice(-40)
+          .join('\n')}\n`,
+      );
+  });
+  // Each test starts with two live workers, whatever the previous test left.
+  beforeEach(async () => {
+    while (
+      p.workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null).length < 2
+    ) {
+      await p.startWorker(`worker-${++started}-${Math.random().toString(36).slice(2, 6)}`);
+    }
   });
 
   it('hands a call to another worker on SIGTERM, with no call lost', async () => {
@@ -331,7 +351,9 @@ describe('zero-drop deploys and crashes', () => {
   it('re-signals the call of a worker killed with SIGKILL, and another worker takes it within 30 s', async () => {
     const { call } = await ring(p);
     const first = await waitForStatus(p, call.id, ['active']);
-    const owner = p.workers.find((w) => w.id === first.owner && w.child.exitCode === null);
+    const owner = p.workers.find(
+      (w) => w.id === first.owner && w.child.exitCode === null && w.child.signalCode === null,
+    );
     const killedAt = Date.now();
     await owner?.kill();
     const taken = await eventually(
@@ -353,8 +375,9 @@ describe('zero-drop deploys and crashes', () => {
   it('records a reattach that finds the call gone (404) as ended', async () => {
     const { call } = await ring(p);
     const first = await waitForStatus(p, call.id, ['active']);
-    const owner = p.workers.find((w) => w.id === first.owner && w.child.exitCode === null);
-    await p.startWorker('worker-4');
+    const owner = p.workers.find(
+      (w) => w.id === first.owner && w.child.exitCode === null && w.child.signalCode === null,
+    );
     await owner?.kill();
     // The caller hangs up while no worker holds the socket.
     p.realtime?.callerHangsUp(call.id);

@@ -195,13 +195,19 @@ export class SidebandWorker {
     if (this.draining) return;
     try {
       if (await deps.leases.heartbeat(deps.owner, deps.clock(), deps.leaseTtlMs, false)) return;
-      // Another worker declared us dead (we stalled past the TTL) and took our calls: let go of
-      // the sockets without ending the calls, and start afresh.
-      deps.log.error('declared dead by a sweeper; letting go of every call', {
+      // Another worker declared us dead (we stalled past the TTL) and swept our leases. Come back,
+      // keep each call whose lease we can still claim (claimed after the sweep), and let go of the
+      // rest: the sweeper re-signalled them, so one other worker takes each.
+      deps.log.error('declared dead by a sweeper; reclaiming what was not swept', {
         activeCalls: this.sessions.size,
       });
-      await Promise.allSettled([...this.sessions.values()].map((session) => session.handOff()));
       await deps.leases.heartbeat(deps.owner, deps.clock(), deps.leaseTtlMs, true);
+      await Promise.allSettled(
+        [...this.sessions.values()].map(async (session) => {
+          if (!(await deps.leases.claim(session.callId, deps.owner, deps.clock())))
+            await session.handOff();
+        }),
+      );
     } catch (error) {
       deps.log.error('heartbeat failed', { error: errorMessage(error) });
     }
