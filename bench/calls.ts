@@ -1,11 +1,12 @@
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { CallRecord } from '../lambdas/shared/calls-ports';
-import { parseWebhookSecret, signWebhook } from '../lambdas/shared/core/signature';
+import { parseWebhookSecret } from '../lambdas/shared/core/signature';
 import { keys } from '../lambdas/shared/table-schema';
 import { localCallsConfig } from '../local/calls';
 import { LocalPipeline } from '../local/pipeline';
 import { sampleEvent } from '../local/samples';
+import { signedWebhookRequest } from '../local/signing';
 import { fmt, percentile } from './stats';
 
 type Out = (line?: string) => void;
@@ -49,19 +50,8 @@ export async function benchCallSetup(out: Out, calls = 100): Promise<void> {
       const call = p.realtime?.createCall();
       if (!call) throw new Error('no simulator');
       const event = sampleEvent('realtime.call.incoming', { objectId: call.id });
-      const body = JSON.stringify(event);
-      const webhookId = `wh_${event.id.slice(4)}`;
-      const ts = Math.floor(Date.now() / 1000);
-      await fetch(p.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'webhook-id': webhookId,
-          'webhook-timestamp': String(ts),
-          'webhook-signature': signWebhook(secret, webhookId, ts, body),
-        },
-        body,
-      });
+      const request = signedWebhookRequest(secret, event);
+      await fetch(p.url, { method: 'POST', headers: request.headers, body: request.body });
       await until(() => call.timeline.firstResponseCreate, 10_000, 'the greeting');
       const record = (
         await documents.send(new GetCommand({ TableName: p.tableName, Key: keys.call(call.id) }))

@@ -14,6 +14,7 @@ import { DynamoEventStore } from '../lambdas/shared/adapters/dynamo-event-store'
 import { parseEnvelope } from '../lambdas/shared/core/envelope';
 import { parseWebhookSecret, signWebhook, verifyWebhook } from '../lambdas/shared/core/signature';
 import { sampleEvent } from '../local/samples';
+import { signedWebhookRequest } from '../local/signing';
 import { benchCallSetup, benchDensity } from './calls';
 import { fmt, median, percentile } from './stats';
 
@@ -299,19 +300,12 @@ async function benchPipeline(): Promise<void> {
       Array.from({ length: senders }, async () => {
         while (performance.now() < deadline) {
           const event = sampleEvent('response.completed');
-          const body = JSON.stringify(event);
-          const webhookId = `wh_${event.id.slice(4)}`;
-          const ts = Math.floor(Date.now() / 1000);
+          const request = signedWebhookRequest(secret, event);
           const started = performance.now();
           const response = await fetch(url, {
             method: 'POST',
-            headers: {
-              'content-type': 'application/json',
-              'webhook-id': webhookId,
-              'webhook-timestamp': String(ts),
-              'webhook-signature': signWebhook(secret, webhookId, ts, body),
-            },
-            body,
+            headers: request.headers,
+            body: request.body,
           }).catch(() => undefined);
           const text = await response?.text();
           latencies.push(performance.now() - started);

@@ -1,9 +1,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { CallRecord } from '../lambdas/shared/calls-ports';
-import { parseWebhookSecret, signWebhook } from '../lambdas/shared/core/signature';
+import { parseWebhookSecret } from '../lambdas/shared/core/signature';
 import { keys } from '../lambdas/shared/table-schema';
 import { sampleEvent } from './samples';
+import { signedWebhookRequest } from './signing';
 
 /**
  * `npm run send -- call`: plays a whole phone call against `npm start`: OpenAI rings us (the
@@ -75,23 +76,11 @@ export async function sendCall(target: CallTarget, out: (line: string) => void):
   const call = await control<SimCall>('POST', 'calls', {});
   out(`☎  ${call.from} calls ${call.to}: OpenAI assigns ${call.call_id}`);
   const event = sampleEvent('realtime.call.incoming', { objectId: call.call_id, phone: call.from });
-  const body = JSON.stringify(event);
-  const webhookId = `wh_${event.id.slice(4)}`;
-  const timestamp = Math.floor(Date.now() / 1000);
+  const request = signedWebhookRequest(parseWebhookSecret(target.webhookSecret, 'current'), event);
   const posted = await fetch(target.webhookUrl, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'webhook-id': webhookId,
-      'webhook-timestamp': String(timestamp),
-      'webhook-signature': signWebhook(
-        parseWebhookSecret(target.webhookSecret, 'current'),
-        webhookId,
-        timestamp,
-        body,
-      ),
-    },
-    body,
+    headers: request.headers,
+    body: request.body,
   });
   out(`→  realtime.call.incoming webhook: ${posted.status} ${await posted.text()}`);
 

@@ -3,9 +3,10 @@ import * as path from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoEventStore } from '../lambdas/shared/adapters/dynamo-event-store';
-import { parseWebhookSecret, signWebhook } from '../lambdas/shared/core/signature';
+import { parseWebhookSecret } from '../lambdas/shared/core/signature';
 import { SAMPLE_TYPES, sampleEvent } from './samples';
 import { sendCall } from './send-call';
+import { signedWebhookRequest } from './signing';
 
 /**
  * `npm run send -- <type|all> [--id <object id>]`: sends correctly signed sample events to the
@@ -63,20 +64,12 @@ const types = what === 'all' ? [...SAMPLE_TYPES] : [what];
 let failures = 0;
 for (const type of types) {
   const event = sampleEvent(type, objectId ? { objectId } : {});
-  const body = JSON.stringify(event);
-  const webhookId = `wh_${event.id.slice(4)}`;
-  const timestamp = Math.floor(Date.now() / 1000);
+  const request = signedWebhookRequest(secret, event);
   const started = performance.now();
   const response = await fetch(url, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'user-agent': 'OpenAI/1.0 (+https://platform.openai.com/docs/webhooks)',
-      'webhook-id': webhookId,
-      'webhook-timestamp': String(timestamp),
-      'webhook-signature': signWebhook(secret, webhookId, timestamp, body),
-    },
-    body,
+    headers: request.headers,
+    body: request.body,
   });
   const ackMs = performance.now() - started;
   const text = await response.text();

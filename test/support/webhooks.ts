@@ -1,7 +1,8 @@
 import { inject } from 'vitest';
 import type { WebhookEvent } from '../../lambdas/shared/core/envelope';
-import { parseWebhookSecret, signWebhook } from '../../lambdas/shared/core/signature';
+import { parseWebhookSecret } from '../../lambdas/shared/core/signature';
 import { LocalPipeline, type LocalPipelineOptions } from '../../local/pipeline';
+import { type SignedWebhookRequest, signedWebhookRequest } from '../../local/signing';
 
 /** A local pipeline on the shared stand-ins, quiet unless a test asks for logs. */
 export function startPipeline(options: LocalPipelineOptions = {}): Promise<LocalPipeline> {
@@ -14,12 +15,7 @@ export function startPipeline(options: LocalPipelineOptions = {}): Promise<Local
   });
 }
 
-export interface Delivery {
-  readonly webhookId: string;
-  readonly timestamp: number;
-  readonly body: string;
-  readonly headers: Record<string, string>;
-}
+export type Delivery = SignedWebhookRequest;
 
 /** Signs an event exactly as OpenAI does. */
 export function signedDelivery(
@@ -27,25 +23,10 @@ export function signedDelivery(
   event: WebhookEvent | string,
   options: { webhookId?: string; timestamp?: number } = {},
 ): Delivery {
-  const body = typeof event === 'string' ? event : JSON.stringify(event);
-  const webhookId = options.webhookId ?? `wh_${Math.random().toString(36).slice(2)}${Date.now()}`;
-  const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
-  return {
-    webhookId,
-    timestamp,
-    body,
-    headers: {
-      'content-type': 'application/json',
-      'webhook-id': webhookId,
-      'webhook-timestamp': String(timestamp),
-      'webhook-signature': signWebhook(
-        parseWebhookSecret(secret, 'test'),
-        webhookId,
-        timestamp,
-        body,
-      ),
-    },
-  };
+  const request = signedWebhookRequest(parseWebhookSecret(secret, 'test'), event, options);
+  // Tests read the headers without the user agent, as a minimal OpenAI delivery.
+  const { 'user-agent': _agent, ...headers } = request.headers;
+  return { ...request, headers };
 }
 
 export async function post(

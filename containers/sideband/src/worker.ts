@@ -38,6 +38,8 @@ export class SidebandWorker {
   private running = false;
   private draining = false;
   private readonly abort = new AbortController();
+  /** Signals being handled right now; a drain waits for them before handing calls off. */
+  private readonly inflight = new Set<Promise<void>>();
   private loops: Promise<void>[] = [];
   private timers: NodeJS.Timeout[] = [];
   /** Highest number of sessions held at once, for tests and metrics. */
@@ -70,8 +72,11 @@ export class SidebandWorker {
   async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
-    this.abort.abort();
+    // Let the last long poll finish rather than abort it: an aborted request can still take a
+    // message on the server side (our own hand-off signal, say), which then stays invisible until
+    // the visibility timeout. Whatever it returns is passed on (see handleSignal).
     await Promise.allSettled(this.loops);
+    await Promise.allSettled([...this.inflight]);
     const { deps } = this;
     deps.log.info('draining: handing calls off', { activeCalls: this.sessions.size });
     await Promise.allSettled(
@@ -117,9 +122,14 @@ export class SidebandWorker {
         );
         for (const message of received.Messages ?? []) {
           this.claiming++;
-          void this.handleSignal(message.Body ?? '', message.ReceiptHandle ?? '').finally(() => {
+          const handling = this.handleSignal(
+            message.Body ?? '',
+            message.ReceiptHandle ?? '',
+          ).finally(() => {
             this.claiming--;
+            this.inflight.delete(handling);
           });
+          this.inflight.add(handling);
         }
       } catch (error) {
         if (this.draining || !this.running) return;
