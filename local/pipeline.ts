@@ -175,7 +175,8 @@ export class LocalPipeline {
         this.realtime = new RealtimeSimulator(this.simulator);
         this.realtime.attach();
         const realtime = this.realtime;
-        this.stops.unshift(async () => realtime.close());
+        // Stops run in reverse: this closes the sockets before the simulator server stops.
+        this.stops.push(async () => realtime.close());
       }
       this.aws.functions.set('lookup-order', lookupOrder);
       if (o.ecsService)

@@ -261,6 +261,13 @@ export class RealtimeSimulator {
     for (const socket of c.sockets) socket.terminate();
   }
 
+  /** The network path dies silently: the server stops answering pings (and everything else). */
+  goSilent(callId: string): void {
+    for (const socket of this.must(callId).sockets) {
+      (socket as unknown as { _socket?: { pause(): void } })._socket?.pause();
+    }
+  }
+
   /** The 60-minute cap: an error event, then close 1001. */
   expireSession(callId: string): void {
     const c = this.must(callId);

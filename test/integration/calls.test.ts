@@ -292,6 +292,40 @@ describe('phone calls on one worker', () => {
   });
 });
 
+describe('timers', () => {
+  it('asks the model to wrap up before the session cap, then hangs up', async () => {
+    const p = await pipeline({
+      calls: localCallsConfig({ wrapUpAfterMs: 800, wrapUpGraceMs: 400 }),
+      workers: 1,
+      workerEnv: FAST_WORKERS,
+    });
+    const { call } = await ring(p);
+    await waitForStatus(p, call.id, ['active']);
+    const ended = await waitForStatus(p, call.id, ['ended']);
+    expect(ended.endReason).toBe('hung_up_by_agent');
+    expect(call.hangups).toBe(1);
+    const wrapUp = p.realtime
+      ?.sent(call.id, 'response.create')
+      .find((e) => String(e.response?.instructions).includes('wrap up'));
+    expect(wrapUp).toBeDefined();
+    expect((await callParts(p, call.id)).some((x) => x.name === 'wrap_up')).toBe(true);
+  });
+
+  it('terminates a peer that stops answering pings, and records why', async () => {
+    const p = await pipeline({
+      calls: localCallsConfig(),
+      workers: 1,
+      workerEnv: { ...FAST_WORKERS, PING_INTERVAL_MS: '300' },
+    });
+    const { call } = await ring(p);
+    await waitForStatus(p, call.id, ['active']);
+    p.realtime?.goSilent(call.id);
+    expect(await waitForStatus(p, call.id, ['ended'])).toMatchObject({
+      endReason: 'keepalive_timeout',
+    });
+  });
+});
+
 describe('zero-drop deploys and crashes', () => {
   let p: LocalPipeline;
   let started = 0;

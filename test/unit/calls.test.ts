@@ -266,6 +266,7 @@ describe('call state machine', () => {
     [1000, { transferPending: true }, 'transferred'],
     [1000, { handingOff: true }, 'handed_off'],
     [4999, {}, 'closed_4999'],
+    [1006, { keepaliveFailed: true }, 'keepalive_timeout'],
   ])('close %i %j → %s', (code, context, reason) => {
     expect(
       endReasonOf(code, {

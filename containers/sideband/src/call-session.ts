@@ -51,6 +51,7 @@ export class CallSession {
   private transfer: { target: string; deadline: NodeJS.Timeout } | undefined;
   private transferConfirmed = false;
   private finishing: Promise<void> | undefined;
+  private keepaliveFailed = false;
   attachedAt: number | undefined;
 
   constructor(
@@ -146,6 +147,7 @@ export class CallSession {
     const { deps } = this;
     const ping = setInterval(() => {
       if (!this.alive) {
+        this.keepaliveFailed = true;
         deps.log.warn('sideband peer missed a pong; terminating');
         this.ws?.terminate();
         return;
@@ -395,6 +397,7 @@ export class CallSession {
     }
     const reason = endReasonOf(code, {
       sessionExpired: this.sessionExpired,
+      keepaliveFailed: this.keepaliveFailed,
       hangupRequested: this.hangupRequested,
       transferPending,
       handingOff: this.handingOff,

@@ -49,9 +49,11 @@ export function endReasonOf(
     hangupRequested: boolean;
     transferPending: boolean;
     handingOff: boolean;
+    keepaliveFailed?: boolean;
   },
 ): string {
   if (context.handingOff) return 'handed_off';
+  if (context.keepaliveFailed) return 'keepalive_timeout';
   if (context.transferPending) return 'transferred';
   if (context.sessionExpired) return 'session_expired';
   if (context.hangupRequested) return 'hung_up_by_agent';
