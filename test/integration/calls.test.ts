@@ -145,6 +145,23 @@ describe('phone calls on one worker', () => {
     await waitForStatus(p, call.id, ['ended']);
   });
 
+  it('retries /accept once on a 5xx, and records accept_failed after a second one', async () => {
+    p.simulator?.failNext('/v1/realtime/calls/', 502, 1);
+    const retried = (await ring(p)).call;
+    await waitForStatus(p, retried.id, ['active']);
+    expect(retried.accepts).toBe(1);
+    p.realtime?.callerHangsUp(retried.id);
+
+    p.simulator?.failNext('/v1/realtime/calls/', 500, 2);
+    const failed = (await ring(p)).call;
+    expect(await waitForStatus(p, failed.id, ['ended'])).toMatchObject({
+      endReason: 'accept_failed',
+      holdsCapacity: false,
+    });
+    expect(failed.accepts).toBe(0);
+    expect(failed.connections).toBe(0);
+  });
+
   it('does not accept a stale call, and records it as missed', async () => {
     const { call } = await ring(p, { createdAt: Math.floor(Date.now() / 1000) - 120 });
     const missed = await waitForStatus(p, call.id, ['missed']);
