@@ -14,6 +14,11 @@ new OpenAiWebhooksStack(app, 'OpenAiWebhooks', {
   // openAiApiKeySecretName: 'openai-webhooks/api-key',
   // alarmEmail: 'oncall@example.com',
   // categories: { batch: { userHandler: UserHandler.fromEntry('handlers/batch.ts') } },
+  // Phone calls (needs Docker at deploy for the sideband image; README "Phone calls"):
+  // calls: {
+  //   sessions: { default: { model: 'gpt-realtime-2.1', voice: 'marin', instructions: 'You are…', greeting: 'Hi!' } },
+  //   transferTargets: { support: 'sip:support@example.com' },
+  // },
 });
 
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
