@@ -118,6 +118,15 @@ export async function handleIncomingCall(
   )
     return 'owned_elsewhere';
 
+  // The call never got a sideband: end it and give its capacity slot back.
+  const endUnanswered = (endReason: string) =>
+    store.transition(
+      callId,
+      ['accepting'],
+      'ended',
+      { endReason, endedAt: clock() },
+      { release: true },
+    );
   let accepted: 'accepted' | 'gone';
   let cold = false;
   try {
@@ -129,24 +138,12 @@ export async function handleIncomingCall(
     cold = wasCold;
   } catch (error) {
     callLog.error('accept failed', { error: errorMessage(error) });
-    await store.transition(
-      callId,
-      ['accepting'],
-      'ended',
-      { endReason: 'accept_failed', endedAt: clock() },
-      { release: true },
-    );
+    await endUnanswered('accept_failed');
     return 'accept_failed';
   }
   if (accepted === 'gone') {
     callLog.info('call gone before accept (404 call_id_not_found)');
-    await store.transition(
-      callId,
-      ['accepting'],
-      'ended',
-      { endReason: 'gone_before_accept', endedAt: clock() },
-      { release: true },
-    );
+    await endUnanswered('gone_before_accept');
     return 'gone';
   }
   const acceptedAt = clock();
