@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { CallRecord } from '../lambdas/shared/calls-ports';
@@ -112,10 +115,23 @@ export async function benchDensity(
   out();
   const config = localCallsConfig({ maxCallsPerTask: Math.max(...sizes) + 10 });
   const p = await LocalPipeline.start({ logLevel: 'error', calls: config, workers: 0 });
+  // The tool Lambda runs in a process of its own, a separate service as in AWS, not a guest of the
+  // busy process that plays OpenAI.
+  const toolServer = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(import.meta.dirname, 'tool-lambda-server.ts')],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const toolPort = await new Promise<number>((resolve) => {
+    createInterface({ input: toolServer.stdout as NodeJS.ReadableStream }).once('line', (line) =>
+      resolve((JSON.parse(line) as { port: number }).port),
+    );
+  });
   const worker = await p.startWorker('density', {
     LOG_LEVEL: 'error',
     CALLS_CONFIG: JSON.stringify(config),
     PING_INTERVAL_MS: '25000',
+    AWS_ENDPOINT_URL_LAMBDA: `http://127.0.0.1:${toolPort}`,
   });
   const documents = DynamoDBDocumentClient.from(p.dynamo);
   const rtt: number[] = [];
@@ -248,10 +264,11 @@ export async function benchDensity(
       );
     }
   } finally {
+    toolServer.kill('SIGTERM');
     await p.stop();
   }
   out(
-    `Calls attach through the signal queue (DynamoDB Local, leases, a real WebSocket each). For ${seconds} s per step, the simulator sends every call 10 events/s and a tool call every 30 s (staggered); the tool is the demo Lambda through the AWS fake, and each tool call also makes its durable once-only claim in DynamoDB Local. Round trip: \`function_call_arguments.done\` sent → \`function_call_output\` received, at the simulator.`,
+    `Calls attach through the signal queue (DynamoDB Local, leases, a real WebSocket each). For ${seconds} s per step, the simulator sends every call 10 events/s and a tool call every 30 s (staggered); the tool is the demo Lambda behind the Lambda Invoke protocol in a process of its own (a separate service, as in AWS), and each tool call also makes its durable once-only claim in DynamoDB Local. Round trip: \`function_call_arguments.done\` sent → \`function_call_output\` received, at the simulator.`,
   );
   out();
   out(

@@ -263,6 +263,17 @@ describe('phone calls on one worker', () => {
       return record?.transferStatus === 'failed' ? record : undefined;
     });
     expect(failed.status).toBe('active');
+    // A failed transfer is a metric (EMF on the worker's stdout), and so is a confirmed one.
+    const emf = (name: string) =>
+      eventually(async () =>
+        p.workers.some((w) =>
+          w.logs.some((l) => l.includes('"CloudWatchMetrics"') && l.includes(`"${name}":1`)),
+        )
+          ? true
+          : undefined,
+      );
+    await emf('TransfersFailed');
+    await emf('TransfersConfirmed');
     // The model is told, and asked to speak.
     await eventually(async () =>
       bad.received.some(
@@ -377,6 +388,17 @@ describe('zero-drop deploys and crashes', () => {
     expect(owner && other).toBeTruthy();
     const exitCode = await owner?.stop();
     expect(exitCode).toBe(0);
+    // Its last lines may still be on their way through the pipe when it exits.
+    await eventually(
+      async () =>
+        owner?.logs.some(
+          (l) => l.includes('"Handoffs":1') && l.includes('"Namespace":"OpenAiWebhooks"'),
+        )
+          ? true
+          : undefined,
+      5000,
+      'the Handoffs metric',
+    );
     const reattached = await eventually(
       async () => {
         const record = await callRecord(p, call.id);

@@ -6,6 +6,7 @@ import type { SessionConfig } from '../../../lambdas/shared/core/calls/session';
 import type { WireEvent } from '../../../lambdas/shared/core/wire';
 import { errorMessage, type Logger } from '../../../lambdas/shared/logger';
 import { ResponseSequencer } from './core/response-sequencer';
+import type { WorkerMetric } from './metrics';
 import type { CallRecorder } from './recorder';
 import type { UserToolRunner } from './tools';
 
@@ -22,6 +23,8 @@ export interface CallSessionDeps {
   readonly log: Logger;
   /** Keep-alive ping interval; a peer that misses one pong is terminated. */
   readonly pingIntervalMs: number;
+  /** Counts an event as a metric (EMF). */
+  readonly count: (metric: WorkerMetric) => void;
 }
 
 export type AttachResult = 'attached' | 'gone' | 'failed';
@@ -165,6 +168,7 @@ export class CallSession {
   private wrapUp(): void {
     const { deps } = this;
     deps.log.info('session cap approaching: wrapping up');
+    deps.count('SessionCapHits');
     deps.recorder.record({ kind: 'event', name: 'wrap_up' });
     this.createResponse({
       instructions: 'The call must end in a minute. Briefly wrap up and say goodbye now.',
@@ -354,7 +358,8 @@ export class CallSession {
   ): Promise<{ ok: false; message: string }> {
     const { deps } = this;
     this.transfer = undefined;
-    deps.log.warn('transfer failed', { target, reason, metric: 'TransferFailed' });
+    deps.log.warn('transfer failed', { target, reason });
+    deps.count('TransfersFailed');
     deps.recorder.record({ kind: 'event', name: 'transfer_failed', detail: { target, reason } });
     await deps.calls
       .transition(this.callId, ['active'], 'active', {
@@ -395,6 +400,7 @@ export class CallSession {
       clearTimeout(this.transfer.deadline);
       this.transferConfirmed = true;
     }
+    if (transferPending) this.deps.count('TransfersConfirmed');
     const reason = endReasonOf(code, {
       sessionExpired: this.sessionExpired,
       keepaliveFailed: this.keepaliveFailed,

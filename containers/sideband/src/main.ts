@@ -20,6 +20,7 @@ import { ENV, numberEnv, requireEnv } from '../../../lambdas/shared/env';
 import { createLogger, parseLogLevel } from '../../../lambdas/shared/logger';
 import { CallSession } from './call-session';
 import { DynamoLeases } from './leases';
+import { countMetric, type WorkerMetric } from './metrics';
 import { CallRecorder } from './recorder';
 import { UserToolRunner } from './tools';
 import { SidebandWorker } from './worker';
@@ -53,7 +54,9 @@ const api = new OpenAiCallsApi(new OpenAiClient({ baseUrl, apiKey: async () => a
 const signals = new SqsSignalPublisher(sqs, signalQueueUrl);
 const tools = new UserToolRunner(new LambdaClient(awsClientConfig()), config.tools);
 
+const count = (metric: WorkerMetric) => countMetric(metric, env.METRICS_SERVICE);
 const worker = new SidebandWorker({
+  count,
   sqs,
   signalQueueUrl,
   signals,
@@ -89,6 +92,7 @@ const worker = new SidebandWorker({
       clock: Date.now,
       log: callLog,
       pingIntervalMs: numberEnv(env, 'PING_INTERVAL_MS', 25_000),
+      count,
     });
   },
 });

@@ -5,6 +5,7 @@ import type { CallsConfig } from '../../../lambdas/shared/core/calls/calls-confi
 import { errorMessage, type Logger } from '../../../lambdas/shared/logger';
 import type { CallSession } from './call-session';
 import type { DynamoLeases } from './leases';
+import type { WorkerMetric } from './metrics';
 
 export interface WorkerDeps {
   readonly sqs: SQSClient;
@@ -23,6 +24,7 @@ export interface WorkerDeps {
   readonly leaseTtlMs: number;
   readonly heartbeatMs: number;
   readonly sweepIntervalMs: number;
+  readonly count: (metric: WorkerMetric) => void;
   /** Long-poll wait; short enough that a drain is not held up for long. */
   readonly pollWaitSeconds: number;
 }
@@ -90,8 +92,11 @@ export class SidebandWorker {
           sentAt: deps.clock(),
         });
         await session.handOff();
+        deps.count('Handoffs');
       }),
     );
+    // A clean exit: nobody needs to sweep us.
+    await deps.leases.retire(deps.owner).catch(() => undefined);
     this.stop();
   }
 
@@ -233,8 +238,8 @@ export class SidebandWorker {
         if (!record || isFinal(record.status)) continue;
         deps.log.warn('re-signalling a call whose worker died', {
           callId,
-          metric: 'SweeperReattach',
         });
+        deps.count('SweeperReattaches');
         await deps.signals.signal({
           callId,
           reason: 'sweep',
