@@ -71,6 +71,9 @@ export interface CallsProps {
   readonly service?: SidebandServiceOptions;
 }
 
+/** What the calls config may take of the Lambda's 4 KB environment; the rest is the other variables. */
+export const MAX_CALLS_CONFIG_BYTES = 3000;
+
 export interface ResolvedCalls {
   /** The runtime config, with each tool's function as a token that resolves to its ARN. */
   readonly config: CallsConfig;
@@ -121,6 +124,19 @@ export function resolveCalls(props: CallsProps): { resolved: ResolvedCalls; prob
     ).toSeconds(),
   };
   const problems = validateCallsConfig(config);
+  // The incoming-call Lambda reads this config from its environment, which Lambda caps at 4 KB in
+  // total. Tool function ARNs are tokens at synth: count each at its longest real length.
+  const envBytes = Buffer.byteLength(
+    JSON.stringify({
+      ...config,
+      tools: config.tools.map((t) => ({ ...t, functionName: 'x'.repeat(140) })),
+    }),
+  );
+  if (envBytes > MAX_CALLS_CONFIG_BYTES) {
+    problems.push(
+      `calls config is about ${envBytes} bytes; the incoming-call Lambda's environment holds at most ${MAX_CALLS_CONFIG_BYTES} for it (Lambda caps all variables at 4 KB). Shorten the session instructions or use fewer sessions.`,
+    );
+  }
   const minTasks = service.minTasks ?? 1;
   const maxTasks = service.maxTasks ?? 10;
   if (!Number.isInteger(minTasks) || minTasks < 0)

@@ -221,6 +221,12 @@ describe('call props', () => {
     expect(() => callsApp(calls as Partial<CallsProps>)).toThrow(message);
   });
 
+  it('refuses a calls config too large for the Lambda environment (4 KB)', () => {
+    expect(() =>
+      callsApp({ sessions: { default: { ...SESSION, instructions: 'Be helpful. '.repeat(300) } } }),
+    ).toThrow(/4 KB/);
+  });
+
   it('needs the OpenAI API key secret', () => {
     expect(() => callsApp({}, { openAiApiKeySecretName: null })).toThrow(
       /calls needs openAiApiKeySecretName/,
