@@ -1,7 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ECSClient } from '@aws-sdk/client-ecs';
 import { LambdaClient } from '@aws-sdk/client-lambda';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { handleIncomingCall, type IncomingCallDeps } from '../calls/incoming-call';
@@ -12,8 +11,8 @@ import { DynamoWebhookLedger } from '../shared/adapters/dynamo-webhook-ledger';
 import { EcsServiceScaler } from '../shared/adapters/ecs-service-scaler';
 import { LambdaUserHandler } from '../shared/adapters/lambda-user-handler';
 import { OpenAiCallsApi } from '../shared/adapters/openai-calls-api';
-import { DEFAULT_OPENAI_BASE_URL, OpenAiClient } from '../shared/adapters/openai-client';
-import { CachedSecret, SecretsManagerSource } from '../shared/adapters/secrets-manager-source';
+import type { OpenAiClient } from '../shared/adapters/openai-client';
+import { openAiFromEnv } from '../shared/adapters/openai-from-env';
 import { SqsSignalPublisher } from '../shared/adapters/sqs-signal-publisher';
 import { type CallsConfig, parseCallsConfig } from '../shared/core/calls/calls-config';
 import { isCategory } from '../shared/core/categories';
@@ -41,7 +40,7 @@ export function consumerDepsFromEnv(
     service: `consumer-${category}`,
     level: parseLogLevel(env[ENV.logLevel]),
   });
-  const openAi = openAiClientFromEnv(env);
+  const openAi = openAiFromEnv(env)?.client;
   const userFunction = env[ENV.userHandlerFunction];
   const userHandler =
     bundledUserHandler ??
@@ -99,21 +98,6 @@ function incomingCallDepsFromEnv(
     callTtlSeconds: config.recordTtlSeconds,
     clock: Date.now,
   };
-}
-
-/** The OpenAI API key lives in Secrets Manager; no secret id means no OpenAI calls. */
-export function openAiClientFromEnv(env: NodeJS.ProcessEnv): OpenAiClient | undefined {
-  const secretId = env[ENV.openAiKeySecretId];
-  if (!secretId) return undefined;
-  const source = new SecretsManagerSource(new SecretsManagerClient(awsClientConfig()));
-  const apiKey = new CachedSecret(
-    async () => (await source.getSecretString(secretId)).trim(),
-    300_000,
-  );
-  return new OpenAiClient({
-    baseUrl: env[ENV.openAiBaseUrl] || DEFAULT_OPENAI_BASE_URL,
-    apiKey: () => apiKey.get(),
-  });
 }
 
 export function consumerHandlerFromEnv(env: NodeJS.ProcessEnv, bundledUserHandler?: UserHandler) {

@@ -17,7 +17,8 @@ export interface CallSessionDeps {
   readonly tools: UserToolRunner;
   readonly recorder: CallRecorder;
   readonly realtimeUrl: string;
-  readonly apiKey: string;
+  /** The API key, read at each attach so a rotated key is used for the next socket. */
+  readonly apiKey: () => Promise<string>;
   readonly owner: string;
   readonly clock: () => number;
   readonly log: Logger;
@@ -73,13 +74,14 @@ export class CallSession {
   }
 
   /** Opens the sideband. `gone`: the call no longer exists (404), and is recorded as ended. */
-  attach(): Promise<AttachResult> {
+  async attach(): Promise<AttachResult> {
     const { deps } = this;
     const url = `${deps.realtimeUrl}?call_id=${encodeURIComponent(this.callId)}`;
+    const apiKey = await deps.apiKey();
     return new Promise((resolve) => {
       // Only the bearer token: the OpenAI-Beta header gets the socket closed with 4000.
       const ws = new WebSocket(url, {
-        headers: { Authorization: `Bearer ${deps.apiKey}` },
+        headers: { Authorization: `Bearer ${apiKey}` },
         handshakeTimeout: 5000,
       });
       this.ws = ws;

@@ -2,17 +2,12 @@ import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LambdaClient } from '@aws-sdk/client-lambda';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { awsClientConfig, sqsClientConfig } from '../../../lambdas/shared/adapters/aws-clients';
 import { DynamoCallStore } from '../../../lambdas/shared/adapters/dynamo-call-store';
 import { OpenAiCallsApi } from '../../../lambdas/shared/adapters/openai-calls-api';
-import {
-  DEFAULT_OPENAI_BASE_URL,
-  OpenAiClient,
-} from '../../../lambdas/shared/adapters/openai-client';
-import { SecretsManagerSource } from '../../../lambdas/shared/adapters/secrets-manager-source';
+import { openAiFromEnv } from '../../../lambdas/shared/adapters/openai-from-env';
 import { SqsSignalPublisher } from '../../../lambdas/shared/adapters/sqs-signal-publisher';
 import { parseCallsConfig } from '../../../lambdas/shared/core/calls/calls-config';
 import { emfRecord } from '../../../lambdas/shared/core/emf';
@@ -35,22 +30,22 @@ const log = createLogger(
 const config = parseCallsConfig(requireEnv(env, ENV.callsConfig));
 const tableName = requireEnv(env, ENV.tableName);
 const signalQueueUrl = requireEnv(env, ENV.signalQueueUrl);
-const baseUrl = env[ENV.openAiBaseUrl] || DEFAULT_OPENAI_BASE_URL;
+const openAi = openAiFromEnv(env);
+if (!openAi)
+  throw new Error(`${ENV.openAiKeySecretId} is required: the worker calls the OpenAI API.`);
 // wss://api.openai.com/v1/realtime, or ws://127.0.0.1:port/v1/realtime for the local simulator.
 const realtimeUrl =
-  env[ENV.openAiRealtimeUrl] || `${baseUrl.replace(/^http/, 'ws').replace(/\/+$/, '')}/realtime`;
-const apiKey = (
-  await new SecretsManagerSource(new SecretsManagerClient(awsClientConfig())).getSecretString(
-    requireEnv(env, ENV.openAiKeySecretId),
-  )
-).trim();
+  env[ENV.openAiRealtimeUrl] ||
+  `${openAi.baseUrl.replace(/^http/, 'ws').replace(/\/+$/, '')}/realtime`;
+// Fail at start, not on the first call, if the key cannot be read.
+await openAi.apiKey();
 
 const documents = DynamoDBDocumentClient.from(new DynamoDBClient(awsClientConfig()), {
   marshallOptions: { removeUndefinedValues: true },
 });
 const sqs = new SQSClient(sqsClientConfig());
 const calls = new DynamoCallStore(documents, tableName);
-const api = new OpenAiCallsApi(new OpenAiClient({ baseUrl, apiKey: async () => apiKey }));
+const api = new OpenAiCallsApi(openAi.client);
 const signals = new SqsSignalPublisher(sqs, signalQueueUrl);
 const tools = new UserToolRunner(new LambdaClient(awsClientConfig()), config.tools);
 
@@ -87,7 +82,7 @@ const worker = new SidebandWorker({
       tools,
       recorder,
       realtimeUrl,
-      apiKey,
+      apiKey: openAi.apiKey,
       owner,
       clock: Date.now,
       log: callLog,
