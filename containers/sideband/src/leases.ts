@@ -1,7 +1,4 @@
-import {
-  ConditionalCheckFailedException,
-  TransactionCanceledException,
-} from '@aws-sdk/client-dynamodb';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
   type DynamoDBDocumentClient,
@@ -9,6 +6,7 @@ import {
   QueryCommand,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { conditionalWrite } from '../../../lambdas/shared/adapters/dynamo-conditions';
 import { keys } from '../../../lambdas/shared/table-schema';
 
 /**
@@ -24,8 +22,8 @@ export class DynamoLeases {
 
   /** Renews this worker's heartbeat. False: another worker declared us dead and took our calls. */
   async heartbeat(owner: string, now: number, ttlMs: number, first: boolean): Promise<boolean> {
-    try {
-      await this.client.send(
+    return conditionalWrite(() =>
+      this.client.send(
         new PutCommand({
           TableName: this.tableName,
           Item: {
@@ -37,17 +35,13 @@ export class DynamoLeases {
           },
           ...(first ? {} : { ConditionExpression: 'attribute_exists(pk)' }),
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   async claim(callId: string, owner: string, now: number): Promise<boolean> {
-    try {
-      await this.client.send(
+    return conditionalWrite(() =>
+      this.client.send(
         new PutCommand({
           TableName: this.tableName,
           Item: { ...keys.lease(callId), callId, owner, claimedAt: now },
@@ -55,17 +49,13 @@ export class DynamoLeases {
           ExpressionAttributeNames: { '#owner': 'owner' },
           ExpressionAttributeValues: { ':owner': owner },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   async release(callId: string, owner: string): Promise<void> {
-    try {
-      await this.client.send(
+    await conditionalWrite(() =>
+      this.client.send(
         new DeleteCommand({
           TableName: this.tableName,
           Key: keys.lease(callId),
@@ -73,10 +63,8 @@ export class DynamoLeases {
           ExpressionAttributeNames: { '#owner': 'owner' },
           ExpressionAttributeValues: { ':owner': owner },
         }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+      ),
+    );
   }
 
   /** Deletes our heartbeat on a clean shutdown, so nobody sweeps a worker that handed off. */
@@ -150,18 +138,16 @@ export class DynamoLeases {
         startKey = leases.LastEvaluatedKey;
       } while (startKey);
       // Declare it dead: if it was only paused, its next heartbeat fails and it lets go of its sockets.
-      await this.client
-        .send(
+      await conditionalWrite(() =>
+        this.client.send(
           new DeleteCommand({
             TableName: this.tableName,
             Key: keys.worker(owner),
             ConditionExpression: 'heartbeatAt = :seen',
             ExpressionAttributeValues: { ':seen': dead.heartbeatAt },
           }),
-        )
-        .catch((error: unknown) => {
-          if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        });
+        ),
+      );
     }
     return swept;
   }

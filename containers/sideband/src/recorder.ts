@@ -1,10 +1,10 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   BatchWriteCommand,
   type DynamoDBDocumentClient,
   PutCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { conditionalWrite } from '../../../lambdas/shared/adapters/dynamo-conditions';
 import { redactTranscript } from '../../../lambdas/shared/core/calls/calls-config';
 import { keys } from '../../../lambdas/shared/table-schema';
 
@@ -79,8 +79,8 @@ export class CallRecorder {
    * per call id even across a reattach or a repeated event.
    */
   async claimTool(fnCallId: string, name: string): Promise<boolean> {
-    try {
-      await this.client.send(
+    return conditionalWrite(() =>
+      this.client.send(
         new PutCommand({
           TableName: this.tableName,
           Item: {
@@ -94,12 +94,8 @@ export class CallRecorder {
           },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   /** Adds usage to the call's running totals. */

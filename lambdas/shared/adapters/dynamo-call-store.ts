@@ -12,6 +12,7 @@ import {
 import type { CallRecord, CallStore } from '../calls-ports';
 import type { CallStatus } from '../core/calls/call-state';
 import { keys } from '../table-schema';
+import { conditionalWrite } from './dynamo-conditions';
 
 export class DynamoCallStore implements CallStore {
   constructor(
@@ -20,19 +21,15 @@ export class DynamoCallStore implements CallStore {
   ) {}
 
   async create(record: CallRecord): Promise<boolean> {
-    try {
-      await this.client.send(
+    return conditionalWrite(() =>
+      this.client.send(
         new PutCommand({
           TableName: this.tableName,
           Item: { ...keys.call(record.callId), ...record },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 
   async get(callId: string): Promise<CallRecord | undefined> {

@@ -9,6 +9,7 @@ import {
 import type { ObjectState } from '../core/projection';
 import type { EventStore, StoredEventRecord } from '../ports';
 import { keys, TABLE_SCHEMA } from '../table-schema';
+import { conditionalWrite } from './dynamo-conditions';
 
 // DynamoDB items are capped at 400 KB: larger payloads are stored gzip-compressed.
 const INLINE_PAYLOAD_LIMIT = 100 * 1024;
@@ -109,8 +110,8 @@ export class DynamoEventStore implements EventStore {
   }
 
   async putObject(state: ObjectState, expectedVersion: number | undefined): Promise<boolean> {
-    try {
-      await this.client.send(
+    return conditionalWrite(() =>
+      this.client.send(
         new PutCommand({
           TableName: this.tableName,
           Item: { ...keys.object(state.objectId), ...state },
@@ -121,11 +122,7 @@ export class DynamoEventStore implements EventStore {
                 ExpressionAttributeValues: { ':expected': expectedVersion },
               }),
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
   }
 }

@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { ClaimOutcome, WebhookClaim, WebhookLedger } from '../ports';
 import { keys } from '../table-schema';
+import { conditionalWrite } from './dynamo-conditions';
 
 /**
  * The dedupe record for a `webhook-id`. Uses the bare DynamoDB client (no document client) to
@@ -56,8 +57,9 @@ export class DynamoWebhookLedger implements WebhookLedger {
   }
 
   async release(webhookId: string, token: string): Promise<void> {
-    try {
-      await this.client.send(
+    // A failed condition: someone else owns it now (a takeover, or a consumer): theirs to finish.
+    await conditionalWrite(() =>
+      this.client.send(
         new DeleteItemCommand({
           TableName: this.tableName,
           Key: toKey(keys.webhook(webhookId)),
@@ -65,16 +67,13 @@ export class DynamoWebhookLedger implements WebhookLedger {
           ExpressionAttributeNames: { '#token': 'token', '#state': 'state' },
           ExpressionAttributeValues: { ':token': { S: token }, ':claimed': { S: 'claimed' } },
         }),
-      );
-    } catch (error) {
-      // Someone else owns it now (a takeover, or a consumer): theirs to finish.
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+      ),
+    );
   }
 
   async markConsumed(webhookId: string): Promise<void> {
-    try {
-      await this.client.send(
+    await conditionalWrite(() =>
+      this.client.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: toKey(keys.webhook(webhookId)),
@@ -84,10 +83,8 @@ export class DynamoWebhookLedger implements WebhookLedger {
           ExpressionAttributeNames: { '#state': 'state' },
           ExpressionAttributeValues: { ':consumed': { S: 'consumed' } },
         }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+      ),
+    );
   }
 }
 
