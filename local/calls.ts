@@ -88,7 +88,8 @@ export async function startWorkerProcess(
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     lines.on('line', (line) => {
       logs.push(line);
-      if (env.ECHO_WORKER_LOGS) process.stdout.write(`${line}\n`);
+      // EMF metric lines are kept for tests, not echoed: they are for CloudWatch, not people.
+      if (env.ECHO_WORKER_LOGS && !line.includes('"_aws"')) process.stdout.write(`${line}\n`);
       if (line.includes('"sideband worker ready"'))
         resolve(Number((JSON.parse(line) as { healthPort: number }).healthPort));
     });

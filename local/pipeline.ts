@@ -14,6 +14,7 @@ import { sqsClientConfig } from '../lambdas/shared/adapters/aws-clients';
 import { DynamoEventStore } from '../lambdas/shared/adapters/dynamo-event-store';
 import type { CallsConfig } from '../lambdas/shared/core/calls/calls-config';
 import { CATEGORIES, type Category } from '../lambdas/shared/core/categories';
+import { type MetricsPublisher, noMetrics } from '../lambdas/shared/core/metrics';
 import { parseWebhookSecret } from '../lambdas/shared/core/signature';
 import { ENV } from '../lambdas/shared/env';
 import { lookupOrder, startWorkerProcess, type WorkerProcess } from './calls';
@@ -61,6 +62,8 @@ export interface LocalPipelineOptions {
   readonly ecsService?: { readonly desiredCount: number };
   /** Extra environment for the workers (timings in tests). */
   readonly workerEnv?: Record<string, string>;
+  /** Where the in-process handlers' metrics go. @default discarded (workers print theirs as EMF) */
+  readonly metrics?: MetricsPublisher;
 }
 
 let sharedAwsFake: Promise<AwsJsonFake> | undefined;
@@ -198,6 +201,7 @@ export class LocalPipeline {
       [ENV.maxBodyBytes]: String(o.maxBodyBytes ?? 1024 * 1024),
       [ENV.claimTimeoutSeconds]: String(o.claimTimeoutSeconds ?? 30),
       [ENV.logLevel]: o.logLevel ?? 'info',
+      [ENV.stackName]: 'local',
       ...(o.calls && this.signalQueue
         ? {
             [ENV.callsConfig]: JSON.stringify(o.calls),
@@ -209,7 +213,8 @@ export class LocalPipeline {
         : {}),
     };
 
-    const ingressDeps = ingressDepsFromEnv(this.env);
+    const metrics = o.metrics ?? noMetrics;
+    const ingressDeps = { ...ingressDepsFromEnv(this.env), metrics };
     const ingress = createIngressHandler(
       o.decorateIngress ? o.decorateIngress(ingressDeps) : ingressDeps,
     );
@@ -221,6 +226,7 @@ export class LocalPipeline {
       const deps = consumerDepsFromEnv(
         { ...this.env, [ENV.category]: category },
         o.userHandlers?.[category],
+        metrics,
       );
       const handler = createConsumerHandler(
         o.decorateConsumer ? o.decorateConsumer(category, deps) : deps,

@@ -7,6 +7,7 @@ import {
   validateAcceptBody,
 } from '../shared/core/calls/session';
 import { callPartiesOf, sipHeadersOf } from '../shared/core/calls/sip';
+import { count, type MetricsPublisher } from '../shared/core/metrics';
 import { errorMessage, type Logger } from '../shared/logger';
 
 export interface IncomingCallDeps {
@@ -21,6 +22,7 @@ export interface IncomingCallDeps {
   readonly transferTargets: readonly string[];
   readonly callTtlSeconds: number;
   readonly clock: () => number;
+  readonly metrics: MetricsPublisher;
 }
 
 export type IncomingCallOutcome =
@@ -88,12 +90,15 @@ export async function handleIncomingCall(
     nowSeconds,
     await store.activeCalls(),
   );
+  // Counted once per call: only the delivery that owns the ringing record gets here.
+  deps.metrics([count('CallsIncoming')]);
   if (decision.kind === 'missed') {
     await store.transition(callId, ['ringing'], 'missed', {
       rejectReason: 'stale',
       endedAt: clock(),
     });
     callLog.info('stale call not accepted', { ageSeconds: nowSeconds - event.createdAt });
+    deps.metrics([count('CallsMissed')]);
     return 'missed';
   }
   if (
@@ -119,14 +124,16 @@ export async function handleIncomingCall(
     return 'owned_elsewhere';
 
   // The call never got a sideband: end it and give its capacity slot back.
-  const endUnanswered = (endReason: string) =>
-    store.transition(
+  const endUnanswered = async (endReason: string) => {
+    deps.metrics([count('CallsFailed', { name: 'Reason', value: endReason })]);
+    await store.transition(
       callId,
       ['accepting'],
       'ended',
       { endReason, endedAt: clock() },
       { release: true },
     );
+  };
   let accepted: 'accepted' | 'gone';
   let cold = false;
   try {
@@ -152,6 +159,10 @@ export async function handleIncomingCall(
     ...(cold ? { waitedForColdWorker: true } : {}),
   });
   await signalWorker(deps, callId, decision.sessionKey, callLog);
+  deps.metrics([
+    count('CallsAccepted'),
+    { name: 'AcceptLatency', value: acceptedAt - event.receivedAt },
+  ]);
   callLog.info('call accepted', {
     from: parties.from,
     to: parties.to,
@@ -176,6 +187,7 @@ async function reject(
     endedAt: deps.clock(),
   });
   log.info('call rejected', { reason, status, gone: result === 'gone' });
+  deps.metrics([count('CallsRejected', { name: 'Reason', value: reason })]);
   return result === 'gone' ? 'gone' : 'rejected';
 }
 

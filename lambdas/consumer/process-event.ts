@@ -1,6 +1,7 @@
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { Category } from '../shared/core/categories';
 import { parseEnvelope } from '../shared/core/envelope';
+import { count, type MetricsPublisher } from '../shared/core/metrics';
 import {
   applyDetails,
   applyHydrationError,
@@ -43,6 +44,7 @@ export interface ConsumerDeps {
   readonly eventTtlSeconds: number;
   readonly clock: () => number;
   readonly log: Logger;
+  readonly metrics: MetricsPublisher;
 }
 
 const MAX_PROJECTION_RACES = 8;
@@ -85,6 +87,7 @@ export async function processMessage(
   const event = parsed.event;
   const ref = objectRefOf(event);
   const now = clock();
+  const category = { name: 'Category', value: message.category } as const;
 
   const stored = await store.recordReceived({
     eventId: event.id,
@@ -104,6 +107,7 @@ export async function processMessage(
   await deps.ledger.markConsumed(message.webhookId);
   if (stored === 'processed') {
     log.info('event already processed; skipped');
+    deps.metrics([count('EventsSkipped', category)]);
     return 'skipped';
   }
 
@@ -113,13 +117,11 @@ export async function processMessage(
       // Fetch first, so projection and details land in one read-modify-write.
       const hydration =
         deps.hydrator && isHydratable(ref.objectType)
-          ? {
-              fetchedAt: clock(),
-              result: await deps.hydrator.hydrate(ref.objectType, ref.objectId),
-            }
+          ? { fetchedAt: clock(), result: await hydrate(deps, deps.hydrator, ref, category) }
           : undefined;
       if (hydration?.result.kind === 'rejected') {
         log.warn('hydration rejected', { error: hydration.result.error });
+        deps.metrics([count('HydrationErrors', category)]);
       }
       object = await project(
         deps,
@@ -147,7 +149,13 @@ export async function processMessage(
     };
     if (deps.categoryHandler) await deps.categoryHandler(consumed, log);
     if (deps.userHandler) await deps.userHandler(consumed);
-    await store.markProcessed(event.id, attempt, clock());
+    const done = clock();
+    await store.markProcessed(event.id, attempt, done);
+    deps.metrics([
+      count('EventsProcessed', category),
+      { name: 'ProcessingTime', value: done - now, dimension: category },
+      { name: 'EventLatency', value: done - message.receivedAt, dimension: category },
+    ]);
     log.info('event processed', {
       category: message.category,
       objectId: ref?.objectId,
@@ -157,11 +165,30 @@ export async function processMessage(
     return 'processed';
   } catch (error) {
     log.error('event processing failed', { error: errorMessage(error) });
+    deps.metrics([
+      count('ProcessingFailures', category),
+      { name: 'ProcessingTime', value: clock() - now, dimension: category },
+    ]);
     await store
       .markFailed(event.id, errorMessage(error), attempt, clock())
       .catch((markError: unknown) =>
         log.error('could not record failure', { error: errorMessage(markError) }),
       );
+    throw error;
+  }
+}
+
+/** A retryable hydration failure is counted, then thrown: the message is retried. */
+async function hydrate(
+  deps: ConsumerDeps,
+  hydrator: Hydrator,
+  ref: ObjectRef,
+  category: { readonly name: 'Category'; readonly value: string },
+): Promise<HydrationResult> {
+  try {
+    return await hydrator.hydrate(ref.objectType, ref.objectId);
+  } catch (error) {
+    deps.metrics([count('HydrationErrors', category)]);
     throw error;
   }
 }

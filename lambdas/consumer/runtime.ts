@@ -10,12 +10,14 @@ import { DynamoEventStore } from '../shared/adapters/dynamo-event-store';
 import { DynamoWebhookLedger } from '../shared/adapters/dynamo-webhook-ledger';
 import { EcsServiceScaler } from '../shared/adapters/ecs-service-scaler';
 import { LambdaUserHandler } from '../shared/adapters/lambda-user-handler';
+import { metricsFromEnv } from '../shared/adapters/metrics-from-env';
 import { OpenAiCallsApi } from '../shared/adapters/openai-calls-api';
 import type { OpenAiClient } from '../shared/adapters/openai-client';
 import { openAiFromEnv } from '../shared/adapters/openai-from-env';
 import { SqsSignalPublisher } from '../shared/adapters/sqs-signal-publisher';
 import { type CallsConfig, parseCallsConfig } from '../shared/core/calls/calls-config';
 import { isCategory } from '../shared/core/categories';
+import type { MetricsPublisher } from '../shared/core/metrics';
 import { ENV, numberEnv, requireEnv } from '../shared/env';
 import { createLogger, parseLogLevel } from '../shared/logger';
 import { OpenAiHydrator } from './hydration';
@@ -28,6 +30,7 @@ import { type ConsumerDeps, createConsumerHandler, type UserHandler } from './pr
 export function consumerDepsFromEnv(
   env: NodeJS.ProcessEnv,
   bundledUserHandler?: UserHandler,
+  metricsPublisher?: MetricsPublisher,
 ): ConsumerDeps {
   const category = requireEnv(env, ENV.category);
   if (!isCategory(category)) throw new Error(`Unknown category "${category}".`);
@@ -40,6 +43,7 @@ export function consumerDepsFromEnv(
     service: `consumer-${category}`,
     level: parseLogLevel(env[ENV.logLevel]),
   });
+  const metrics = metricsPublisher ?? metricsFromEnv(env, `consumer-${category}`);
   const openAi = openAiFromEnv(env)?.client;
   const userFunction = env[ENV.userHandlerFunction];
   const userHandler =
@@ -50,7 +54,12 @@ export function consumerDepsFromEnv(
   const callsJson = env[ENV.callsConfig];
   const incomingCalls =
     category === 'realtime' && callsJson && openAi
-      ? incomingCallDepsFromEnv(env, parseCallsConfig(callsJson), documents, tableName, openAi)
+      ? incomingCallDepsFromEnv(env, parseCallsConfig(callsJson), {
+          documents,
+          tableName,
+          openAi,
+          metrics,
+        })
       : undefined;
   return {
     ...(incomingCalls
@@ -66,16 +75,21 @@ export function consumerDepsFromEnv(
     eventTtlSeconds: numberEnv(env, ENV.eventTtlSeconds, 90 * 24 * 3600),
     clock: Date.now,
     log,
+    metrics,
   };
 }
 
 function incomingCallDepsFromEnv(
   env: NodeJS.ProcessEnv,
   config: CallsConfig,
-  documents: DynamoDBDocumentClient,
-  tableName: string,
-  openAi: OpenAiClient,
+  shared: {
+    documents: DynamoDBDocumentClient;
+    tableName: string;
+    openAi: OpenAiClient;
+    metrics: MetricsPublisher;
+  },
 ): IncomingCallDeps {
+  const { documents, tableName, openAi, metrics } = shared;
   const cluster = env[ENV.ecsCluster];
   const service = env[ENV.ecsService];
   return {
@@ -97,6 +111,7 @@ function incomingCallDepsFromEnv(
     transferTargets: Object.keys(config.transferTargets),
     callTtlSeconds: config.recordTtlSeconds,
     clock: Date.now,
+    metrics,
   };
 }
 

@@ -4,6 +4,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { awsClientConfig, sqsClientConfig } from '../shared/adapters/aws-clients';
 import { DynamoWebhookLedger } from '../shared/adapters/dynamo-webhook-ledger';
+import { metricsFromEnv } from '../shared/adapters/metrics-from-env';
 import { CachedSecret, SecretsManagerSource } from '../shared/adapters/secrets-manager-source';
 import { SqsEventPublisher } from '../shared/adapters/sqs-event-publisher';
 import { parseQueueUrls } from '../shared/config';
@@ -41,5 +42,6 @@ export function ingressDepsFromEnv(env: NodeJS.ProcessEnv): IngressDeps {
     clock: Date.now,
     newToken: randomUUID,
     log,
+    metrics: metricsFromEnv(env, 'ingress'),
   };
 }

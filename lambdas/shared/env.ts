@@ -22,6 +22,10 @@ export const ENV = {
   openAiRealtimeUrl: 'OPENAI_REALTIME_URL',
   workerId: 'WORKER_ID',
   healthPort: 'HEALTH_PORT',
+  /** The stack's name: the `Stack` dimension of every metric. */
+  stackName: 'STACK_NAME',
+  /** `off` silences the EMF metrics. */
+  metrics: 'METRICS',
 } as const;
 
 export function requireEnv(env: NodeJS.ProcessEnv, name: string): string {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { ResponseSequencer } from '../../containers/sideband/src/core/response-sequencer';
-import { countMetric } from '../../containers/sideband/src/metrics';
 import { type CallPolicy, decideCall, matches } from '../../lambdas/shared/core/calls/call-policy';
 import {
   CALL_STATUSES,
@@ -304,26 +303,5 @@ describe('ResponseSequencer', () => {
     s.onResponseCreated();
     expect(s.request()).toBe(false);
     expect(s.onResponseDone()).toBe(true);
-  });
-});
-
-describe('worker metrics (EMF)', () => {
-  it('writes one CloudWatch embedded-metric record per event, with the service dimension', () => {
-    const lines: string[] = [];
-    countMetric('TransfersFailed', 'Stack/sideband', (line) => lines.push(line), 1_800_000_000_000);
-    expect(JSON.parse(lines[0] ?? '{}')).toEqual({
-      _aws: {
-        Timestamp: 1_800_000_000_000,
-        CloudWatchMetrics: [
-          {
-            Namespace: 'OpenAiWebhooks',
-            Dimensions: [['Service']],
-            Metrics: [{ Name: 'TransfersFailed', Unit: 'Count' }],
-          },
-        ],
-      },
-      Service: 'Stack/sideband',
-      TransfersFailed: 1,
-    });
   });
 });

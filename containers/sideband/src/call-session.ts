@@ -3,10 +3,10 @@ import type { CallRecord, CallStore, CallsApi } from '../../../lambdas/shared/ca
 import { endReasonOf } from '../../../lambdas/shared/core/calls/call-state';
 import type { CallsConfig } from '../../../lambdas/shared/core/calls/calls-config';
 import type { SessionConfig } from '../../../lambdas/shared/core/calls/session';
+import { count, type MetricsPublisher } from '../../../lambdas/shared/core/metrics';
 import type { WireEvent } from '../../../lambdas/shared/core/wire';
 import { errorMessage, type Logger } from '../../../lambdas/shared/logger';
 import { ResponseSequencer } from './core/response-sequencer';
-import type { WorkerMetric } from './metrics';
 import type { CallRecorder } from './recorder';
 import type { UserToolRunner } from './tools';
 
@@ -24,8 +24,8 @@ export interface CallSessionDeps {
   readonly log: Logger;
   /** Keep-alive ping interval; a peer that misses one pong is terminated. */
   readonly pingIntervalMs: number;
-  /** Counts an event as a metric (EMF). */
-  readonly count: (metric: WorkerMetric) => void;
+  /** EMF metrics (README "Metrics"). */
+  readonly metrics: MetricsPublisher;
 }
 
 export type AttachResult = 'attached' | 'gone' | 'failed';
@@ -109,6 +109,11 @@ export class CallSession {
       });
       ws.on('open', () => {
         this.attachedAt = deps.clock();
+        // Setup latency counts the first attach only, not a hand-off's reattach.
+        if (this.greet && this.record.acceptedAt !== undefined)
+          deps.metrics([
+            { name: 'AttachLatency', value: this.attachedAt - this.record.acceptedAt },
+          ]);
         if (this.greet)
           this.createResponse(
             this.session.greeting
@@ -170,7 +175,7 @@ export class CallSession {
   private wrapUp(): void {
     const { deps } = this;
     deps.log.info('session cap approaching: wrapping up');
-    deps.count('SessionCapHits');
+    deps.metrics([count('SessionCapHits')]);
     deps.recorder.record({ kind: 'event', name: 'wrap_up' });
     this.createResponse({
       instructions: 'The call must end in a minute. Briefly wrap up and say goodbye now.',
@@ -293,6 +298,12 @@ export class CallSession {
       ...(error ? { error } : {}),
     });
     deps.log.info('tool call', { name, fnCallId, latencyMs, error });
+    const tool = { name: 'Tool', value: name } as const;
+    deps.metrics([
+      count('ToolCalls', tool),
+      { name: 'ToolLatency', value: latencyMs, dimension: tool },
+      ...(error ? [count('ToolErrors', tool)] : []),
+    ]);
     this.send({
       type: 'conversation.item.create',
       item: { type: 'function_call_output', call_id: fnCallId, output },
@@ -361,7 +372,7 @@ export class CallSession {
     const { deps } = this;
     this.transfer = undefined;
     deps.log.warn('transfer failed', { target, reason });
-    deps.count('TransfersFailed');
+    deps.metrics([count('TransfersFailed')]);
     deps.recorder.record({ kind: 'event', name: 'transfer_failed', detail: { target, reason } });
     await deps.calls
       .transition(this.callId, ['active'], 'active', {
@@ -402,7 +413,7 @@ export class CallSession {
       clearTimeout(this.transfer.deadline);
       this.transferConfirmed = true;
     }
-    if (transferPending) this.deps.count('TransfersConfirmed');
+    if (transferPending) this.deps.metrics([count('TransfersConfirmed')]);
     const reason = endReasonOf(code, {
       sessionExpired: this.sessionExpired,
       keepaliveFailed: this.keepaliveFailed,
@@ -450,6 +461,12 @@ export class CallSession {
           deps.log.error('could not record call end', { error: errorMessage(error) }),
         );
       deps.log.info('call ended', { reason, code, durationMs });
+      deps.metrics([
+        count('CallsEnded', { name: 'EndReason', value: reason }),
+        ...(this.attachedAt !== undefined
+          ? [{ name: 'CallDuration' as const, value: durationMs / 1000 }]
+          : []),
+      ]);
     }
     this.resolveEnded({ reason, code, handedOff: this.handingOff });
   }

@@ -6,16 +6,15 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { awsClientConfig, sqsClientConfig } from '../../../lambdas/shared/adapters/aws-clients';
 import { DynamoCallStore } from '../../../lambdas/shared/adapters/dynamo-call-store';
+import { metricsFromEnv } from '../../../lambdas/shared/adapters/metrics-from-env';
 import { OpenAiCallsApi } from '../../../lambdas/shared/adapters/openai-calls-api';
 import { openAiFromEnv } from '../../../lambdas/shared/adapters/openai-from-env';
 import { SqsSignalPublisher } from '../../../lambdas/shared/adapters/sqs-signal-publisher';
 import { parseCallsConfig } from '../../../lambdas/shared/core/calls/calls-config';
-import { emfRecord } from '../../../lambdas/shared/core/emf';
 import { ENV, numberEnv, requireEnv } from '../../../lambdas/shared/env';
 import { createLogger, parseLogLevel } from '../../../lambdas/shared/logger';
 import { CallSession } from './call-session';
 import { DynamoLeases } from './leases';
-import { countMetric, type WorkerMetric } from './metrics';
 import { CallRecorder } from './recorder';
 import { UserToolRunner } from './tools';
 import { SidebandWorker } from './worker';
@@ -49,9 +48,9 @@ const api = new OpenAiCallsApi(openAi.client);
 const signals = new SqsSignalPublisher(sqs, signalQueueUrl);
 const tools = new UserToolRunner(new LambdaClient(awsClientConfig()), config.tools);
 
-const count = (metric: WorkerMetric) => countMetric(metric, env.METRICS_SERVICE);
+const metrics = metricsFromEnv(env, 'sideband');
 const worker = new SidebandWorker({
-  count,
+  metrics,
   sqs,
   signalQueueUrl,
   signals,
@@ -87,29 +86,28 @@ const worker = new SidebandWorker({
       clock: Date.now,
       log: callLog,
       pingIntervalMs: numberEnv(env, 'PING_INTERVAL_MS', 25_000),
-      count,
+      metrics,
     });
   },
 });
 await worker.start();
 
-// Scaling runs on the average calls per task: report it every 30 s (EMF, through the awslogs driver).
-const metricsService = env.METRICS_SERVICE;
-if (metricsService) {
-  setInterval(() => {
-    const record = emfRecord(
-      'OpenAiWebhooks',
-      { Service: metricsService },
-      [
-        { name: 'ActiveCalls', value: worker.activeCalls },
-        { name: 'CallCapacity', value: config.maxCallsPerTask },
-      ],
-      Date.now(),
-      { owner },
-    );
-    process.stdout.write(`${JSON.stringify(record)}\n`);
-  }, 30_000).unref();
-}
+// Gauges every 30 s. Scaling tracks ActiveCalls (Average: calls per task). AccountActiveCalls is
+// the account-wide capacity counter: every task reports the same value, so its Maximum is exact
+// however many tasks run.
+setInterval(
+  async () => {
+    const accountActive = await calls.activeCalls().catch(() => undefined);
+    metrics([
+      { name: 'ActiveCalls', value: worker.activeCalls },
+      { name: 'CallCapacity', value: config.maxCallsPerTask },
+      ...(accountActive !== undefined
+        ? [{ name: 'AccountActiveCalls' as const, value: accountActive }]
+        : []),
+    ]);
+  },
+  numberEnv(env, 'GAUGE_INTERVAL_MS', 30_000),
+).unref();
 
 // Readiness: 503 while draining, so no new work is routed here; always reports the call count.
 const health = createServer((req, res) => {

@@ -2,10 +2,10 @@ import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aw
 import type { CallSignal, CallStore, SignalPublisher } from '../../../lambdas/shared/calls-ports';
 import { isFinal } from '../../../lambdas/shared/core/calls/call-state';
 import type { CallsConfig } from '../../../lambdas/shared/core/calls/calls-config';
+import { count, type MetricsPublisher } from '../../../lambdas/shared/core/metrics';
 import { errorMessage, type Logger } from '../../../lambdas/shared/logger';
 import type { CallSession } from './call-session';
 import type { DynamoLeases } from './leases';
-import type { WorkerMetric } from './metrics';
 
 export interface WorkerDeps {
   readonly sqs: SQSClient;
@@ -24,7 +24,7 @@ export interface WorkerDeps {
   readonly leaseTtlMs: number;
   readonly heartbeatMs: number;
   readonly sweepIntervalMs: number;
-  readonly count: (metric: WorkerMetric) => void;
+  readonly metrics: MetricsPublisher;
   /** Long-poll wait; short enough that a drain is not held up for long. */
   readonly pollWaitSeconds: number;
 }
@@ -92,7 +92,7 @@ export class SidebandWorker {
           sentAt: deps.clock(),
         });
         await session.handOff();
-        deps.count('Handoffs');
+        deps.metrics([count('Handoffs')]);
       }),
     );
     // A clean exit: nobody needs to sweep us.
@@ -239,7 +239,7 @@ export class SidebandWorker {
         deps.log.warn('re-signalling a call whose worker died', {
           callId,
         });
-        deps.count('SweeperReattaches');
+        deps.metrics([count('SweeperReattaches')]);
         await deps.signals.signal({
           callId,
           reason: 'sweep',
