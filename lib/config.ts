@@ -48,6 +48,22 @@ export interface CategoryOptions {
   readonly userHandler?: UserHandler;
 }
 
+/** Alarm thresholds. Every alarm notifies the stack's SNS topic (README "Runbook"). */
+export interface AlarmThresholds {
+  /** 5xx answers from the webhook URL within 5 minutes. @default 5 */
+  readonly ingress5xx?: number;
+  /** 401s (bad signature, stale timestamp) within 5 minutes: an attack or a botched rotation. @default 20 */
+  readonly signatureFailures?: number;
+  /** Age of the oldest message in a category queue (and the call signal queue). @default Duration.minutes(15) */
+  readonly oldestMessageAge?: Duration;
+  /** p95 of webhook received → call accepted, over 5 minutes. @default Duration.seconds(2) */
+  readonly acceptLatencyP95?: Duration;
+  /** Share of `calls.maxConcurrentCalls` in use that alarms. @default 0.8 */
+  readonly activeCallsRatio?: number;
+  /** Failed transfers (refused or never confirmed) within 15 minutes. @default 3 */
+  readonly transferFailures?: number;
+}
+
 export interface OpenAiWebhooksConfig {
   /**
    * Secrets Manager secret with the webhook signing secret: `whsec_…`, or during a rotation
@@ -87,6 +103,10 @@ export interface OpenAiWebhooksConfig {
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** E-mail address subscribed to the alarm topic. @default none */
   readonly alarmEmail?: string;
+  /** Alarm thresholds. @default the defaults of each field */
+  readonly alarms?: AlarmThresholds;
+  /** X-Ray active tracing on every Lambda function (not the sideband worker). @default false */
+  readonly tracing?: boolean;
   /** Phone calls (`realtime.call.incoming`) and the sideband service. @default off */
   readonly calls?: CallsProps;
 }
@@ -119,6 +139,8 @@ export interface ResolvedConfig {
   readonly logRetention: RetentionDays;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   readonly alarmEmail: string | undefined;
+  readonly alarms: Required<AlarmThresholds>;
+  readonly tracing: boolean;
   readonly calls: ResolvedCalls | undefined;
 }
 
@@ -142,6 +164,14 @@ export const DEFAULTS = {
   removalPolicy: RemovalPolicy.RETAIN,
   logRetention: RetentionDays.ONE_MONTH,
   logLevel: 'info',
+  alarms: {
+    ingress5xx: 5,
+    signatureFailures: 20,
+    oldestMessageAge: Duration.minutes(15),
+    acceptLatencyP95: Duration.seconds(2),
+    activeCallsRatio: 0.8,
+    transferFailures: 3,
+  },
 } as const;
 
 /** Categories whose objects the OpenAI API can return by id alone. */
@@ -273,6 +303,30 @@ export function resolveConfig(props: OpenAiWebhooksConfig = {}): ResolvedConfig 
   const baseUrl = props.openAiBaseUrl ?? DEFAULTS.openAiBaseUrl;
   check(/^https:\/\//.test(baseUrl), 'openAiBaseUrl must be an https:// URL.');
 
+  const alarms = { ...DEFAULTS.alarms, ...props.alarms };
+  for (const name of ['ingress5xx', 'signatureFailures', 'transferFailures'] as const) {
+    check(
+      Number.isInteger(alarms[name]) && alarms[name] >= 1,
+      `alarms.${name} must be a positive integer (a count within the alarm's window).`,
+    );
+  }
+  check(
+    alarms.activeCallsRatio > 0 && alarms.activeCallsRatio <= 1,
+    'alarms.activeCallsRatio must be above 0 and at most 1.',
+  );
+  check(
+    alarms.oldestMessageAge.toSeconds() >= 60,
+    'alarms.oldestMessageAge must be at least 1 minute (SQS reports the age once a minute).',
+  );
+  check(
+    alarms.acceptLatencyP95.toMilliseconds() >= 100,
+    'alarms.acceptLatencyP95 must be at least 100 ms.',
+  );
+  check(
+    props.alarmEmail === undefined || /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(props.alarmEmail),
+    'alarmEmail must be an e-mail address.',
+  );
+
   const calls = props.calls ? resolveCalls(props.calls) : undefined;
   if (calls) {
     errors.push(...calls.problems);
@@ -302,6 +356,8 @@ export function resolveConfig(props: OpenAiWebhooksConfig = {}): ResolvedConfig 
     logRetention: props.logRetention ?? DEFAULTS.logRetention,
     logLevel: props.logLevel ?? DEFAULTS.logLevel,
     alarmEmail: props.alarmEmail,
+    alarms,
+    tracing: props.tracing ?? false,
     calls: calls?.resolved,
   };
 }

@@ -7,6 +7,7 @@ import { type OpenAiWebhooksConfig, type ResolvedConfig, resolveConfig } from '.
 import { Alarms } from './constructs/alarms';
 import { CategoryFanout } from './constructs/category-fanout';
 import { EventStore } from './constructs/event-store';
+import { OperationsDashboard } from './constructs/operations-dashboard';
 import { SidebandService } from './constructs/sideband-service';
 import { WebhookIngress } from './constructs/webhook-ingress';
 
@@ -19,6 +20,7 @@ export class OpenAiWebhooksStack extends Stack {
   readonly fanout: CategoryFanout;
   readonly ingress: WebhookIngress;
   readonly alarms: Alarms;
+  readonly dashboard: OperationsDashboard;
   readonly sideband?: SidebandService;
 
   constructor(scope: Construct, id: string, props: OpenAiWebhooksStackProps = {}) {
@@ -44,6 +46,7 @@ export class OpenAiWebhooksStack extends Stack {
       logRetention: config.logRetention,
       logRemovalPolicy,
       logLevel: config.logLevel,
+      tracing: config.tracing,
       openAiEnvironment: {
         [ENV.openAiBaseUrl]: config.openAiBaseUrl,
         ...(apiKeySecret ? { [ENV.openAiKeySecretId]: apiKeySecret.secretName } : {}),
@@ -63,6 +66,7 @@ export class OpenAiWebhooksStack extends Stack {
       logRetention: config.logRetention,
       logRemovalPolicy,
       logLevel: config.logLevel,
+      tracing: config.tracing,
     });
 
     const calls = config.calls;
@@ -99,28 +103,56 @@ export class OpenAiWebhooksStack extends Stack {
     }
 
     this.alarms = new Alarms(this, 'Alarms', {
+      ingress: this.ingress,
+      fanout: this.fanout,
+      categories: config.categories,
+      ...(this.sideband ? { sideband: this.sideband, sidebandMinTasks: calls?.minTasks } : {}),
+      thresholds: config.alarms,
       ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
     });
-    for (const category of CATEGORIES) {
-      this.alarms.addAlarm(`DeadLetters-${category}`, this.fanout.metricDeadLetterDepth(category), {
-        threshold: 1,
-        description: `${category} events failed ${config.categories[category].maxReceiveCount} times and wait in the DLQ. Fix the cause, then redrive.`,
-      });
-    }
-    if (this.sideband) {
-      this.alarms.addAlarm('DeadLetters-signals', this.sideband.metricSignalDeadLetters(), {
-        threshold: 1,
-        description:
-          'Call signals failed 5 times: accepted calls may have no sideband worker. Check the sideband service logs.',
-      });
-    }
-    this.alarms.addAlarm('Ingress5xx', this.ingress.metricResponses('5xx'), {
-      threshold: 5,
-      description:
-        'The webhook endpoint answered 5xx (storage or queue failure); OpenAI is retrying.',
+    this.dashboard = new OperationsDashboard(this, 'Operations', {
+      ingress: this.ingress,
+      fanout: this.fanout,
+      ...(this.sideband ? { sideband: this.sideband } : {}),
+      alarms: this.alarms.alarms,
     });
 
     new CfnOutput(this, 'TableName', { value: this.store.table.tableName });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn });
+    new CfnOutput(this, 'DashboardName', { value: this.dashboard.dashboard.dashboardName });
+    // The operator CLI (owh --stack NAME) reads this: the table and every queue it may touch.
+    new CfnOutput(this, 'OperatorConfig', {
+      description: 'Read by the operator CLI (owh); JSON.',
+      value: this.toJsonString(
+        operatorConfig(this.store, this.fanout, this.sideband, this.dashboard),
+      ),
+    });
   }
+}
+
+/** What the operator CLI needs to find; the shape of `cli/target.ts`'s OperatorConfig. */
+function operatorConfig(
+  store: EventStore,
+  fanout: CategoryFanout,
+  sideband: SidebandService | undefined,
+  dashboard: OperationsDashboard,
+): Record<string, unknown> {
+  const queues: Record<string, { queueUrl: string; dlqUrl: string }> = {};
+  for (const category of CATEGORIES) {
+    const pipeline = fanout.pipelines[category];
+    queues[category] = {
+      queueUrl: pipeline.queue.queueUrl,
+      dlqUrl: pipeline.deadLetterQueue.queueUrl,
+    };
+  }
+  if (sideband)
+    queues.signals = {
+      queueUrl: sideband.signalQueue.queueUrl,
+      dlqUrl: sideband.signalDeadLetterQueue.queueUrl,
+    };
+  return {
+    tableName: store.table.tableName,
+    queues,
+    dashboardName: dashboard.dashboard.dashboardName,
+  };
 }

@@ -1,4 +1,4 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import {
   Alarm,
   ComparisonOperator,
@@ -9,12 +9,43 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { CATEGORIES } from '../../lambdas/shared/core/categories';
+import type { AlarmThresholds, ResolvedCategory } from '../config';
+import type { CategoryFanout } from './category-fanout';
+import type { SidebandService } from './sideband-service';
+import type { WebhookIngress } from './webhook-ingress';
 
 export interface AlarmsProps {
+  readonly ingress: WebhookIngress;
+  readonly fanout: CategoryFanout;
+  readonly categories: Readonly<Record<string, ResolvedCategory>>;
+  readonly sideband?: SidebandService;
+  /** The sideband keeps at least one task: then none running is an outage. */
+  readonly sidebandMinTasks?: number;
+  readonly thresholds: Required<AlarmThresholds>;
   readonly alarmEmail?: string;
 }
 
-/** The alarm topic, and a helper that wires every alarm to it. */
+export interface AlarmSpec {
+  readonly metric: IMetric;
+  readonly threshold: number;
+  /** What it means and what to do: it is the alarm's description, read in the notification. */
+  readonly description: string;
+  /** @default 1 */
+  readonly evaluationPeriods?: number;
+  /** @default at or above the threshold */
+  readonly below?: boolean;
+  /** @default not breaching: no data means nothing happened */
+  readonly missingIsBreaching?: boolean;
+}
+
+/** A signal older than this means an accepted caller is hearing silence. */
+const SIGNAL_AGE_LIMIT = Duration.minutes(1);
+
+/**
+ * Every alarm of the stack, each with an action: the SNS topic (with an optional e-mail
+ * subscription). README "Runbook" says what each one means and what to do.
+ */
 export class Alarms extends Construct {
   readonly topic: Topic;
   readonly alarms: Alarm[] = [];
@@ -31,26 +62,102 @@ export class Alarms extends Construct {
         'Alarm notifications carry alarm names and states only, no event data; the AWS managed SNS key would block CloudWatch from publishing.',
     });
     if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
+
+    const { ingress, fanout, thresholds: t } = props;
+    const fiveMinutes = { period: Duration.minutes(5) };
+    for (const category of CATEGORIES) {
+      this.addAlarm(`DeadLetters-${category}`, {
+        metric: fanout.metricDeadLetterDepth(category),
+        threshold: 1,
+        description: `${category} events failed ${props.categories[category]?.maxReceiveCount} times and wait in the DLQ. Read lastError (owh events list --status failed), fix the cause, then owh redrive ${category}.`,
+      });
+      this.addAlarm(`OldestMessage-${category}`, {
+        metric: fanout.metricOldestMessageAge(category).with(fiveMinutes),
+        threshold: t.oldestMessageAge.toSeconds(),
+        description: `The oldest ${category} event has waited over ${t.oldestMessageAge.toHumanString()}: the consumer is failing, throttled or capped by maxConcurrency. Check its errors and throttles.`,
+      });
+    }
+    this.addAlarm('Ingress5xx', {
+      metric: ingress.metricResponses('5xx').with(fiveMinutes),
+      threshold: t.ingress5xx,
+      description:
+        'The webhook URL answered 5xx (secret, table or queue unavailable); OpenAI is retrying. Check the ingress logs for the reason.',
+    });
+    this.addAlarm('SignatureFailures', {
+      metric: ingress.metricWebhooks('SignatureFailures', fiveMinutes),
+      threshold: t.signatureFailures,
+      description:
+        'Many webhooks failed verification: someone is probing the URL, or the secret was rotated in OpenAI without updating Secrets Manager. Compare SecretMatched and the rejected reasons.',
+    });
+
+    const sideband = props.sideband;
+    if (sideband) {
+      this.addAlarm('DeadLetters-signals', {
+        metric: sideband.metricSignalDeadLetters(),
+        threshold: 1,
+        description:
+          'Call signals failed 5 times: accepted calls may have had no sideband worker. Check the sideband service logs.',
+      });
+      this.addAlarm('OldestMessage-signals', {
+        metric: sideband.signalQueue.metricApproximateAgeOfOldestMessage({
+          period: Duration.minutes(1),
+          statistic: 'Maximum',
+        }),
+        threshold: SIGNAL_AGE_LIMIT.toSeconds(),
+        description:
+          'A call signal has waited over a minute: an accepted caller hears silence. No worker is taking signals (none running, all full, or failing).',
+      });
+      this.addAlarm('AcceptLatency', {
+        metric: sideband.metricCalls('AcceptLatency', { statistic: 'p95', ...fiveMinutes }),
+        threshold: t.acceptLatencyP95.toMilliseconds(),
+        description: `Calls take over ${t.acceptLatencyP95.toHumanString()} (p95) from webhook to accept: callers ring longer. Check the realtime consumer's duration and the OpenAI API's latency.`,
+      });
+      this.addAlarm('ActiveCallsNearCapacity', {
+        metric: sideband.metricAccountActiveCalls(),
+        threshold: Math.max(1, Math.ceil(sideband.callCapacity * t.activeCallsRatio)),
+        description: `Active calls are at ${Math.round(t.activeCallsRatio * 100)} % of calls.maxConcurrentCalls (${sideband.callCapacity}); new callers will get 486 at 100 %. Raise the limit (and maxTasks) if this is real traffic.`,
+      });
+      this.addAlarm('TransfersFailing', {
+        metric: sideband.metricCalls('TransfersFailed', { period: Duration.minutes(15) }),
+        threshold: t.transferFailures,
+        description:
+          'Transfers are failing (REFER refused or never confirmed): check the transfer targets and the SIP trunk that should receive them.',
+      });
+      if ((props.sidebandMinTasks ?? 0) >= 1) {
+        this.addAlarm('NoSidebandTask', {
+          metric: sideband.metricRunningTasks(),
+          threshold: 1,
+          below: true,
+          evaluationPeriods: 2,
+          // Container Insights reports nothing when the service is gone: that is an outage too.
+          missingIsBreaching: true,
+          description:
+            'No sideband task is running: accepted calls get no greeting, tools or transcripts. Check the ECS service events (image pull, crash loop, capacity).',
+        });
+      }
+    }
   }
 
-  /** Alarms when the metric is at or above the threshold for `evaluationPeriods` minutes. */
-  addAlarm(
-    id: string,
-    metric: IMetric,
-    options: { threshold: number; description: string; evaluationPeriods?: number },
-  ): Alarm {
+  /** Creates an alarm notifying the topic. Names start with the stack's, so they sort together. */
+  addAlarm(id: string, spec: AlarmSpec): Alarm {
     const alarm = new Alarm(this, id, {
-      metric,
-      threshold: options.threshold,
-      evaluationPeriods: options.evaluationPeriods ?? 1,
-      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: TreatMissingData.NOT_BREACHING,
-      alarmDescription: options.description,
+      alarmName: `${Stack.of(this).stackName}-${id}`,
+      metric: spec.metric,
+      threshold: spec.threshold,
+      evaluationPeriods: spec.evaluationPeriods ?? 1,
+      comparisonOperator: spec.below
+        ? ComparisonOperator.LESS_THAN_THRESHOLD
+        : ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: spec.missingIsBreaching
+        ? TreatMissingData.BREACHING
+        : TreatMissingData.NOT_BREACHING,
+      alarmDescription: spec.description,
     });
-    alarm.addAlarmAction(new SnsAction(this.topic));
+    const action = new SnsAction(this.topic);
+    alarm.addAlarmAction(action);
+    // The all-clear too, so whoever was paged knows when it is over.
+    alarm.addOkAction(action);
     this.alarms.push(alarm);
     return alarm;
   }
 }
-
-export const ONE_MINUTE = Duration.minutes(1);

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Duration, type RemovalPolicy, Stack } from 'aws-cdk-lib';
-import type { IMetric } from 'aws-cdk-lib/aws-cloudwatch';
+import type { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -9,12 +9,25 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { CATEGORIES, type Category } from '../../lambdas/shared/core/categories';
+import type { MetricName } from '../../lambdas/shared/core/metrics';
 import { ENV } from '../../lambdas/shared/env';
 import type { ResolvedCategory } from '../config';
 import type { EventStore } from './event-store';
 import { grantInvokeUnqualified } from './grants';
 import { NodeFunction, PROJECT_ROOT } from './node-function';
+import { projectMetric } from './project-metrics';
 import { QueueWithDeadLetters } from './queue-with-dead-letters';
+
+/** The consumers' own metrics, per category (README "Metrics"). */
+export type ConsumerMetricName = Extract<
+  MetricName,
+  | 'EventsProcessed'
+  | 'EventsSkipped'
+  | 'ProcessingTime'
+  | 'ProcessingFailures'
+  | 'HydrationErrors'
+  | 'EventLatency'
+>;
 
 export interface CategoryFanoutProps {
   readonly categories: Readonly<Record<Category, ResolvedCategory>>;
@@ -24,6 +37,7 @@ export interface CategoryFanoutProps {
   readonly logRetention: RetentionDays;
   readonly logRemovalPolicy: RemovalPolicy;
   readonly logLevel: string;
+  readonly tracing: boolean;
   /** Environment every consumer needs for OpenAI calls (base URL, API key secret id). */
   readonly openAiEnvironment: Record<string, string>;
   /** Grants the consumer read access to the OpenAI API key, when one is configured. */
@@ -65,6 +79,7 @@ export class CategoryPipeline extends Construct {
       timeout: options.timeout,
       logRetention: props.logRetention,
       logRemovalPolicy: props.logRemovalPolicy,
+      tracing: props.tracing,
       environment: {
         [ENV.category]: category,
         [ENV.hydrate]: String(options.hydrate),
@@ -127,21 +142,41 @@ export class CategoryFanout extends Construct {
   }
 
   /** Messages waiting in a category's DLQ. */
-  metricDeadLetterDepth(category: Category): IMetric {
+  metricDeadLetterDepth(category: Category): Metric {
     return this.pipelines[category].deadLetterQueue.metricApproximateNumberOfMessagesVisible({
       period: Duration.minutes(1),
       statistic: 'Maximum',
     });
   }
 
-  metricOldestMessageAge(category: Category): IMetric {
+  metricOldestMessageAge(category: Category): Metric {
     return this.pipelines[category].queue.metricApproximateAgeOfOldestMessage({
       period: Duration.minutes(1),
       statistic: 'Maximum',
     });
   }
 
-  metricConsumerErrors(category: Category): IMetric {
+  /** A consumer EMF metric for one category (processed, failures, processing time, …). */
+  metricConsumer(
+    name: ConsumerMetricName,
+    category: Category,
+    options: { statistic?: string; label?: string } = {},
+  ): Metric {
+    return projectMetric(this, name, {
+      ...options,
+      dimension: { name: 'Category', value: category },
+    });
+  }
+
+  /** Messages waiting in a category's queue. */
+  metricQueueDepth(category: Category): Metric {
+    return this.pipelines[category].queue.metricApproximateNumberOfMessagesVisible({
+      period: Duration.minutes(1),
+      statistic: 'Maximum',
+    });
+  }
+
+  metricConsumerErrors(category: Category): Metric {
     return this.pipelines[category].consumer.metricErrors({ period: Duration.minutes(1) });
   }
 }

@@ -1,10 +1,11 @@
 import * as path from 'node:path';
-import { Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { ENV } from '../../lambdas/shared/env';
 
 export const PROJECT_ROOT = path.resolve(import.meta.dirname, '..', '..');
 
@@ -17,6 +18,8 @@ export interface NodeFunctionProps {
   readonly logRetention: RetentionDays;
   readonly logRemovalPolicy: RemovalPolicy;
   readonly reservedConcurrentExecutions?: number;
+  /** X-Ray active tracing. @default false */
+  readonly tracing?: boolean;
 }
 
 /**
@@ -54,6 +57,7 @@ export class NodeFunction extends Construct {
       // Our handlers write JSON lines themselves (and EMF later); keep the text format so Lambda
       // passes them through unwrapped.
       loggingFormat: LoggingFormat.TEXT,
+      ...(props.tracing ? { tracing: Tracing.ACTIVE } : {}),
       ...(props.reservedConcurrentExecutions !== undefined
         ? { reservedConcurrentExecutions: props.reservedConcurrentExecutions }
         : {}),
@@ -61,6 +65,8 @@ export class NodeFunction extends Construct {
       depsLockFilePath: path.join(PROJECT_ROOT, 'package-lock.json'),
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
+        // The `Stack` dimension of every metric the function emits.
+        [ENV.stackName]: Stack.of(this).stackName,
         ...props.environment,
       },
       bundling: {
@@ -75,6 +81,13 @@ export class NodeFunction extends Construct {
           "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
       },
     });
+    if (props.tracing) {
+      Validations.of(this.role).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords accept only Resource "*".',
+      });
+    }
     Validations.of(this.fn).acknowledge({
       id: 'AwsSolutions-L1',
       reason:

@@ -1,5 +1,5 @@
 import { Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
-import { type IMetric, Metric } from 'aws-cdk-lib/aws-cloudwatch';
+import { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import {
   FlowLogDestination,
   type IVpc,
@@ -26,10 +26,12 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { CallsConfig } from '../../lambdas/shared/core/calls/calls-config';
+import type { MetricName } from '../../lambdas/shared/core/metrics';
 import { ENV } from '../../lambdas/shared/env';
 import type { EventStore } from './event-store';
 import { grantInvokeUnqualified } from './grants';
 import { PROJECT_ROOT } from './node-function';
+import { type ProjectMetricOptions, projectMetric } from './project-metrics';
 import { QueueWithDeadLetters } from './queue-with-dead-letters';
 
 export interface SidebandServiceProps {
@@ -50,7 +52,27 @@ export interface SidebandServiceProps {
   readonly logLevel: string;
 }
 
-export const METRICS_NAMESPACE = 'OpenAiWebhooks';
+/** The phone-call metrics: the incoming-call handler's and the workers' (README "Metrics"). */
+export type CallMetricName = Extract<
+  MetricName,
+  | 'CallsIncoming'
+  | 'CallsAccepted'
+  | 'CallsRejected'
+  | 'CallsMissed'
+  | 'CallsFailed'
+  | 'AcceptLatency'
+  | 'AttachLatency'
+  | 'ToolCalls'
+  | 'ToolLatency'
+  | 'ToolErrors'
+  | 'TransfersConfirmed'
+  | 'TransfersFailed'
+  | 'CallsEnded'
+  | 'CallDuration'
+  | 'SessionCapHits'
+  | 'Handoffs'
+  | 'SweeperReattaches'
+>;
 // Fargate sends SIGKILL this long after SIGTERM: the time a worker has to hand its calls off.
 const STOP_TIMEOUT = Duration.seconds(120);
 
@@ -65,7 +87,10 @@ export class SidebandService extends Construct {
   readonly cluster: Cluster;
   readonly service: FargateService;
   readonly taskDefinition: FargateTaskDefinition;
-  private readonly metricsService: string;
+  /** Calls at once across the account (`calls.maxConcurrentCalls`). */
+  readonly callCapacity: number;
+  /** Calls one task may hold (`calls.maxCallsPerTask`). */
+  readonly callsPerTask: number;
 
   constructor(scope: Construct, id: string, props: SidebandServiceProps) {
     super(scope, id);
@@ -113,7 +138,8 @@ export class SidebandService extends Construct {
       retention: props.logRetention,
       removalPolicy: props.logRemovalPolicy,
     });
-    this.metricsService = `${Stack.of(this).stackName}/sideband`;
+    this.callCapacity = props.callsConfig.policy.maxConcurrentCalls;
+    this.callsPerTask = props.callsConfig.maxCallsPerTask;
     this.taskDefinition.addContainer('Worker', {
       image: ContainerImage.fromAsset(PROJECT_ROOT, {
         file: 'containers/sideband/Dockerfile',
@@ -129,7 +155,7 @@ export class SidebandService extends Construct {
         [ENV.openAiBaseUrl]: props.openAiBaseUrl,
         [ENV.openAiKeySecretId]: props.apiKeySecret.secretName,
         [ENV.logLevel]: props.logLevel,
-        METRICS_SERVICE: this.metricsService,
+        [ENV.stackName]: Stack.of(this).stackName,
       },
       healthCheck: {
         command: [
@@ -210,24 +236,39 @@ export class SidebandService extends Construct {
   }
 
   /** Average calls held per running task, as the workers report it (EMF). */
-  metricActiveCallsPerTask(): IMetric {
-    return new Metric({
-      namespace: METRICS_NAMESPACE,
-      metricName: 'ActiveCalls',
-      dimensionsMap: { Service: this.metricsService },
-      statistic: 'Average',
-      period: Duration.minutes(1),
-    });
+  metricActiveCallsPerTask(): Metric {
+    return projectMetric(this, 'ActiveCalls', { statistic: 'Average' });
   }
 
-  metricSignalDeadLetters(): IMetric {
+  /**
+   * Calls holding capacity across the account: every task reports the same counter, so the
+   * Maximum is exact however many tasks run. Compare with `callCapacity`.
+   */
+  metricAccountActiveCalls(): Metric {
+    return projectMetric(this, 'AccountActiveCalls', { statistic: 'Maximum' });
+  }
+
+  /** A call metric: outcomes, setup latency, tools, transfers, ends (optionally by one dimension). */
+  metricCalls(name: CallMetricName, options?: ProjectMetricOptions): Metric {
+    return projectMetric(this, name, options);
+  }
+
+  metricCpuUtilization(): Metric {
+    return this.service.metricCpuUtilization({ period: Duration.minutes(1) });
+  }
+
+  metricMemoryUtilization(): Metric {
+    return this.service.metricMemoryUtilization({ period: Duration.minutes(1) });
+  }
+
+  metricSignalDeadLetters(): Metric {
     return this.signalDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
       period: Duration.minutes(1),
       statistic: 'Maximum',
     });
   }
 
-  metricRunningTasks(): IMetric {
+  metricRunningTasks(): Metric {
     return new Metric({
       namespace: 'ECS/ContainerInsights',
       metricName: 'RunningTaskCount',

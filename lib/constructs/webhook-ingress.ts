@@ -1,6 +1,6 @@
 import * as path from 'node:path';
-import { CfnOutput, type Duration, type RemovalPolicy } from 'aws-cdk-lib';
-import { type IMetric, Metric } from 'aws-cdk-lib/aws-cloudwatch';
+import { CfnOutput, Duration, type RemovalPolicy } from 'aws-cdk-lib';
+import { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import {
   type FunctionUrl,
   FunctionUrlAuthType,
@@ -9,10 +9,12 @@ import {
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import type { MetricName } from '../../lambdas/shared/core/metrics';
 import { ENV } from '../../lambdas/shared/env';
 import type { CategoryFanout } from './category-fanout';
 import type { EventStore } from './event-store';
 import { NodeFunction, PROJECT_ROOT } from './node-function';
+import { type ProjectMetricOptions, projectMetric } from './project-metrics';
 
 export interface WebhookIngressProps {
   readonly store: EventStore;
@@ -27,7 +29,22 @@ export interface WebhookIngressProps {
   readonly logRetention: RetentionDays;
   readonly logRemovalPolicy: RemovalPolicy;
   readonly logLevel: string;
+  readonly tracing: boolean;
 }
+
+/** The ingress's own metrics (README "Metrics"). */
+export type IngressMetricName = Extract<
+  MetricName,
+  | 'WebhooksReceived'
+  | 'WebhooksVerified'
+  | 'WebhooksRejected'
+  | 'SignatureFailures'
+  | 'WebhooksDuplicate'
+  | 'WebhooksAccepted'
+  | 'WebhooksFailed'
+  | 'SecretMatched'
+  | 'AckLatency'
+>;
 
 /**
  * The public webhook endpoint: a Lambda function URL with auth type NONE, because the Standard
@@ -47,6 +64,7 @@ export class WebhookIngress extends Construct {
       timeout: props.timeout,
       logRetention: props.logRetention,
       logRemovalPolicy: props.logRemovalPolicy,
+      tracing: props.tracing,
       ...(props.reservedConcurrency !== null
         ? { reservedConcurrentExecutions: props.reservedConcurrency }
         : {}),
@@ -74,7 +92,7 @@ export class WebhookIngress extends Construct {
   }
 
   /** Function URL responses by class: `4xx` (rejected deliveries) or `5xx` (OpenAI will retry). */
-  metricResponses(kind: '4xx' | '5xx'): IMetric {
+  metricResponses(kind: '4xx' | '5xx'): Metric {
     return new Metric({
       namespace: 'AWS/Lambda',
       metricName: kind === '4xx' ? 'Url4xxCount' : 'Url5xxCount',
@@ -83,7 +101,17 @@ export class WebhookIngress extends Construct {
     });
   }
 
-  metricLatency(): IMetric {
+  /** One of the ingress's EMF metrics: received, rejected by reason, accepted by category, … */
+  metricWebhooks(name: IngressMetricName, options?: ProjectMetricOptions): Metric {
+    return projectMetric(this, name, options);
+  }
+
+  /** Invocations that threw (should be none: every failure is answered with a status). */
+  metricErrors(): Metric {
+    return this.fn.metricErrors({ period: Duration.minutes(1), statistic: 'Sum' });
+  }
+
+  metricLatency(): Metric {
     return new Metric({
       namespace: 'AWS/Lambda',
       metricName: 'UrlRequestLatency',
