@@ -43,7 +43,10 @@ writeFileSync(
       dynamoEndpoint: pipeline.dynamoEndpoint,
       sqsEndpoint: pipeline.sqsEndpoint,
       openAiBaseUrl: pipeline.openAiBaseUrl,
-      queues: pipeline.queues,
+      queues: {
+        ...pipeline.queues,
+        ...(pipeline.signalQueue ? { signals: pipeline.signalQueue } : {}),
+      },
       calls: Boolean(pipeline.realtime),
       pid: process.pid,
     },

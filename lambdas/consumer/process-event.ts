@@ -105,7 +105,8 @@ export async function processMessage(
   });
   // From here on the event is durable on our side: the ingress may answer "duplicate".
   await deps.ledger.markConsumed(message.webhookId);
-  if (stored === 'processed') {
+  if (message.replay === 'force') log.warn('forced replay', { previously: stored });
+  else if (stored === 'processed') {
     log.info('event already processed; skipped');
     deps.metrics([count('EventsSkipped', category)]);
     return 'skipped';

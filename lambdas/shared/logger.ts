@@ -55,7 +55,11 @@ export function createLogger(
 const PHONE_KEYS =
   /^(from|to|caller|callee|phone|phoneNumber|number|sipHeaders?|sip_headers?|value)$/i;
 
+// Fields that hold a credential. Nothing logs one on purpose; this catches an accident.
+const SECRET_KEYS = /^(authorization|api_?key|apiKey|secret|secretString|password|webhookSecret)$/i;
+
 function redact(key: string, value: unknown): unknown {
+  if (SECRET_KEYS.test(key) && value !== undefined && value !== null) return '[redacted]';
   if (typeof value === 'string')
     return PHONE_KEYS.test(key) ? maskAllNumbers(value) : maskPhoneNumbers(value);
   if (value instanceof Error) return { name: value.name, message: maskPhoneNumbers(value.message) };

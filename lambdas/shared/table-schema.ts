@@ -6,7 +6,11 @@ export const TABLE_SCHEMA = {
   partitionKey: 'pk',
   sortKey: 'sk',
   ttlAttribute: 'expiresAt',
-  /** Lists events per category, newest first: gsi1pk = `EVENTS#<category>`, gsi1sk = `<created_at>#<id>`. */
+  /**
+   * The listing index, newest first. Events per category: gsi1pk = `EVENTS#<category>`, gsi1sk =
+   * `<created_at>#<event id>`. Calls: gsi1pk = `CALLS`, gsi1sk = `<created_at>#<call_id>` (the
+   * summary is read from the call records themselves).
+   */
   eventsByCategoryIndex: {
     name: 'eventsByCategory',
     partitionKey: 'gsi1pk',
@@ -31,6 +35,8 @@ export const keys = {
   event: (eventId: string) => ({ pk: `EVENT#${eventId}`, sk: 'EVENT' }),
   object: (objectId: string) => ({ pk: `OBJECT#${objectId}`, sk: 'STATE' }),
   eventsByCategory: (category: string) => `EVENTS#${category}`,
+  /** The listing partition of call records. Calls arrive at human rates: one partition is fine. */
+  callsListing: 'CALLS',
   call: (callId: string) => ({ pk: `CALL#${callId}`, sk: 'CALL' }),
   /** Transcript lines, tool calls, usage and errors sit beside the call record. */
   callPart: (callId: string, sk: string) => ({ pk: `CALL#${callId}`, sk }),

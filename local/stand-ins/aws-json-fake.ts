@@ -24,6 +24,8 @@ export interface AwsJsonFake {
   readonly functions: Map<string, (payload: unknown) => Promise<unknown>>;
   /** ECS services by name: their desired count, changed by `UpdateService`. */
   readonly services: Map<string, { desiredCount: number; runningCount: number }>;
+  /** CloudFormation stacks by name, with their outputs, for `DescribeStacks` (the query protocol). */
+  readonly stacks: Map<string, Record<string, string>>;
   /** Adds or replaces an operation, keyed like `AmazonEC2ContainerServiceV20141113.UpdateService`. */
   on(target: string, handler: AwsJsonHandler): void;
   readonly calls: { target: string; input: Record<string, unknown> }[];
@@ -36,6 +38,7 @@ export async function startAwsJsonFake(): Promise<AwsJsonFake> {
   const calls: { target: string; input: Record<string, unknown> }[] = [];
   const functions = new Map<string, (payload: unknown) => Promise<unknown>>();
   const services = new Map<string, { desiredCount: number; runningCount: number }>();
+  const stacks = new Map<string, Record<string, string>>();
   const ecs = 'AmazonEC2ContainerServiceV20141113';
   handlers.set(`${ecs}.DescribeServices`, (input) => ({
     services: ((input.services as string[]) ?? []).flatMap((name) => {
@@ -99,6 +102,15 @@ export async function startAwsJsonFake(): Promise<AwsJsonFake> {
         }
         return;
       }
+      if (String(request.headers['content-type']).startsWith('application/x-www-form-urlencoded')) {
+        const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+        const action = form.get('Action') ?? '';
+        calls.push({ target: `cloudformation.${action}`, input: Object.fromEntries(form) });
+        const [status, xml] = describeStacks(action, form.get('StackName') ?? '', stacks);
+        response.writeHead(status, { 'content-type': 'text/xml' });
+        response.end(xml);
+        return;
+      }
       const target = String(request.headers['x-amz-target'] ?? '');
       const reply = (status: number, body: unknown) => {
         response.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
@@ -129,8 +141,38 @@ export async function startAwsJsonFake(): Promise<AwsJsonFake> {
     secrets,
     functions,
     services,
+    stacks,
     calls,
     on: (target, handler) => handlers.set(target, handler),
     stop: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+/** CloudFormation's `DescribeStacks` in the awsQuery wire format (form in, XML out). */
+function describeStacks(
+  action: string,
+  stackName: string,
+  stacks: Map<string, Record<string, string>>,
+): [number, string] {
+  const error = (code: string, message: string): [number, string] => [
+    400,
+    `<ErrorResponse><Error><Type>Sender</Type><Code>${code}</Code><Message>${escapeXml(message)}</Message></Error><RequestId>fake</RequestId></ErrorResponse>`,
+  ];
+  if (action !== 'DescribeStacks') return error('InvalidAction', `No fake for ${action}.`);
+  const outputs = stacks.get(stackName);
+  if (!outputs) return error('ValidationError', `Stack with id ${stackName} does not exist`);
+  const members = Object.entries(outputs)
+    .map(
+      ([key, value]) =>
+        `<member><OutputKey>${escapeXml(key)}</OutputKey><OutputValue>${escapeXml(value)}</OutputValue></member>`,
+    )
+    .join('');
+  return [
+    200,
+    `<DescribeStacksResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><DescribeStacksResult><Stacks><member><StackName>${escapeXml(stackName)}</StackName><StackStatus>CREATE_COMPLETE</StackStatus><CreationTime>2026-01-01T00:00:00Z</CreationTime><Outputs>${members}</Outputs></member></Stacks></DescribeStacksResult><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></DescribeStacksResponse>`,
+  ];
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
 }

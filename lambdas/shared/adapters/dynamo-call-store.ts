@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { CallRecord, CallStore } from '../calls-ports';
 import type { CallStatus } from '../core/calls/call-state';
-import { keys } from '../table-schema';
+import { keys, TABLE_SCHEMA } from '../table-schema';
 import { conditionalWrite } from './dynamo-conditions';
 
 export class DynamoCallStore implements CallStore {
@@ -25,7 +25,13 @@ export class DynamoCallStore implements CallStore {
       this.client.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { ...keys.call(record.callId), ...record },
+          Item: {
+            ...keys.call(record.callId),
+            // Listed by `owh calls list`, newest first.
+            [TABLE_SCHEMA.eventsByCategoryIndex.partitionKey]: keys.callsListing,
+            [TABLE_SCHEMA.eventsByCategoryIndex.sortKey]: `${record.createdAt}#${record.callId}`,
+            ...record,
+          },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       ),

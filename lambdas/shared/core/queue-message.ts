@@ -14,6 +14,8 @@ export interface QueuedWebhook {
   readonly receivedAt: number;
   /** Which webhook secret matched: "current" or "previous". */
   readonly secretLabel: string;
+  /** Set by the operator CLI: `force` processes the event again even if it was processed. */
+  readonly replay?: 'normal' | 'force';
   readonly body: string;
 }
 
@@ -31,6 +33,8 @@ export const SQS_MAX_MESSAGE_BYTES = 1024 * 1024;
 
 export type AttributeMap = Record<string, { DataType: string; StringValue?: string }>;
 
+const REPLAY_ATTRIBUTE = 'replay';
+
 export function toMessageAttributes(message: Omit<QueuedWebhook, 'body'>): AttributeMap {
   const attributes: AttributeMap = {};
   for (const [field, name] of Object.entries(MESSAGE_ATTRIBUTES)) {
@@ -40,6 +44,8 @@ export function toMessageAttributes(message: Omit<QueuedWebhook, 'body'>): Attri
       StringValue: String(value),
     };
   }
+  if (message.replay)
+    attributes[REPLAY_ATTRIBUTE] = { DataType: 'String', StringValue: message.replay };
   return attributes;
 }
 
@@ -69,6 +75,11 @@ export function fromMessageAttributes(
     category: read('category') as Category,
     receivedAt: Number(read('receivedAt')),
     secretLabel: read('secretLabel'),
+    ...replayOf(attributes[REPLAY_ATTRIBUTE]?.stringValue),
     body,
   };
+}
+
+function replayOf(value: string | undefined): Pick<QueuedWebhook, 'replay'> {
+  return value === 'force' || value === 'normal' ? { replay: value } : {};
 }

@@ -1,0 +1,118 @@
+import type { CallRecord } from '../lambdas/shared/calls-ports';
+import { maskAllNumbers } from '../lambdas/shared/core/mask';
+
+/** Pure shaping of stored items into what `calls show` prints. */
+
+export interface TimelineEntry {
+  readonly at: number;
+  readonly what: string;
+}
+
+export interface CallView {
+  readonly record: CallRecord;
+  readonly timeline: readonly TimelineEntry[];
+  readonly transcript: readonly { at: number; role: string; text: string }[];
+  readonly tools: readonly {
+    at: number;
+    name: string;
+    status: string;
+    latencyMs: number;
+    arguments: string;
+    output: string;
+    error?: string;
+  }[];
+  readonly errors: readonly { at: number; code: string; message: string }[];
+  readonly usage: {
+    readonly responses?: number;
+    readonly inputTokens?: number;
+    readonly outputTokens?: number;
+    readonly totalTokens?: number;
+  };
+}
+
+const STEPS: readonly [keyof CallRecord, string][] = [
+  ['receivedAt', 'webhook received'],
+  ['handledAt', 'picked up by the incoming-call handler'],
+  ['acceptedAt', 'accepted'],
+  ['attachedAt', 'sideband attached'],
+  ['endedAt', 'ended'],
+];
+
+export function callView(
+  record: CallRecord,
+  parts: readonly Record<string, unknown>[],
+  options: { showNumbers: boolean },
+): CallView {
+  const shown = options.showNumbers
+    ? record
+    : {
+        ...record,
+        ...(record.from ? { from: maskAllNumbers(record.from) } : {}),
+        ...(record.to ? { to: maskAllNumbers(record.to) } : {}),
+      };
+  const timeline: TimelineEntry[] = [];
+  for (const [field, label] of STEPS) {
+    const at = record[field];
+    if (typeof at !== 'number') continue;
+    const detail =
+      field === 'endedAt' && record.endReason
+        ? `${label}: ${record.endReason}`
+        : field === 'acceptedAt' && record.waitedForColdWorker
+          ? `${label} (waited for a cold worker)`
+          : label;
+    timeline.push({ at, what: detail });
+  }
+  if (record.status === 'rejected' || record.status === 'missed')
+    timeline.push({
+      at: record.endedAt ?? record.receivedAt,
+      what: `${record.status}: ${record.rejectReason ?? ''}${record.rejectStatus ? ` (SIP ${record.rejectStatus})` : ''}`,
+    });
+  const transcript: CallView['transcript'][number][] = [];
+  const tools: CallView['tools'][number][] = [];
+  const errors: CallView['errors'][number][] = [];
+  for (const part of parts) {
+    const at = Number(part.at ?? 0);
+    switch (part.kind) {
+      case 'transcript':
+        transcript.push({ at, role: String(part.role), text: String(part.text) });
+        break;
+      case 'tool':
+        tools.push({
+          at,
+          name: String(part.name),
+          status: String(part.status),
+          latencyMs: Number(part.latencyMs ?? 0),
+          arguments: String(part.arguments ?? ''),
+          output: String(part.output ?? ''),
+          ...(part.error ? { error: String(part.error) } : {}),
+        });
+        timeline.push({ at, what: `tool ${String(part.name)} (${String(part.status)})` });
+        break;
+      case 'error':
+        errors.push({ at, code: String(part.code), message: String(part.message) });
+        timeline.push({ at, what: `error ${String(part.code)}` });
+        break;
+      case 'event': {
+        // attached/ended are already steps of the record; keep the ones it does not hold.
+        if (part.name === 'attached' || part.name === 'ended') break;
+        const detail = part.detail ? ` ${JSON.stringify(part.detail)}` : '';
+        timeline.push({ at, what: `${String(part.name).replace(/_/g, ' ')}${detail}` });
+        break;
+      }
+    }
+  }
+  const byTime = <T extends { at: number }>(list: T[]) => list.sort((a, b) => a.at - b.at);
+  return {
+    record: shown,
+    timeline: byTime(timeline),
+    transcript: byTime(transcript),
+    tools: byTime(tools),
+    errors: byTime(errors),
+    usage: {
+      ...(record.responses !== undefined ? { responses: record.responses } : {}),
+      ...(record.inputTokens !== undefined ? { inputTokens: record.inputTokens } : {}),
+      ...(record.outputTokens !== undefined ? { outputTokens: record.outputTokens } : {}),
+      ...(record.totalTokens !== undefined ? { totalTokens: record.totalTokens } : {}),
+    },
+  };
+}
