@@ -13,6 +13,8 @@ new OpenAiWebhooksStack(app, 'OpenAiWebhooks', {
   // webhookSecretName: 'openai-webhooks/webhook-secret',
   // openAiApiKeySecretName: 'openai-webhooks/api-key',
   // alarmEmail: 'oncall@example.com',
+  // alarms: { signatureFailures: 20, oldestMessageAge: Duration.minutes(15), acceptLatencyP95: Duration.seconds(2) },
+  // logLevel: 'info', tracing: false,
   // categories: { batch: { userHandler: UserHandler.fromEntry('handlers/batch.ts') } },
   // Phone calls (needs Docker at deploy for the sideband image; README "Phone calls"):
   // calls: {

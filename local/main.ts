@@ -1,5 +1,6 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { emfPublisher } from '../lambdas/shared/core/metrics';
 import { localCallsConfig } from './calls';
 import { generateWebhookSecret, LocalPipeline } from './pipeline';
 
@@ -14,7 +15,14 @@ mkdirSync(path.join(stateDir, 'dynamodb'), { recursive: true });
 const env = process.env;
 const secretGiven = Boolean(env.OPENAI_WEBHOOK_SECRET);
 const webhookSecret = env.OPENAI_WEBHOOK_SECRET || generateWebhookSecret();
+// The handlers' metrics, as the EMF lines CloudWatch would receive, one per line.
+const metricsFile = createWriteStream(path.join(stateDir, 'metrics.jsonl'), { flags: 'a' });
 const pipeline = await LocalPipeline.start({
+  metrics: emfPublisher({
+    stack: 'local',
+    clock: Date.now,
+    write: (line) => metricsFile.write(`${line}\n`),
+  }),
   port: Number(env.PORT || 8787),
   dbPath: path.join(stateDir, 'dynamodb'),
   webhookSecret,
@@ -66,10 +74,12 @@ process.stderr.write(
     ` OpenAI API      ${pipeline.openAiBaseUrl}${pipeline.simulator ? '   (simulator)' : ''}`,
     ` DynamoDB Local  ${pipeline.dynamoEndpoint}   table ${pipeline.tableName}`,
     ` SQS emulator    ${pipeline.sqsEndpoint}`,
+    ' Metrics (EMF)   .local/metrics.jsonl',
     line,
     ' Try, in another terminal:',
     '   npm run send -- batch.completed',
     '   npm run send -- all',
+    '   npm run owh -- events list --local      (the operator CLI; also: state, calls, replay, redrive)',
     ...(pipeline.realtime
       ? ['   npm run send -- call      (a simulated phone call, with its timeline)']
       : []),
