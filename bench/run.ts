@@ -291,30 +291,63 @@ async function benchPipeline(): Promise<void> {
   await new Promise<void>((resolve) => floor.listen(0, '127.0.0.1', resolve));
   const floorUrl = `http://127.0.0.1:${(floor.address() as { port: number }).port}/`;
 
+  interface LoadResult {
+    latencies: number[];
+    accepted: string[];
+    errors: number;
+  }
+  /** Posts one signed event; latency counts from `since` (its send time, or its due time). */
+  const sendOne = async (url: string, result: LoadResult, since?: number) => {
+    const event = sampleEvent('response.completed');
+    const request = signedWebhookRequest(secret, event);
+    const started = since ?? performance.now();
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: request.headers,
+      body: request.body,
+    }).catch(() => undefined);
+    const text = await response?.text();
+    result.latencies.push(performance.now() - started);
+    if (response?.status === 200 && text === '{"received":true}') result.accepted.push(event.id);
+    else result.errors++;
+  };
+  const sorted = (result: LoadResult) => {
+    result.latencies.sort((a, b) => a - b);
+    return result;
+  };
+
+  /** A closed loop: each sender posts its next event as soon as the last one is answered. */
   const drive = async (url: string, durationMs: number, senders = concurrency) => {
-    const latencies: number[] = [];
-    const accepted: string[] = [];
-    let errors = 0;
+    const result: LoadResult = { latencies: [], accepted: [], errors: 0 };
     const deadline = performance.now() + durationMs;
     await Promise.all(
       Array.from({ length: senders }, async () => {
-        while (performance.now() < deadline) {
-          const event = sampleEvent('response.completed');
-          const request = signedWebhookRequest(secret, event);
-          const started = performance.now();
-          const response = await fetch(url, {
-            method: 'POST',
-            headers: request.headers,
-            body: request.body,
-          }).catch(() => undefined);
-          const text = await response?.text();
-          latencies.push(performance.now() - started);
-          if (response?.status === 200 && text === '{"received":true}') accepted.push(event.id);
-          else errors++;
+        while (performance.now() < deadline) await sendOne(url, result);
+      }),
+    );
+    return sorted(result);
+  };
+
+  /**
+   * An open loop: 16 senders share a fixed arrival rate, each request sent at its scheduled time.
+   * Latency counts from that time, so a stalled server is charged for the requests it delayed
+   * (no coordinated omission). This is latency at a sustained load, not at saturation.
+   */
+  const drivePaced = async (url: string, durationMs: number, perSecond: number) => {
+    const result: LoadResult = { latencies: [], accepted: [], errors: 0 };
+    const start = performance.now() + 50;
+    const total = Math.floor((durationMs / 1000) * perSecond);
+    await Promise.all(
+      Array.from({ length: concurrency }, async (_, sender) => {
+        for (let k = sender; k < total; k += concurrency) {
+          const due = start + (k * 1000) / perSecond;
+          const wait = due - performance.now();
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+          await sendOne(url, result, due);
         }
       }),
     );
-    return { latencies: latencies.sort((a, b) => a - b), accepted, errors };
+    return sorted(result);
   };
 
   try {
@@ -325,6 +358,11 @@ async function benchPipeline(): Promise<void> {
     // Unloaded: one sender, so the figure is the ack path itself rather than queueing.
     const single = await drive(info.url, Math.min(10, seconds) * 1000, 1);
     ours.accepted.push(...single.accepted);
+    // Sustained load at half of the saturation throughput just measured, for the whole duration.
+    const capacity = ours.latencies.length / seconds;
+    const pacedRate = Math.max(1, Math.round(capacity / 2));
+    const paced = await drivePaced(info.url, seconds * 1000, pacedRate);
+    ours.accepted.push(...paced.accepted);
 
     // Every acknowledged event must end up stored and processed.
     const store = new DynamoEventStore(
@@ -366,6 +404,11 @@ async function benchPipeline(): Promise<void> {
     row('local pipeline (ours)', ours, seconds);
     row('reference: no-op HTTP 200', reference, Math.min(10, seconds));
     row('local pipeline, 1 sender (unloaded ack path)', single, Math.min(10, seconds));
+    row(
+      `local pipeline, 16 senders paced at ${pacedRate}/s (half of saturation), open loop`,
+      paced,
+      seconds,
+    );
     out();
     const cpu = execFileSync('nproc', { encoding: 'utf8' }).trim();
     out(
@@ -376,7 +419,7 @@ async function benchPipeline(): Promise<void> {
       `Acknowledged: ${ours.accepted.length}; stored and processed: ${ours.accepted.length - pending.length}; **lost: ${pending.length}** (all consumed ${fmt(drainSeconds, 1)} s after the load stopped).`,
     );
     out(
-      `Target ack p99 ≤ 25 ms → ${percentile(ours.latencies, 99) <= 25 ? 'met' : 'MISSED'}. Load generator RSS growth: ${fmt((process.memoryUsage().rss - rss0) / 2 ** 20, 0)} MiB.`,
+      `Target ack p99 ≤ 25 ms at 16 closed-loop senders (saturation) → ${percentile(ours.latencies, 99) <= 25 ? 'met' : 'MISSED'}; at 16 senders with a sustained ${pacedRate}/s → ${percentile(paced.latencies, 99) <= 25 ? 'met' : 'MISSED'} (p99 ${fmt(percentile(paced.latencies, 99), 1)} ms). Load generator RSS growth: ${fmt((process.memoryUsage().rss - rss0) / 2 ** 20, 0)} MiB.`,
     );
     out();
   } finally {

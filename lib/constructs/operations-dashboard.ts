@@ -12,12 +12,14 @@ import {
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import { CATEGORIES, type Category } from '../../lambdas/shared/core/categories';
+import type { MetricDimension } from '../../lambdas/shared/core/metrics';
 import type { CategoryFanout } from './category-fanout';
 import {
   CALL_END_REASONS,
   CALL_FAILURE_REASONS,
   CALL_REJECT_REASONS,
   INGRESS_REJECTION_REASONS,
+  type ProjectMetricOptions,
 } from './project-metrics';
 import type { SidebandService } from './sideband-service';
 import type { WebhookIngress } from './webhook-ingress';
@@ -116,31 +118,25 @@ export class OperationsDashboard extends Construct {
       ]),
       graph(
         'Rejected, by reason',
-        INGRESS_REJECTION_REASONS.map((reason) =>
-          ingress.metricWebhooks('WebhooksRejected', {
-            dimension: { name: 'Reason', value: reason },
-            label: reason,
-          }),
+        eachValue(
+          (o) => ingress.metricWebhooks('WebhooksRejected', o),
+          'Reason',
+          INGRESS_REJECTION_REASONS,
         ),
         { stacked: true },
       ),
       graph(
         'Accepted, by category',
-        CATEGORIES.map((category) =>
-          ingress.metricWebhooks('WebhooksAccepted', {
-            dimension: { name: 'Category', value: category },
-            label: category,
-          }),
-        ),
+        eachValue((o) => ingress.metricWebhooks('WebhooksAccepted', o), 'Category', CATEGORIES),
         { stacked: true },
       ),
       graph(
         'Secret matched · ack latency',
-        (['current', 'previous'] as const).map((secret) =>
-          ingress.metricWebhooks('SecretMatched', {
-            dimension: { name: 'Secret', value: secret },
-            label: `secret: ${secret}`,
-          }),
+        eachValue(
+          (o) => ingress.metricWebhooks('SecretMatched', o),
+          'Secret',
+          ['current', 'previous'],
+          'secret: ',
         ),
         {
           right: [
@@ -200,13 +196,7 @@ export class OperationsDashboard extends Construct {
       dimension: 'Reason' | 'EndReason',
       reasons: readonly string[],
       prefix = '',
-    ) =>
-      reasons.map((reason) =>
-        sideband.metricCalls(name, {
-          dimension: { name: dimension, value: reason },
-          label: `${prefix}${reason}`,
-        }),
-      );
+    ) => eachValue((o) => sideband.metricCalls(name, o), dimension, reasons, prefix);
 
     this.dashboard.addWidgets(
       new TextWidget({ markdown: '### Phone calls', width: 24, height: 1 }),
@@ -264,4 +254,16 @@ export class OperationsDashboard extends Construct {
       }),
     );
   }
+}
+
+/** One line per value of a dimension (a reason, a category, a secret). */
+function eachValue(
+  metric: (options: ProjectMetricOptions) => Metric,
+  dimension: MetricDimension,
+  values: readonly string[],
+  prefix = '',
+): Metric[] {
+  return values.map((value) =>
+    metric({ dimension: { name: dimension, value }, label: `${prefix}${value}` }),
+  );
 }
