@@ -17,7 +17,7 @@ import { CATEGORIES, type Category } from '../lambdas/shared/core/categories';
 import { type MetricsPublisher, noMetrics } from '../lambdas/shared/core/metrics';
 import { parseWebhookSecret } from '../lambdas/shared/core/signature';
 import { ENV } from '../lambdas/shared/env';
-import { lookupOrder, startWorkerProcess, type WorkerProcess } from './calls';
+import { lookupOrder, startIngressProcess, startWorkerProcess, type WorkerProcess } from './calls';
 import { createQueue, createQueues, createTable, type QueuePair } from './provision';
 import { type AwsJsonFake, startAwsJsonFake } from './stand-ins/aws-json-fake';
 import { startDynamoDbLocal } from './stand-ins/dynamodb-local';
@@ -64,6 +64,11 @@ export interface LocalPipelineOptions {
   readonly workerEnv?: Record<string, string>;
   /** Where the in-process handlers' metrics go. @default discarded (workers print theirs as EMF) */
   readonly metrics?: MetricsPublisher;
+  /**
+   * `process`: the ingress runs in a child process of its own (local/ingress-process.ts), as
+   * Lambda isolates it from the consumers. @default 'in-process'
+   */
+  readonly ingress?: 'in-process' | 'process';
 }
 
 let sharedAwsFake: Promise<AwsJsonFake> | undefined;
@@ -214,13 +219,23 @@ export class LocalPipeline {
     };
 
     const metrics = o.metrics ?? noMetrics;
-    const ingressDeps = { ...ingressDepsFromEnv(this.env), metrics };
-    const ingress = createIngressHandler(
-      o.decorateIngress ? o.decorateIngress(ingressDeps) : ingressDeps,
-    );
-    const served = await serveFunctionUrl(ingress, o.port ?? 0);
-    this.url = served.url;
-    this.stops.push(() => served.stop());
+    if (o.ingress === 'process') {
+      const child = await startIngressProcess({
+        ...this.env,
+        [ENV.metrics]: 'off',
+        PORT: String(o.port ?? 0),
+      });
+      this.url = child.url;
+      this.stops.push(child.stop);
+    } else {
+      const ingressDeps = { ...ingressDepsFromEnv(this.env), metrics };
+      const ingress = createIngressHandler(
+        o.decorateIngress ? o.decorateIngress(ingressDeps) : ingressDeps,
+      );
+      const served = await serveFunctionUrl(ingress, o.port ?? 0);
+      this.url = served.url;
+      this.stops.push(() => served.stop());
+    }
 
     for (const category of CATEGORIES) {
       const deps = consumerDepsFromEnv(
