@@ -2,13 +2,12 @@ import { parseArgs } from 'node:util';
 import { DynamoEventStore } from '../lambdas/shared/adapters/dynamo-event-store';
 import { SqsEventPublisher } from '../lambdas/shared/adapters/sqs-event-publisher';
 import { CATEGORIES, type Category, isCategory } from '../lambdas/shared/core/categories';
-import { maskAllNumbers } from '../lambdas/shared/core/mask';
 import type { StoredEventRecord } from '../lambdas/shared/ports';
 import { duration, isoTime, parseTime, positiveInteger, progressBar, table } from './format';
 import { getCall, listCalls, listEvents } from './queries';
 import { queueDepth, redrive } from './redrive';
 import { CliError, resolveTarget, type Target } from './target';
-import { callView } from './views';
+import { callView, withPartiesShown } from './views';
 
 /** Where the CLI reads and writes: the process's streams, or buffers in tests. */
 export interface CliIo {
@@ -277,13 +276,7 @@ async function callsList(target: Target, values: Values, io: CliIo): Promise<num
     ...timeRange(values, io),
     limit: positiveInteger(values.limit, '--limit', 20),
   });
-  const number = (n: string | undefined) =>
-    n === undefined ? '-' : values['show-numbers'] ? n : maskAllNumbers(n);
-  const rows = calls.map((c) => ({
-    ...c,
-    ...(c.from ? { from: number(c.from) } : {}),
-    ...(c.to ? { to: number(c.to) } : {}),
-  }));
+  const rows = calls.map((c) => withPartiesShown(c, Boolean(values['show-numbers'])));
   return print(io, values, rows, () =>
     rows.length === 0
       ? `No calls match (${target.label}).`

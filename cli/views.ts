@@ -38,18 +38,22 @@ const STEPS: readonly [keyof CallRecord, string][] = [
   ['endedAt', 'ended'],
 ];
 
+/** The record with its caller and dialled numbers masked, unless asked to show them. */
+export function withPartiesShown(record: CallRecord, showNumbers: boolean): CallRecord {
+  if (showNumbers) return record;
+  return {
+    ...record,
+    ...(record.from ? { from: maskAllNumbers(record.from) } : {}),
+    ...(record.to ? { to: maskAllNumbers(record.to) } : {}),
+  };
+}
+
 export function callView(
   record: CallRecord,
   parts: readonly Record<string, unknown>[],
   options: { showNumbers: boolean },
 ): CallView {
-  const shown = options.showNumbers
-    ? record
-    : {
-        ...record,
-        ...(record.from ? { from: maskAllNumbers(record.from) } : {}),
-        ...(record.to ? { to: maskAllNumbers(record.to) } : {}),
-      };
+  const shown = withPartiesShown(record, options.showNumbers);
   const timeline: TimelineEntry[] = [];
   for (const [field, label] of STEPS) {
     const at = record[field];

@@ -220,6 +220,9 @@ export class LocalPipeline {
 
     const metrics = o.metrics ?? noMetrics;
     if (o.ingress === 'process') {
+      // Decorators and the metrics callback wrap in-process objects; a child cannot take them.
+      if (o.decorateIngress || o.metrics)
+        throw new Error('decorateIngress and metrics need the in-process ingress.');
       const child = await startIngressProcess({
         ...this.env,
         [ENV.metrics]: 'off',
