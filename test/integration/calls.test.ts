@@ -126,10 +126,21 @@ describe('phone calls on one worker', () => {
       latencyMs: expect.any(Number),
       status: 'done',
     });
-    expect(parts.some((x) => x.kind === 'usage')).toBe(true);
+    // Running totals are summed in the worker and written once per flush: they must still equal
+    // the sum of every response's usage.
+    const usages = parts.filter((x) => x.kind === 'usage');
+    expect(usages.length).toBeGreaterThan(1);
+    const sum = (field: string) =>
+      usages.reduce(
+        (total, x) => total + Number((x.usage as Record<string, number>)[field] ?? 0),
+        0,
+      );
+    expect(sum('total_tokens')).toBeGreaterThan(0);
     expect(await callRecord(p, call.id)).toMatchObject({
-      totalTokens: expect.any(Number),
-      responses: expect.any(Number),
+      totalTokens: sum('total_tokens'),
+      inputTokens: sum('input_tokens'),
+      outputTokens: sum('output_tokens'),
+      responses: usages.length,
     });
   });
 

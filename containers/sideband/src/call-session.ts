@@ -205,11 +205,7 @@ export class CallSession {
         const usage = event.response?.usage;
         if (usage) {
           deps.recorder.record({ kind: 'usage', responseId: String(event.response?.id), usage });
-          void deps.recorder
-            .addUsage(usage)
-            .catch((error: unknown) =>
-              deps.log.warn('usage update failed', { error: errorMessage(error) }),
-            );
+          deps.recorder.addUsage(usage);
         }
         if (this.sequencer.onResponseDone()) this.send({ type: 'response.create' });
         break;

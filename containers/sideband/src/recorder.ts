@@ -33,14 +33,16 @@ const FLUSH_EVERY_MS = 1000;
 const BATCH_LIMIT = 25;
 
 /**
- * Records a call incrementally beside its record: parts are buffered and written at least every
- * second, so a crash loses at most about a second of transcript.
+ * Records a call incrementally beside its record: parts and usage totals are buffered and written
+ * at least every second, so a crash loses at most about a second of transcript and usage.
  */
 export class CallRecorder {
   private buffer: Record<string, unknown>[] = [];
   private sequence = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  private pendingUsage: UsageTotals = NO_USAGE;
+  private closed = false;
 
   constructor(
     private readonly client: DynamoDBDocumentClient,
@@ -68,10 +70,7 @@ export class CallRecorder {
         ? `TOOL#${part.fnCallId}`
         : `PART#${String(at).padStart(14, '0')}#${String(this.sequence++).padStart(6, '0')}`;
     this.buffer.push({ ...keys.callPart(this.callId, sk), ...item });
-    this.timer ??= setTimeout(() => {
-      this.timer = undefined;
-      void this.flush();
-    }, FLUSH_EVERY_MS);
+    this.scheduleFlush();
   }
 
   /**
@@ -98,25 +97,19 @@ export class CallRecorder {
     );
   }
 
-  /** Adds usage to the call's running totals. */
-  async addUsage(usage: {
-    total_tokens?: number;
-    input_tokens?: number;
-    output_tokens?: number;
-  }): Promise<void> {
-    await this.client.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: keys.call(this.callId),
-        UpdateExpression: 'ADD totalTokens :t, inputTokens :i, outputTokens :o, responses :one',
-        ExpressionAttributeValues: {
-          ':t': usage.total_tokens ?? 0,
-          ':i': usage.input_tokens ?? 0,
-          ':o': usage.output_tokens ?? 0,
-          ':one': 1,
-        },
-      }),
-    );
+  /**
+   * Adds a response's usage to the call's running totals. Totals are summed in memory and written
+   * with the next flush, one update however many responses finished in that second (a tool call
+   * alone finishes two), and under the same durability as the transcript.
+   */
+  addUsage(usage: { total_tokens?: number; input_tokens?: number; output_tokens?: number }): void {
+    this.pendingUsage = addTotals(this.pendingUsage, {
+      totalTokens: usage.total_tokens ?? 0,
+      inputTokens: usage.input_tokens ?? 0,
+      outputTokens: usage.output_tokens ?? 0,
+      responses: 1,
+    });
+    this.scheduleFlush();
   }
 
   flush(): Promise<void> {
@@ -127,9 +120,18 @@ export class CallRecorder {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.flush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.closed) return;
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, FLUSH_EVERY_MS);
   }
 
   private async writeBuffer(): Promise<void> {
@@ -145,5 +147,50 @@ export class CallRecorder {
           await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
       }
     }
+    await this.writeUsage();
   }
+
+  private async writeUsage(): Promise<void> {
+    const usage = this.pendingUsage;
+    if (usage.responses === 0) return;
+    this.pendingUsage = NO_USAGE;
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: keys.call(this.callId),
+          UpdateExpression: 'ADD totalTokens :t, inputTokens :i, outputTokens :o, responses :r',
+          ExpressionAttributeValues: {
+            ':t': usage.totalTokens,
+            ':i': usage.inputTokens,
+            ':o': usage.outputTokens,
+            ':r': usage.responses,
+          },
+        }),
+      );
+    } catch (error) {
+      // Kept for the next flush (ADD is not idempotent, so nothing is retried blindly here).
+      this.pendingUsage = addTotals(this.pendingUsage, usage);
+      this.scheduleFlush();
+      throw error;
+    }
+  }
+}
+
+interface UsageTotals {
+  readonly totalTokens: number;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly responses: number;
+}
+
+const NO_USAGE: UsageTotals = { totalTokens: 0, inputTokens: 0, outputTokens: 0, responses: 0 };
+
+function addTotals(a: UsageTotals, b: UsageTotals): UsageTotals {
+  return {
+    totalTokens: a.totalTokens + b.totalTokens,
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    responses: a.responses + b.responses,
+  };
 }
