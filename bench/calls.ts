@@ -215,12 +215,14 @@ export async function benchDensity(
       let events = 0;
       const started = Date.now();
       const pending = new Map<string, number>();
-      const frame = JSON.stringify({
-        type: 'response.output_audio_transcript.delta',
-        response_id: 'resp_load',
-        item_id: 'item_load',
-        delta: 'hello ',
-      });
+      const frame = Buffer.from(
+        JSON.stringify({
+          type: 'response.output_audio_transcript.delta',
+          response_id: 'resp_load',
+          item_id: 'item_load',
+          delta: 'hello ',
+        }),
+      );
       // Independent calls do not talk in lockstep: each 10 ms slot serves a tenth of the calls, so
       // every call still gets one event per 100 ms without one burst of N frames at once.
       const slots = 10;

@@ -252,6 +252,8 @@ async function benchBundle(): Promise<void> {
 
 // ── 3. Local pipeline under load ────────────────────────────────────────────────────────────
 async function benchPipeline(): Promise<void> {
+  /** The sustained run's rate as a share of the end-to-end capacity: near it, with headroom. */
+  const SUSTAINED_SHARE = 0.9;
   const seconds = Number(process.env.BENCH_SECONDS || 30);
   const concurrency = 16;
   out(`## Local pipeline: ${concurrency} concurrent senders for ${seconds} s`);
@@ -391,12 +393,17 @@ async function benchPipeline(): Promise<void> {
     const reference = await drive(floorUrl, Math.min(10, seconds) * 1000);
     // Unloaded: one sender, so the figure is the ack path itself rather than queueing.
     const single = await drive(info.url, Math.min(10, seconds) * 1000, 1);
-    // Sustained load at half of the saturation throughput just measured, for the whole duration.
-    const capacity = ours.latencies.length / seconds;
-    const pacedRate = Math.max(1, Math.round(capacity / 2));
+    // The end-to-end capacity: what the consumers fully processed per second while the ingress
+    // was saturated, counting until the backlog was gone. The ingress alone acknowledges faster
+    // than that, but only by building a backlog, which is not a rate the pipeline sustains.
+    const capacity = ours.accepted.length / (seconds + drainSeconds);
+    const pacedRate = Math.max(1, Math.round(capacity * SUSTAINED_SHARE));
     const paced = await drivePaced(info.url, seconds * 1000, pacedRate);
+    const pacedDrainStart = performance.now();
+    const pacedLost = await drained(paced.accepted);
+    const pacedDrainSeconds = (performance.now() - pacedDrainStart) / 1000;
     const acknowledged = ours.accepted.length + single.accepted.length + paced.accepted.length;
-    const pending = [...lost, ...(await drained([...single.accepted, ...paced.accepted]))];
+    const pending = [...lost, ...pacedLost, ...(await drained(single.accepted))];
 
     out(
       `Each sender posts signed \`response.completed\` events over HTTP keep-alive. Closed loop: each sender posts its next event when the last is answered (saturation). Open loop: 16 senders share a fixed arrival rate and latency counts from each request's due time. The pipeline runs as in AWS, with the ingress in its own process (a Lambda of its own) beside one process for the six consumers (hydration against the simulator), the SQS emulator and DynamoDB Local. Each phase starts once the consumers have processed everything before it. The reference is a loopback server that answers 200 at once.`,
@@ -412,21 +419,21 @@ async function benchPipeline(): Promise<void> {
     row('reference: no-op HTTP 200', reference, Math.min(10, seconds));
     row('local pipeline, 1 sender (unloaded ack path)', single, Math.min(10, seconds));
     row(
-      `local pipeline, 16 senders paced at ${pacedRate}/s (half of saturation), open loop`,
+      `local pipeline, 16 senders at a sustained ${pacedRate}/s (${fmt(SUSTAINED_SHARE * 100, 0)} % of the end-to-end capacity), open loop`,
       paced,
       seconds,
     );
     out();
     const cpu = execFileSync('nproc', { encoding: 'utf8' }).trim();
     out(
-      `On this ${cpu}-core machine the load generator, the ingress, the consumers, the SQS emulator and DynamoDB Local (Java, about 1.2 cores under load) share two cores, so with 16 closed-loop senders the ack latency is queueing: 16 ÷ throughput. In AWS each concurrent webhook gets its own Lambda instance and DynamoDB scales, so the closed-loop figure is a floor on local throughput, not a model of production latency; the open-loop row is the ack latency at a sustained load.`,
+      `On this ${cpu}-core machine the load generator, the ingress, the consumers, the SQS emulator and DynamoDB Local (Java, about 1.2 cores under load) share two cores, so with 16 closed-loop senders the ack latency is queueing: 16 ÷ throughput. In AWS each concurrent webhook gets its own Lambda instance and DynamoDB scales, so the closed-loop figure is a floor on local throughput, not a model of production latency. The end-to-end capacity is the saturating phase's events over the time until the consumers had processed them all: ${fmt(capacity, 0)}/s. The open-loop row runs at ${fmt(SUSTAINED_SHARE * 100, 0)} % of it for ${seconds} s, and the consumers kept pace: its last event was processed ${fmt(pacedDrainSeconds, 1)} s after the load stopped.`,
     );
     out();
     out(
       `Acknowledged: ${acknowledged}; stored and processed: ${acknowledged - pending.length}; **lost: ${pending.length}** (the saturating phase's backlog was consumed ${fmt(drainSeconds, 1)} s after it stopped).`,
     );
     out(
-      `Target ack p99 ≤ 25 ms at 16 closed-loop senders (saturation) → ${percentile(ours.latencies, 99) <= 25 ? 'met' : 'MISSED'}; at 16 senders with a sustained ${pacedRate}/s → ${percentile(paced.latencies, 99) <= 25 ? 'met' : 'MISSED'} (p99 ${fmt(percentile(paced.latencies, 99), 1)} ms). Load generator RSS growth: ${fmt((process.memoryUsage().rss - rss0) / 2 ** 20, 0)} MiB.`,
+      `Target ack p99 ≤ 25 ms at 16 senders: at the sustained ${pacedRate}/s → ${percentile(paced.latencies, 99) <= 25 ? 'met' : 'MISSED'} (p99 ${fmt(percentile(paced.latencies, 99), 1)} ms); at saturation, 16 closed-loop senders → ${percentile(ours.latencies, 99) <= 25 ? 'met' : 'MISSED'} (p99 ${fmt(percentile(ours.latencies, 99), 1)} ms). Load generator RSS growth: ${fmt((process.memoryUsage().rss - rss0) / 2 ** 20, 0)} MiB.`,
     );
     out();
   } finally {

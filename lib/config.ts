@@ -54,8 +54,13 @@ export interface AlarmThresholds {
   readonly ingress5xx?: number;
   /** 401s (bad signature, stale timestamp) within 5 minutes: an attack or a botched rotation. @default 20 */
   readonly signatureFailures?: number;
-  /** Age of the oldest message in a category queue (and the call signal queue). @default Duration.minutes(15) */
+  /** Age of the oldest message in a category queue. @default Duration.minutes(15) */
   readonly oldestMessageAge?: Duration;
+  /**
+   * Age of the oldest call signal: an accepted caller hears silence until a worker takes it, so
+   * this is far tighter than `oldestMessageAge`. @default Duration.minutes(1)
+   */
+  readonly signalAge?: Duration;
   /** p95 of webhook received → call accepted, over 5 minutes. @default Duration.seconds(2) */
   readonly acceptLatencyP95?: Duration;
   /** Share of `calls.maxConcurrentCalls` in use that alarms. @default 0.8 */
@@ -168,6 +173,7 @@ export const DEFAULTS = {
     ingress5xx: 5,
     signatureFailures: 20,
     oldestMessageAge: Duration.minutes(15),
+    signalAge: Duration.minutes(1),
     acceptLatencyP95: Duration.seconds(2),
     activeCallsRatio: 0.8,
     transferFailures: 3,
@@ -317,6 +323,10 @@ export function resolveConfig(props: OpenAiWebhooksConfig = {}): ResolvedConfig 
   check(
     alarms.oldestMessageAge.toSeconds() >= 60,
     'alarms.oldestMessageAge must be at least 1 minute (SQS reports the age once a minute).',
+  );
+  check(
+    alarms.signalAge.toSeconds() >= 60,
+    'alarms.signalAge must be at least 1 minute (SQS reports the age once a minute).',
   );
   check(
     alarms.acceptLatencyP95.toMilliseconds() >= 100,

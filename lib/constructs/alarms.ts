@@ -39,9 +39,6 @@ export interface AlarmSpec {
   readonly missingIsBreaching?: boolean;
 }
 
-/** A signal older than this means an accepted caller is hearing silence. */
-const SIGNAL_AGE_LIMIT = Duration.minutes(1);
-
 /**
  * Every alarm of the stack, each with an action: the SNS topic (with an optional e-mail
  * subscription). README "Runbook" says what each one means and what to do.
@@ -103,9 +100,8 @@ export class Alarms extends Construct {
           period: Duration.minutes(1),
           statistic: 'Maximum',
         }),
-        threshold: SIGNAL_AGE_LIMIT.toSeconds(),
-        description:
-          'A call signal has waited over a minute: an accepted caller hears silence. No worker is taking signals (none running, all full, or failing).',
+        threshold: t.signalAge.toSeconds(),
+        description: `A call signal has waited over ${t.signalAge.toHumanString()}: an accepted caller hears silence. No worker is taking signals (none running, all full, or failing).`,
       });
       this.addAlarm('AcceptLatency', {
         metric: sideband.metricCalls('AcceptLatency', { statistic: 'p95', ...fiveMinutes }),

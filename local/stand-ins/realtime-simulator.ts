@@ -239,10 +239,13 @@ export class RealtimeSimulator {
     }, durationMs);
   }
 
-  /** Sends a prepared frame as is (load generation without per-event JSON work). */
-  sendRaw(callId: string, frame: string): void {
+  /**
+   * Sends a prepared text frame as is: load generation without per-event JSON work (and, given a
+   * Buffer, without encoding it again for every socket).
+   */
+  sendRaw(callId: string, frame: string | Buffer): void {
     for (const socket of this.must(callId).sockets)
-      if (socket.readyState === socket.OPEN) socket.send(frame);
+      if (socket.readyState === socket.OPEN) socket.send(frame, { binary: false });
   }
 
   /** Called for every client event as it arrives (benchmarks measure round trips with it). */

@@ -112,6 +112,7 @@ describe('alarms', () => {
           activeCallsRatio: 0.5,
           signatureFailures: 3,
           oldestMessageAge: Duration.minutes(2),
+          signalAge: Duration.minutes(3),
           transferFailures: 1,
         },
       }).stack,
@@ -123,6 +124,7 @@ describe('alarms', () => {
     expect(threshold('ActiveCallsNearCapacity')).toBe(5);
     expect(threshold('SignatureFailures')).toBe(3);
     expect(threshold('OldestMessage-eval')).toBe(120);
+    expect(threshold('OldestMessage-signals')).toBe(180);
     expect(threshold('TransfersFailing')).toBe(1);
     // Scaled to zero, no running task is normal: no alarm for it.
     expect(threshold('NoSidebandTask')).toBeUndefined();
@@ -134,6 +136,7 @@ describe('alarms', () => {
     expect(() => synthStack({ alarms: { oldestMessageAge: Duration.seconds(10) } })).toThrow(
       /oldestMessageAge/,
     );
+    expect(() => synthStack({ alarms: { signalAge: Duration.seconds(30) } })).toThrow(/signalAge/);
     expect(() => synthStack({ alarmEmail: 'not an address' })).toThrow(/alarmEmail/);
   });
 
