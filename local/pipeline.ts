@@ -73,9 +73,12 @@ export interface LocalPipelineOptions {
 
 let sharedAwsFake: Promise<AwsJsonFake> | undefined;
 
-/** The stand-in for services without an emulator: one per process, shared by every pipeline. */
+/**
+ * The stand-in for services without an emulator: one per process, shared by every pipeline, and
+ * never stopped, so it must not be what keeps a finished process (a benchmark, a script) alive.
+ */
 export function awsJsonFake(): Promise<AwsJsonFake> {
-  sharedAwsFake ??= startAwsJsonFake();
+  sharedAwsFake ??= startAwsJsonFake({ unref: true });
   return sharedAwsFake;
 }
 

@@ -32,7 +32,12 @@ export interface AwsJsonFake {
   stop(): Promise<void>;
 }
 
-export async function startAwsJsonFake(): Promise<AwsJsonFake> {
+export async function startAwsJsonFake(
+  options: {
+    /** Listen without keeping the process alive: for a fake that lives as long as the process. */
+    unref?: boolean;
+  } = {},
+): Promise<AwsJsonFake> {
   const handlers = new Map<string, AwsJsonHandler>();
   const secrets = new Map<string, string>();
   const calls: { target: string; input: Record<string, unknown> }[] = [];
@@ -134,6 +139,7 @@ export async function startAwsJsonFake(): Promise<AwsJsonFake> {
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  if (options.unref) server.unref();
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
