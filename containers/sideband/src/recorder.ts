@@ -169,7 +169,9 @@ export class CallRecorder {
         }),
       );
     } catch (error) {
-      // Kept for the next flush (ADD is not idempotent, so nothing is retried blindly here).
+      // Put back for the next flush rather than dropped. Should the failed update have applied
+      // after all (an answer lost after the SDK's own retries), those responses count twice: the
+      // totals are a running estimate, and each response's exact usage is also kept as a part.
       this.pendingUsage = addTotals(this.pendingUsage, usage);
       this.scheduleFlush();
       throw error;
