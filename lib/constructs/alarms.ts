@@ -96,10 +96,7 @@ export class Alarms extends Construct {
           'Call signals failed 5 times: accepted calls may have had no sideband worker. Check the sideband service logs.',
       });
       this.addAlarm('OldestMessage-signals', {
-        metric: sideband.signalQueue.metricApproximateAgeOfOldestMessage({
-          period: Duration.minutes(1),
-          statistic: 'Maximum',
-        }),
+        metric: sideband.metricSignalAge(),
         threshold: t.signalAge.toSeconds(),
         description: `A call signal has waited over ${t.signalAge.toHumanString()}: an accepted caller hears silence. No worker is taking signals (none running, all full, or failing).`,
       });

@@ -48,6 +48,7 @@ export interface CategoryFanoutProps {
 export class CategoryPipeline extends Construct {
   readonly queue: Queue;
   readonly deadLetterQueue: Queue;
+  readonly queues: QueueWithDeadLetters;
   readonly consumer: LambdaFunction;
 
   constructor(
@@ -65,6 +66,7 @@ export class CategoryPipeline extends Construct {
       maxReceiveCount: options.maxReceiveCount,
       dlqRetention: props.dlqRetention,
     });
+    this.queues = queues;
     this.queue = queues.queue;
     this.deadLetterQueue = queues.deadLetterQueue;
 
@@ -143,17 +145,11 @@ export class CategoryFanout extends Construct {
 
   /** Messages waiting in a category's DLQ. */
   metricDeadLetterDepth(category: Category): Metric {
-    return this.pipelines[category].deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-      period: Duration.minutes(1),
-      statistic: 'Maximum',
-    });
+    return this.pipelines[category].queues.metricDeadLetterDepth();
   }
 
   metricOldestMessageAge(category: Category): Metric {
-    return this.pipelines[category].queue.metricApproximateAgeOfOldestMessage({
-      period: Duration.minutes(1),
-      statistic: 'Maximum',
-    });
+    return this.pipelines[category].queues.metricOldestMessageAge();
   }
 
   /** A consumer EMF metric for one category (processed, failures, processing time, …). */
@@ -170,10 +166,7 @@ export class CategoryFanout extends Construct {
 
   /** Messages waiting in a category's queue. */
   metricQueueDepth(category: Category): Metric {
-    return this.pipelines[category].queue.metricApproximateNumberOfMessagesVisible({
-      period: Duration.minutes(1),
-      statistic: 'Maximum',
-    });
+    return this.pipelines[category].queues.metricDepth();
   }
 
   metricConsumerErrors(category: Category): Metric {

@@ -1,4 +1,5 @@
 import { Duration, Validations } from 'aws-cdk-lib';
+import type { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
@@ -9,6 +10,9 @@ export interface QueueWithDeadLettersProps {
   /** @default Duration.days(4) */
   readonly retention?: Duration;
 }
+
+/** SQS publishes its queue metrics once a minute; the worst value in each minute is what matters. */
+const EACH_MINUTE_AT_WORST = { period: Duration.minutes(1), statistic: 'Maximum' } as const;
 
 /** An encrypted, TLS-only queue and its encrypted, TLS-only dead-letter queue. */
 export class QueueWithDeadLetters extends Construct {
@@ -34,5 +38,20 @@ export class QueueWithDeadLetters extends Construct {
       retentionPeriod: props.retention ?? Duration.days(4),
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
     });
+  }
+
+  /** Messages waiting in the queue. */
+  metricDepth(): Metric {
+    return this.queue.metricApproximateNumberOfMessagesVisible(EACH_MINUTE_AT_WORST);
+  }
+
+  /** Age in seconds of the oldest message in the queue. */
+  metricOldestMessageAge(): Metric {
+    return this.queue.metricApproximateAgeOfOldestMessage(EACH_MINUTE_AT_WORST);
+  }
+
+  /** Messages that failed `maxReceiveCount` times and wait in the dead-letter queue. */
+  metricDeadLetterDepth(): Metric {
+    return this.deadLetterQueue.metricApproximateNumberOfMessagesVisible(EACH_MINUTE_AT_WORST);
   }
 }

@@ -84,6 +84,7 @@ const STOP_TIMEOUT = Duration.seconds(120);
 export class SidebandService extends Construct {
   readonly signalQueue: Queue;
   readonly signalDeadLetterQueue: Queue;
+  private readonly signals: QueueWithDeadLetters;
   readonly cluster: Cluster;
   readonly service: FargateService;
   readonly taskDefinition: FargateTaskDefinition;
@@ -101,6 +102,7 @@ export class SidebandService extends Construct {
       // A signal older than a ring is useless, but keep it long enough to debug.
       retention: Duration.hours(1),
     });
+    this.signals = signals;
     this.signalQueue = signals.queue;
     this.signalDeadLetterQueue = signals.deadLetterQueue;
 
@@ -262,10 +264,12 @@ export class SidebandService extends Construct {
   }
 
   metricSignalDeadLetters(): Metric {
-    return this.signalDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
-      period: Duration.minutes(1),
-      statistic: 'Maximum',
-    });
+    return this.signals.metricDeadLetterDepth();
+  }
+
+  /** Age in seconds of the oldest call signal: an accepted caller hears silence meanwhile. */
+  metricSignalAge(): Metric {
+    return this.signals.metricOldestMessageAge();
   }
 
   metricRunningTasks(): Metric {
