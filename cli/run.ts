@@ -122,44 +122,50 @@ function commandOf(positionals: readonly string[]): Command {
     const extra = args.find((a) => a !== undefined);
     if (extra !== undefined) throw new CliError(`Unexpected argument "${extra}".`, 2);
   };
+  /** `<command> <arg>` and nothing more. */
+  const withArgument = (what: string, usage: string, command: (arg: string) => Command) => {
+    const arg = needs(second, what, usage);
+    noMore([third, ...rest]);
+    return command(arg);
+  };
+  /** `<noun> list`, or `<noun> show <id>`. */
+  const listOrShow = (noun: string, list: Command, what: string, show: (id: string) => Command) => {
+    if (second === 'list') {
+      noMore([third, ...rest]);
+      return list;
+    }
+    if (second === 'show') {
+      const id = needs(third, what, `${noun} show`);
+      noMore(rest);
+      return show(id);
+    }
+    throw new CliError(`${noun} takes list or show.`, 2);
+  };
   switch (first) {
     case 'events':
-      if (second === 'list') {
-        noMore([third, ...rest]);
-        return eventsList;
-      }
-      if (second === 'show') {
-        const id = needs(third, 'an event id', 'events show');
-        noMore(rest);
-        return (t, v, io) => eventsShow(t, v, io, id);
-      }
-      throw new CliError('events takes list or show.', 2);
-    case 'state': {
-      const id = needs(second, 'an object id', 'state');
-      noMore([third, ...rest]);
-      return (t, v, io) => objectState(t, v, io, id);
-    }
+      return listOrShow(
+        'events',
+        eventsList,
+        'an event id',
+        (id) => (t, v, io) => eventsShow(t, v, io, id),
+      );
+    case 'state':
+      return withArgument('an object id', 'state', (id) => (t, v, io) => objectState(t, v, io, id));
     case 'calls':
-      if (second === 'list') {
-        noMore([third, ...rest]);
-        return callsList;
-      }
-      if (second === 'show') {
-        const id = needs(third, 'a call_id', 'calls show');
-        noMore(rest);
-        return (t, v, io) => callsShow(t, v, io, id);
-      }
-      throw new CliError('calls takes list or show.', 2);
-    case 'replay': {
-      const id = needs(second, 'an event id', 'replay');
-      noMore([third, ...rest]);
-      return (t, v, io) => replay(t, v, io, id);
-    }
-    case 'redrive': {
-      const name = needs(second, 'a category (or signals)', 'redrive');
-      noMore([third, ...rest]);
-      return (t, v, io) => redriveQueue(t, v, io, name);
-    }
+      return listOrShow(
+        'calls',
+        callsList,
+        'a call_id',
+        (id) => (t, v, io) => callsShow(t, v, io, id),
+      );
+    case 'replay':
+      return withArgument('an event id', 'replay', (id) => (t, v, io) => replay(t, v, io, id));
+    case 'redrive':
+      return withArgument(
+        'a category (or signals)',
+        'redrive',
+        (name) => (t, v, io) => redriveQueue(t, v, io, name),
+      );
     default:
       throw new CliError(`Unknown command "${first}". See owh --help.`, 2);
   }
