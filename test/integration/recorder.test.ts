@@ -1,3 +1,4 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallRecorder } from '../../containers/sideband/src/recorder';
@@ -34,17 +35,26 @@ describe('call recorder', () => {
       onError: (error) => errors.push(error),
     });
 
+  /**
+   * A client of its own (a document client shares the middleware of the client it wraps) that
+   * calls `hook` before sending each UpdateItem; a throw fails that update.
+   */
+  const beforeEachUpdate = (hook: (input: unknown) => void) => {
+    const client = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'UpdateItemCommand') hook(args.input);
+        return next(args);
+      },
+      { step: 'initialize', name: 'beforeEachUpdate' },
+    );
+    return client;
+  };
+
   it('writes the usage of several responses as one update with their sum', async () => {
     const callId = await newCall();
     const updates: unknown[] = [];
-    const counting = DynamoDBDocumentClient.from(p.dynamo);
-    counting.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName === 'UpdateItemCommand') updates.push(args.input);
-        return next(args);
-      },
-      { step: 'initialize', name: 'countUpdates' },
-    );
+    const counting = beforeEachUpdate((input) => updates.push(input));
     const r = recorder(counting, callId);
     r.addUsage({ total_tokens: 30, input_tokens: 10, output_tokens: 20 });
     r.addUsage({ total_tokens: 7, input_tokens: 3, output_tokens: 4 });
@@ -73,17 +83,12 @@ describe('call recorder', () => {
   it('keeps usage whose update failed and writes it with the next flush', async () => {
     const callId = await newCall();
     let failNextUpdate = true;
-    const flaky = DynamoDBDocumentClient.from(p.dynamo);
-    flaky.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName === 'UpdateItemCommand' && failNextUpdate) {
-          failNextUpdate = false;
-          throw new Error('injected: table unavailable');
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'failOnce' },
-    );
+    const flaky = beforeEachUpdate(() => {
+      if (failNextUpdate) {
+        failNextUpdate = false;
+        throw new Error('injected: table unavailable');
+      }
+    });
     const errors: unknown[] = [];
     const r = recorder(flaky, callId, errors);
     r.addUsage({ total_tokens: 11, input_tokens: 5, output_tokens: 6 });
