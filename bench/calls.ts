@@ -1,12 +1,11 @@
-import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { CallRecord } from '../lambdas/shared/calls-ports';
 import { parseWebhookSecret } from '../lambdas/shared/core/signature';
 import { keys } from '../lambdas/shared/table-schema';
 import { localCallsConfig } from '../local/calls';
+import { startNodeChild } from '../local/node-child';
 import { LocalPipeline } from '../local/pipeline';
 import { sampleEvent } from '../local/samples';
 import { signedWebhookRequest } from '../local/signing';
@@ -118,16 +117,12 @@ export async function benchDensity(
   const p = await LocalPipeline.start({ logLevel: 'error', calls: config, workers: 0 });
   // The tool Lambda runs in a process of its own, a separate service as in AWS, not a guest of the
   // busy process that plays OpenAI.
-  const toolServer = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(import.meta.dirname, 'tool-lambda-server.ts')],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const toolPort = await new Promise<number>((resolve) => {
-    createInterface({ input: toolServer.stdout as NodeJS.ReadableStream }).once('line', (line) =>
-      resolve((JSON.parse(line) as { port: number }).port),
-    );
+  const toolServer = await startNodeChild(path.join(import.meta.dirname, 'tool-lambda-server.ts'), {
+    ready: (line) =>
+      line.startsWith('{"port"') ? (JSON.parse(line) as { port: number }).port : undefined,
+    exitedEarly: (code) => new Error(`tool Lambda server exited (${code})`),
   });
+  const toolPort = toolServer.ready;
   const worker = await p.startWorker('density', {
     LOG_LEVEL: 'error',
     CALLS_CONFIG: JSON.stringify(config),
@@ -275,8 +270,10 @@ export async function benchDensity(
       );
     }
   } finally {
-    toolServer.kill('SIGTERM');
+    // It exits once the worker's keep-alive connections close, when the pipeline stops it.
+    const toolStopped = toolServer.stop();
     await p.stop();
+    await toolStopped;
   }
   out(
     `Calls attach through the signal queue (DynamoDB Local, leases, a real WebSocket each). Each step is measured from ${settleSeconds} s after its last call attached (the attach storm is call setup, measured above), for ${seconds} s: the simulator sends every call 10 events/s, spread evenly over each 100 ms rather than all calls in lockstep, and a tool call every 30 s (staggered); the tool is the demo Lambda behind the Lambda Invoke protocol in a process of its own (a separate service, as in AWS), and each tool call also makes its durable once-only claim in DynamoDB Local. Round trip: \`function_call_arguments.done\` sent → \`function_call_output\` received, at the simulator.`,

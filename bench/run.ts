@@ -1,10 +1,9 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { build } from 'esbuild';
@@ -13,6 +12,7 @@ import { Webhook } from 'standardwebhooks';
 import { DynamoEventStore } from '../lambdas/shared/adapters/dynamo-event-store';
 import { parseEnvelope } from '../lambdas/shared/core/envelope';
 import { parseWebhookSecret, signWebhook, verifyWebhook } from '../lambdas/shared/core/signature';
+import { startNodeChild } from '../local/node-child';
 import { sampleEvent } from '../local/samples';
 import { signedWebhookRequest } from '../local/signing';
 import { benchCallSetup, benchDensity } from './calls';
@@ -258,28 +258,21 @@ async function benchPipeline(): Promise<void> {
   const concurrency = 16;
   out(`## Local pipeline: ${concurrency} concurrent senders for ${seconds} s`);
   out();
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      ...(process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=.build/profile'] : []),
-      '--import',
-      'tsx',
-      path.join(root, 'bench/pipeline-server.ts'),
-    ],
-    { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const info = await new Promise<{
-    url: string;
-    secret: string;
-    tableName: string;
-    dynamoEndpoint: string;
-  }>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.on('line', (line) => {
-      if (line.startsWith('{"url"')) resolve(JSON.parse(line));
-    });
-    child.once('exit', (code) => reject(new Error(`pipeline server exited (${code})`)));
+  const server = await startNodeChild(path.join(root, 'bench/pipeline-server.ts'), {
+    cwd: root,
+    nodeArgs: process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=.build/profile'] : [],
+    ready: (line) =>
+      line.startsWith('{"url"')
+        ? (JSON.parse(line) as {
+            url: string;
+            secret: string;
+            tableName: string;
+            dynamoEndpoint: string;
+          })
+        : undefined,
+    exitedEarly: (code) => new Error(`pipeline server exited (${code})`),
   });
+  const info = server.ready;
   const secret = parseWebhookSecret(info.secret, 'current');
 
   // The reference: a loopback server that answers 200 at once, to show the HTTP floor.
@@ -438,8 +431,7 @@ async function benchPipeline(): Promise<void> {
     out();
   } finally {
     floor.close();
-    child.kill('SIGTERM');
-    await new Promise((resolve) => child.once('exit', resolve));
+    await server.stop();
   }
 }
 

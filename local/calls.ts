@@ -1,7 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
 import { CALL_DEFAULTS, type CallsConfig } from '../lambdas/shared/core/calls/calls-config';
+import { startNodeChild } from './node-child';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -71,45 +71,32 @@ export async function startWorkerProcess(
   id: string,
   env: NodeJS.ProcessEnv,
 ): Promise<WorkerProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(ROOT, 'containers/sideband/src/main.ts')],
-    {
-      cwd: ROOT,
-      env: { ...process.env, ...env, WORKER_ID: id, HEALTH_PORT: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
   const logs: string[] = [];
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => resolve(code)),
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.on('line', (line) => {
+  const worker = await startNodeChild(path.join(ROOT, 'containers/sideband/src/main.ts'), {
+    cwd: ROOT,
+    env: { ...process.env, ...env, WORKER_ID: id, HEALTH_PORT: '0' },
+    stderr: 'pipe',
+    onLine: (line) => {
       logs.push(line);
       // EMF metric lines are kept for tests, not echoed: they are for CloudWatch, not people.
       if (env.ECHO_WORKER_LOGS && !line.includes('"_aws"')) process.stdout.write(`${line}\n`);
-      if (line.includes('"sideband worker ready"'))
-        resolve(Number((JSON.parse(line) as { healthPort: number }).healthPort));
-    });
-    child.stderr?.on('data', (chunk: Buffer) => logs.push(chunk.toString()));
-    child.once('exit', (code) =>
-      reject(new Error(`worker ${id} exited with ${code}: ${logs.slice(-5).join('\n')}`)),
-    );
+    },
+    onStderr: (chunk) => logs.push(chunk),
+    ready: (line) =>
+      line.includes('"sideband worker ready"')
+        ? Number((JSON.parse(line) as { healthPort: number }).healthPort)
+        : undefined,
+    exitedEarly: (code) =>
+      new Error(`worker ${id} exited with ${code}: ${logs.slice(-5).join('\n')}`),
   });
   return {
     id,
-    child,
-    healthUrl: `http://127.0.0.1:${port}/healthz`,
+    child: worker.child,
+    healthUrl: `http://127.0.0.1:${worker.ready}/healthz`,
     logs,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      return exited;
-    },
+    stop: () => worker.stop(),
     async kill() {
-      if (child.exitCode === null) child.kill('SIGKILL');
-      await exited;
+      await worker.stop('SIGKILL');
     },
   };
 }
@@ -118,24 +105,17 @@ export async function startWorkerProcess(
 export async function startIngressProcess(
   env: NodeJS.ProcessEnv,
 ): Promise<{ url: string; stop(): Promise<void> }> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(ROOT, 'local/ingress-process.ts')],
-    { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.on('line', (line) => {
-      if (line.startsWith('{"url"')) resolve((JSON.parse(line) as { url: string }).url);
-    });
-    child.once('exit', (code) => reject(new Error(`ingress process exited with ${code}`)));
+  const ingress = await startNodeChild(path.join(ROOT, 'local/ingress-process.ts'), {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    ready: (line) =>
+      line.startsWith('{"url"') ? (JSON.parse(line) as { url: string }).url : undefined,
+    exitedEarly: (code) => new Error(`ingress process exited with ${code}`),
   });
   return {
-    url,
+    url: ingress.ready,
     async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
+      await ingress.stop();
     },
   };
 }
