@@ -4,6 +4,7 @@ import {
   type DynamoDBDocumentClient,
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { callRecordFrom } from '../lambdas/shared/adapters/dynamo-call-store';
 import type { CallRecord } from '../lambdas/shared/calls-ports';
 import { CATEGORIES, type Category, categoryOf } from '../lambdas/shared/core/categories';
 import type { StoredEventRecord } from '../lambdas/shared/ports';
@@ -107,10 +108,7 @@ export async function listCalls(
       const result: BatchGetCommandOutput = await db.send(
         new BatchGetCommand({ RequestItems: { [tableName]: { Keys: pending } } }),
       );
-      for (const item of result.Responses?.[tableName] ?? []) {
-        const { pk: _pk, sk: _sk, gsi1pk: _gp, gsi1sk: _gs, ...record } = item;
-        records.push(record as CallRecord);
-      }
+      for (const item of result.Responses?.[tableName] ?? []) records.push(callRecordFrom(item));
       pending = result.UnprocessedKeys?.[tableName]?.Keys;
     }
   }
@@ -140,8 +138,7 @@ export async function getCall(
   } while (start);
   const recordItem = items.find((item) => item.sk === keys.call(callId).sk);
   if (!recordItem) return undefined;
-  const { pk: _pk, sk: _sk, gsi1pk: _gp, gsi1sk: _gs, ...record } = recordItem;
-  return { record: record as unknown as CallRecord, parts: items.filter((i) => i !== recordItem) };
+  return { record: callRecordFrom(recordItem), parts: items.filter((i) => i !== recordItem) };
 }
 
 async function queryListing<T>(

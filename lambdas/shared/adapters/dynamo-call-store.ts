@@ -14,6 +14,18 @@ import type { CallStatus } from '../core/calls/call-state';
 import { keys, TABLE_SCHEMA } from '../table-schema';
 import { conditionalWrite } from './dynamo-conditions';
 
+/** A call record as stored, without the table's key and listing-index attributes. */
+export function callRecordFrom(item: Record<string, unknown>): CallRecord {
+  const {
+    pk: _pk,
+    sk: _sk,
+    [TABLE_SCHEMA.eventsByCategoryIndex.partitionKey]: _listing,
+    [TABLE_SCHEMA.eventsByCategoryIndex.sortKey]: _listedAt,
+    ...record
+  } = item;
+  return record as unknown as CallRecord;
+}
+
 export class DynamoCallStore implements CallStore {
   constructor(
     private readonly client: DynamoDBDocumentClient,
@@ -42,9 +54,7 @@ export class DynamoCallStore implements CallStore {
     const result = await this.client.send(
       new GetCommand({ TableName: this.tableName, Key: keys.call(callId), ConsistentRead: true }),
     );
-    if (!result.Item) return undefined;
-    const { pk: _pk, sk: _sk, ...record } = result.Item;
-    return record as CallRecord;
+    return result.Item ? callRecordFrom(result.Item) : undefined;
   }
 
   async transition(
