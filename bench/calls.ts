@@ -1,9 +1,9 @@
 import * as path from 'node:path';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import type { CallRecord } from '../lambdas/shared/calls-ports';
-import { parseWebhookSecret } from '../lambdas/shared/core/signature';
-import { keys } from '../lambdas/shared/table-schema';
+import type { CallRecord } from '#core/ports/calls';
+import { keys } from '#core/table-schema';
+import { parseWebhookSecret } from '#core/webhooks/signature';
 import { localCallsConfig } from '../local/calls';
 import { startNodeChild } from '../local/node-child';
 import { LocalPipeline } from '../local/pipeline';

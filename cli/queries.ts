@@ -4,11 +4,11 @@ import {
   type DynamoDBDocumentClient,
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { callRecordFrom } from '../lambdas/shared/adapters/dynamo-call-store';
-import type { CallRecord } from '../lambdas/shared/calls-ports';
-import { CATEGORIES, type Category, categoryOf } from '../lambdas/shared/core/categories';
-import type { StoredEventRecord } from '../lambdas/shared/ports';
-import { keys, TABLE_SCHEMA } from '../lambdas/shared/table-schema';
+import { callRecordFrom } from '#adapters/dynamo-call-store';
+import type { CallRecord } from '#core/ports/calls';
+import type { StoredEventRecord } from '#core/ports/webhooks';
+import { keys, TABLE_SCHEMA } from '#core/table-schema';
+import { CATEGORIES, type Category, categoryOf } from '#core/webhooks/categories';
 
 /**
  * The listings behind `events list` and `calls`: queries on the listing index, never scans. Single

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
-import { DynamoEventStore } from '../lambdas/shared/adapters/dynamo-event-store';
-import { SqsEventPublisher } from '../lambdas/shared/adapters/sqs-event-publisher';
-import { CATEGORIES, type Category, isCategory } from '../lambdas/shared/core/categories';
-import type { StoredEventRecord } from '../lambdas/shared/ports';
+import { DynamoEventStore } from '#adapters/dynamo-event-store';
+import { SqsEventPublisher } from '#adapters/sqs-event-publisher';
+import type { StoredEventRecord } from '#core/ports/webhooks';
+import { CATEGORIES, type Category, isCategory } from '#core/webhooks/categories';
 import { duration, isoTime, parseTime, positiveInteger, progressBar, table } from './format';
 import { getCall, listCalls, listEvents } from './queries';
 import { queueDepth, redrive } from './redrive';

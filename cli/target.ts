@@ -4,7 +4,7 @@ import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-clo
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { awsClientConfig, sqsClientConfig } from '../lambdas/shared/adapters/aws-clients';
+import { awsClientConfig, sqsClientConfig } from '#adapters/aws-clients';
 
 /** What the CLI operates on: the stack's `OperatorConfig` output, or local mode's state file. */
 export interface OperatorConfig {

@@ -1,5 +1,5 @@
-import type { CallRecord } from '../lambdas/shared/calls-ports';
-import { maskAllNumbers } from '../lambdas/shared/core/mask';
+import { maskAllNumbers } from '#core/observability/mask';
+import type { CallRecord } from '#core/ports/calls';
 
 /** Pure shaping of stored items into what `calls show` prints. */
 

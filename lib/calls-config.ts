@@ -1,12 +1,8 @@
 import { Duration } from 'aws-cdk-lib';
 import type { IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import {
-  CALL_DEFAULTS,
-  type CallsConfig,
-  validateCallsConfig,
-} from '../lambdas/shared/core/calls/calls-config';
-import type { SessionConfig } from '../lambdas/shared/core/calls/session';
+import { CALL_DEFAULTS, type CallsConfig, validateCallsConfig } from '#core/calls/calls-config';
+import type { SessionConfig } from '#core/calls/session-config';
 
 /** A tool the model may call during a phone call, backed by your Lambda function. */
 export interface CallToolProps {

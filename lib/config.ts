@@ -1,7 +1,8 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { CATEGORIES, type Category } from '../lambdas/shared/core/categories';
+import { CATEGORIES, type Category } from '#core/webhooks/categories';
+import { HYDRATABLE_CATEGORIES } from '#core/webhooks/hydration';
 import { type CallsProps, type ResolvedCalls, resolveCalls } from './calls-config';
 
 /**
@@ -179,13 +180,6 @@ export const DEFAULTS = {
     transferFailures: 3,
   },
 } as const;
-
-/** Categories whose objects the OpenAI API can return by id alone. */
-export const HYDRATABLE_CATEGORIES: ReadonlySet<Category> = new Set([
-  'batch',
-  'fine_tuning',
-  'response',
-]);
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

@@ -1,8 +1,8 @@
 import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { CATEGORIES } from '../lambdas/shared/core/categories';
-import { ENV } from '../lambdas/shared/env';
+import { ENV } from '#core/env';
+import { CATEGORIES } from '#core/webhooks/categories';
 import { type OpenAiWebhooksConfig, type ResolvedConfig, resolveConfig } from './config';
 import { Alarms } from './constructs/alarms';
 import { CategoryFanout } from './constructs/category-fanout';

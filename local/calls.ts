@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import { CALL_DEFAULTS, type CallsConfig } from '../lambdas/shared/core/calls/calls-config';
+import { CALL_DEFAULTS, type CallsConfig } from '#core/calls/calls-config';
 import { startNodeChild } from './node-child';
 
 const ROOT = path.resolve(import.meta.dirname, '..');

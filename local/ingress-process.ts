@@ -1,5 +1,5 @@
-import { createIngressHandler } from '../lambdas/ingress/receive-webhook';
-import { ingressDepsFromEnv } from '../lambdas/ingress/runtime';
+import { ingressDepsFromEnv } from '#adapters/runtime/ingress-from-env';
+import { createIngressHandler } from '#core/webhooks/receive-webhook';
 import { serveFunctionUrl } from './stand-ins/function-url';
 
 /**

@@ -1,6 +1,6 @@
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { emfPublisher } from '../lambdas/shared/core/metrics';
+import { emfPublisher } from '#core/observability/metrics';
 import { localCallsConfig } from './calls';
 import { generateWebhookSecret, LocalPipeline } from './pipeline';
 

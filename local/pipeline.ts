@@ -2,21 +2,21 @@ import { randomBytes } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { sqsClientConfig } from '#adapters/aws-clients';
+import { DynamoEventStore } from '#adapters/dynamo-event-store';
+import { consumerDepsFromEnv } from '#adapters/runtime/consumer-from-env';
+import { ingressDepsFromEnv } from '#adapters/runtime/ingress-from-env';
+import type { CallsConfig } from '#core/calls/calls-config';
+import { ENV } from '#core/env';
+import { type MetricsPublisher, noMetrics } from '#core/observability/metrics';
+import { CATEGORIES, type Category } from '#core/webhooks/categories';
 import {
   type ConsumerDeps,
   createConsumerHandler,
   type UserHandler,
-} from '../lambdas/consumer/process-event';
-import { consumerDepsFromEnv } from '../lambdas/consumer/runtime';
-import { createIngressHandler, type IngressDeps } from '../lambdas/ingress/receive-webhook';
-import { ingressDepsFromEnv } from '../lambdas/ingress/runtime';
-import { sqsClientConfig } from '../lambdas/shared/adapters/aws-clients';
-import { DynamoEventStore } from '../lambdas/shared/adapters/dynamo-event-store';
-import type { CallsConfig } from '../lambdas/shared/core/calls/calls-config';
-import { CATEGORIES, type Category } from '../lambdas/shared/core/categories';
-import { type MetricsPublisher, noMetrics } from '../lambdas/shared/core/metrics';
-import { parseWebhookSecret } from '../lambdas/shared/core/signature';
-import { ENV } from '../lambdas/shared/env';
+} from '#core/webhooks/process-event';
+import { createIngressHandler, type IngressDeps } from '#core/webhooks/receive-webhook';
+import { parseWebhookSecret } from '#core/webhooks/signature';
 import { lookupOrder, startIngressProcess, startWorkerProcess, type WorkerProcess } from './calls';
 import { createQueue, createQueues, createTable, type QueuePair } from './provision';
 import { type AwsJsonFake, startAwsJsonFake } from './stand-ins/aws-json-fake';

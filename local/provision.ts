@@ -5,8 +5,8 @@ import {
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { CATEGORIES, type Category } from '../lambdas/shared/core/categories';
-import { TABLE_SCHEMA } from '../lambdas/shared/table-schema';
+import { TABLE_SCHEMA } from '#core/table-schema';
+import { CATEGORIES, type Category } from '#core/webhooks/categories';
 
 /** Creates the table with the same schema the CDK construct deploys (both read TABLE_SCHEMA). */
 export async function createTable(client: DynamoDBClient, tableName: string): Promise<void> {

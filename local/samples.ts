@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { WebhookEvent } from '../lambdas/shared/core/envelope';
+import type { WebhookEvent } from '#core/webhooks/envelope';
 
 /** Every documented OpenAI webhook type, plus newer ones that must land in `other`. */
 export const SAMPLE_TYPES = [

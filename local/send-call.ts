@@ -1,8 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import type { CallRecord } from '../lambdas/shared/calls-ports';
-import { parseWebhookSecret } from '../lambdas/shared/core/signature';
-import { keys } from '../lambdas/shared/table-schema';
+import type { CallRecord } from '#core/ports/calls';
+import { keys } from '#core/table-schema';
+import { parseWebhookSecret } from '#core/webhooks/signature';
 import { sampleEvent } from './samples';
 import { signedWebhookRequest } from './signing';
 

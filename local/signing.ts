@@ -1,5 +1,5 @@
-import type { WebhookEvent } from '../lambdas/shared/core/envelope';
-import { signWebhook, type WebhookSecret } from '../lambdas/shared/core/signature';
+import type { WebhookEvent } from '#core/webhooks/envelope';
+import { signWebhook, type WebhookSecret } from '#core/webhooks/signature';
 
 export interface SignedWebhookRequest {
   readonly webhookId: string;

@@ -1,4 +1,4 @@
-import { consumerHandlerFromEnv } from './runtime';
+import { consumerHandlerFromEnv } from '#adapters/runtime/consumer-from-env';
 
 /** A category consumer without bundled user code. */
 export const handler = consumerHandlerFromEnv(process.env);

@@ -9,7 +9,7 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { CATEGORIES } from '../../lambdas/shared/core/categories';
+import { CATEGORIES } from '#core/webhooks/categories';
 import type { AlarmThresholds, ResolvedCategory } from '../config';
 import type { CategoryFanout } from './category-fanout';
 import type { SidebandService } from './sideband-service';

@@ -8,9 +8,9 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { CATEGORIES, type Category } from '../../lambdas/shared/core/categories';
-import type { MetricName } from '../../lambdas/shared/core/metrics';
-import { ENV } from '../../lambdas/shared/env';
+import { ENV } from '#core/env';
+import type { MetricName } from '#core/observability/metrics';
+import { CATEGORIES, type Category } from '#core/webhooks/categories';
 import type { ResolvedCategory } from '../config';
 import type { EventStore } from './event-store';
 import { grantInvokeUnqualified } from './grants';
@@ -189,7 +189,7 @@ function generateUserEntry(category: Category, entry: string, exportName: string
   const dir = path.join(PROJECT_ROOT, '.build', 'generated');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `consumer-${category}.ts`);
-  const runtime = path.join(PROJECT_ROOT, 'lambdas/consumer/runtime.ts');
+  const runtime = path.join(PROJECT_ROOT, 'adapters/runtime/consumer-from-env.ts');
   fs.writeFileSync(
     file,
     [

@@ -10,8 +10,8 @@ import {
 import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { ENV } from '../../lambdas/shared/env';
-import { TABLE_SCHEMA } from '../../lambdas/shared/table-schema';
+import { ENV } from '#core/env';
+import { TABLE_SCHEMA } from '#core/table-schema';
 
 export interface EventStoreProps {
   /** @default RemovalPolicy.RETAIN (set by the stack's config) */

@@ -11,8 +11,8 @@ import {
   TextWidget,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
-import { CATEGORIES, type Category } from '../../lambdas/shared/core/categories';
-import type { MetricDimension } from '../../lambdas/shared/core/metrics';
+import type { MetricDimension } from '#core/observability/metrics';
+import { CATEGORIES, type Category } from '#core/webhooks/categories';
 import type { CategoryFanout } from './category-fanout';
 import {
   CALL_END_REASONS,

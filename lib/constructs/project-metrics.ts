@@ -6,7 +6,7 @@ import {
   METRICS_NAMESPACE,
   type MetricDimension,
   type MetricName,
-} from '../../lambdas/shared/core/metrics';
+} from '#core/observability/metrics';
 
 export interface ProjectMetricOptions {
   /** One extra dimension (`Category`, `Reason`, …); without it, the stack-wide total. */
@@ -19,7 +19,7 @@ export interface ProjectMetricOptions {
 }
 
 /**
- * One of the project's own EMF metrics (lambdas/shared/core/metrics.ts), for this stack: the
+ * One of the project's own EMF metrics (core/observability/metrics.ts), for this stack: the
  * `Stack` dimension is the stack's name, which every function and the worker get as STACK_NAME.
  */
 export function projectMetric(

@@ -9,8 +9,8 @@ import {
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import type { MetricName } from '../../lambdas/shared/core/metrics';
-import { ENV } from '../../lambdas/shared/env';
+import { ENV } from '#core/env';
+import type { MetricName } from '#core/observability/metrics';
 import type { CategoryFanout } from './category-fanout';
 import type { EventStore } from './event-store';
 import { NodeFunction, PROJECT_ROOT } from './node-function';

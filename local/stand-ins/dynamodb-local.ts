@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { freePort, waitFor } from './ports';
+import { freePort, waitFor } from './network';
 
 export interface DynamoDbLocal {
   readonly endpoint: string;

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { validateAcceptBody } from '../../lambdas/shared/core/calls/session';
-import type { WireEvent } from '../../lambdas/shared/core/wire';
+import { validateAcceptBody } from '#core/calls/accept-body';
+import type { WireEvent } from '#core/wire';
 import { apiError, type OpenAiSimulator } from './openai-simulator';
 
 /**

@@ -1,8 +1,8 @@
 import { Duration } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { CATEGORIES } from '../../lambdas/shared/core/categories';
-import { METRICS } from '../../lambdas/shared/core/metrics';
+import { METRICS } from '#core/observability/metrics';
+import { CATEGORIES } from '#core/webhooks/categories';
 import { ConfigError } from '../../lib/config';
 import type { OpenAiWebhooksStackProps } from '../../lib/openai-webhooks-stack';
 import { nagFindings, synthStack } from './app';

@@ -1,8 +1,8 @@
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CATEGORIES } from '../../lambdas/shared/core/categories';
-import { parseWebhookSecret, signWebhook } from '../../lambdas/shared/core/signature';
+import { CATEGORIES } from '#core/webhooks/categories';
+import { parseWebhookSecret, signWebhook } from '#core/webhooks/signature';
 import type { LocalPipeline } from '../../local/pipeline';
 import { sampleEvent } from '../../local/samples';
 import { signedDelivery, startPipeline } from '../support/webhooks';

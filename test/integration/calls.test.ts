@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { WireEvent } from '../../lambdas/shared/core/wire';
+import type { WireEvent } from '#core/wire';
 import { localCallsConfig } from '../../local/calls';
 import type { LocalPipeline } from '../../local/pipeline';
 import type { SimulatedCall } from '../../local/stand-ins/realtime-simulator';

@@ -1,6 +1,6 @@
 import { GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { ConsumedEvent } from '../../lambdas/consumer/process-event';
+import type { ConsumedEvent } from '#core/webhooks/process-event';
 import type { LocalPipeline } from '../../local/pipeline';
 import { sampleEvent } from '../../local/samples';
 import { eventually, post, signedDelivery, startPipeline } from '../support/webhooks';

@@ -1,8 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keys } from '#core/table-schema';
 import { CallRecorder } from '../../containers/sideband/src/recorder';
-import { keys } from '../../lambdas/shared/table-schema';
 import type { LocalPipeline } from '../../local/pipeline';
 import { callParts, callRecord } from '../support/calls';
 import { startPipeline } from '../support/webhooks';

@@ -1,8 +1,8 @@
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import type { CallRecord } from '../../lambdas/shared/calls-ports';
-import type { CallStatus } from '../../lambdas/shared/core/calls/call-state';
-import type { WireEvent } from '../../lambdas/shared/core/wire';
-import { keys } from '../../lambdas/shared/table-schema';
+import type { CallStatus } from '#core/calls/call-state';
+import type { CallRecord } from '#core/ports/calls';
+import { keys } from '#core/table-schema';
+import type { WireEvent } from '#core/wire';
 import type { LocalPipeline } from '../../local/pipeline';
 import { sampleEvent } from '../../local/samples';
 import type { SimulatedCall } from '../../local/stand-ins/realtime-simulator';

@@ -1,6 +1,6 @@
 import { inject } from 'vitest';
-import type { WebhookEvent } from '../../lambdas/shared/core/envelope';
-import { parseWebhookSecret } from '../../lambdas/shared/core/signature';
+import type { WebhookEvent } from '#core/webhooks/envelope';
+import { parseWebhookSecret } from '#core/webhooks/signature';
 import { LocalPipeline, type LocalPipelineOptions } from '../../local/pipeline';
 import { type SignedWebhookRequest, signedWebhookRequest } from '../../local/signing';
 

@@ -1,24 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { ResponseSequencer } from '../../containers/sideband/src/core/response-sequencer';
-import { type CallPolicy, decideCall, matches } from '../../lambdas/shared/core/calls/call-policy';
+import { buildAcceptBody, validateAcceptBody } from '#core/calls/accept-body';
+import { type CallPolicy, decideCall, matches } from '#core/calls/call-policy';
 import {
   CALL_STATUSES,
   canTransition,
   endReasonOf,
   isFinal,
   predecessorsOf,
-} from '../../lambdas/shared/core/calls/call-state';
-import {
-  redactTranscript,
-  validateCallsConfig,
-} from '../../lambdas/shared/core/calls/calls-config';
-import {
-  buildAcceptBody,
-  type SessionConfig,
-  validateAcceptBody,
-} from '../../lambdas/shared/core/calls/session';
-import { addressOf, callPartiesOf, sipHeadersOf } from '../../lambdas/shared/core/calls/sip';
-import type { WireEvent } from '../../lambdas/shared/core/wire';
+} from '#core/calls/call-state';
+import { redactTranscript, validateCallsConfig } from '#core/calls/calls-config';
+import type { SessionConfig } from '#core/calls/session-config';
+import { addressOf, callPartiesOf, sipHeadersOf } from '#core/calls/sip';
+import { ResponseSequencer } from '#core/sideband/response-sequencer';
+import type { WireEvent } from '#core/wire';
 import { localCallsConfig } from '../../local/calls';
 
 const SESSION: SessionConfig = {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { CATEGORIES, categoryOf } from '../../lambdas/shared/core/categories';
-import { parseEnvelope } from '../../lambdas/shared/core/envelope';
-import { maskAllNumbers, maskPhoneNumbers } from '../../lambdas/shared/core/mask';
+import { maskAllNumbers, maskPhoneNumbers } from '#core/observability/mask';
+import { CATEGORIES, categoryOf } from '#core/webhooks/categories';
+import { parseEnvelope } from '#core/webhooks/envelope';
 import {
   applyDetails,
   applyTransition,
@@ -9,12 +9,12 @@ import {
   type ObjectState,
   objectRefOf,
   type Transition,
-} from '../../lambdas/shared/core/projection';
+} from '#core/webhooks/projection';
 import {
   fromMessageAttributes,
   messageSize,
   toMessageAttributes,
-} from '../../lambdas/shared/core/queue-message';
+} from '#core/webhooks/queue-message';
 import { SAMPLE_TYPES, sampleEvent } from '../../local/samples';
 
 describe('categoryOf', () => {

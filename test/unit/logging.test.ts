@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { redactTranscript } from '../../lambdas/shared/core/calls/calls-config';
-import { createLogger } from '../../lambdas/shared/logger';
+import { redactTranscript } from '#core/calls/calls-config';
+import { createLogger } from '#core/observability/logger';
 
 function capture(level: 'debug' | 'info' | 'warn' | 'error' = 'info') {
   const lines: Record<string, unknown>[] = [];

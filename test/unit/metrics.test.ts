@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ingressMetrics } from '../../lambdas/ingress/receive-webhook';
 import {
   count,
   emfPublisher,
   emfRecords,
   METRICS,
   type MetricPoint,
-} from '../../lambdas/shared/core/metrics';
+} from '#core/observability/metrics';
+import { ingressMetrics } from '#core/webhooks/receive-webhook';
 
 const T = 1_800_000_000_000;
 

@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import OpenAI from 'openai';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { parseWebhookSecret, verifyWebhook } from '../../lambdas/shared/core/signature';
+import { parseWebhookSecret, verifyWebhook } from '#core/webhooks/signature';
 
 /**
  * Differential test: over generated cases, our verdict equals the official `openai` package's

@@ -4,7 +4,7 @@ import {
   parseWebhookSecrets,
   signWebhook,
   verifyWebhook,
-} from '../../lambdas/shared/core/signature';
+} from '#core/webhooks/signature';
 
 // openai-protocol.md §1.5, from openai-node's own tests.
 const VECTOR = {

@@ -1,12 +1,12 @@
 import WebSocket from 'ws';
-import type { CallRecord, CallStore, CallsApi } from '../../../lambdas/shared/calls-ports';
-import { endReasonOf } from '../../../lambdas/shared/core/calls/call-state';
-import type { CallsConfig } from '../../../lambdas/shared/core/calls/calls-config';
-import type { SessionConfig } from '../../../lambdas/shared/core/calls/session';
-import { count, type MetricsPublisher } from '../../../lambdas/shared/core/metrics';
-import type { WireEvent } from '../../../lambdas/shared/core/wire';
-import { errorMessage, type Logger } from '../../../lambdas/shared/logger';
-import { ResponseSequencer } from './core/response-sequencer';
+import { endReasonOf } from '#core/calls/call-state';
+import type { CallsConfig } from '#core/calls/calls-config';
+import type { SessionConfig } from '#core/calls/session-config';
+import { errorMessage, type Logger } from '#core/observability/logger';
+import { count, type MetricsPublisher } from '#core/observability/metrics';
+import type { CallRecord, CallStore, CallsApi } from '#core/ports/calls';
+import { ResponseSequencer } from '#core/sideband/response-sequencer';
+import type { WireEvent } from '#core/wire';
 import type { CallRecorder } from './recorder';
 import type { UserToolRunner } from './tools';
 

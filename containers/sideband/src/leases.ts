@@ -6,8 +6,8 @@ import {
   QueryCommand,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { conditionalWrite } from '../../../lambdas/shared/adapters/dynamo-conditions';
-import { keys } from '../../../lambdas/shared/table-schema';
+import { conditionalWrite } from '#adapters/dynamo-conditions';
+import { keys } from '#core/table-schema';
 
 /**
  * Who holds each call's sideband. Each call's lease names its owner; each worker renews one

@@ -4,9 +4,9 @@ import {
   PutCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { conditionalWrite } from '../../../lambdas/shared/adapters/dynamo-conditions';
-import { redactTranscript } from '../../../lambdas/shared/core/calls/calls-config';
-import { keys } from '../../../lambdas/shared/table-schema';
+import { conditionalWrite } from '#adapters/dynamo-conditions';
+import { redactTranscript } from '#core/calls/calls-config';
+import { keys } from '#core/table-schema';
 
 export type CallPart =
   | {

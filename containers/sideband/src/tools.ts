@@ -1,5 +1,5 @@
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
-import type { UserToolConfig } from '../../../lambdas/shared/core/calls/calls-config';
+import type { UserToolConfig } from '#core/calls/calls-config';
 
 export interface ToolContext {
   readonly callId: string;

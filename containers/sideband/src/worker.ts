@@ -1,9 +1,9 @@
 import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { CallSignal, CallStore, SignalPublisher } from '../../../lambdas/shared/calls-ports';
-import { isFinal } from '../../../lambdas/shared/core/calls/call-state';
-import type { CallsConfig } from '../../../lambdas/shared/core/calls/calls-config';
-import { count, type MetricsPublisher } from '../../../lambdas/shared/core/metrics';
-import { errorMessage, type Logger } from '../../../lambdas/shared/logger';
+import { isFinal } from '#core/calls/call-state';
+import type { CallsConfig } from '#core/calls/calls-config';
+import { errorMessage, type Logger } from '#core/observability/logger';
+import { count, type MetricsPublisher } from '#core/observability/metrics';
+import type { CallSignal, CallStore, SignalPublisher } from '#core/ports/calls';
 import type { CallSession } from './call-session';
 import type { DynamoLeases } from './leases';
 

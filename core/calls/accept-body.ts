@@ -1,0 +1,105 @@
+/**
+ * The `/accept` body built from a session config, and its validation. The body is validated here
+ * because `/accept` answers 200 to a bad body and the call fails later (SIP 400, sideband 404):
+ * the only safe place to catch mistakes is before sending.
+ */
+import type { WireEvent } from '../wire';
+import {
+  BUILT_IN_TOOLS,
+  FORBIDDEN_VAD_FIELDS,
+  type SessionConfig,
+  TOOL_NAME,
+  type ToolDefinition,
+  VOICES,
+} from './session-config';
+
+export interface AcceptBody {
+  readonly type: 'realtime';
+  readonly model: string;
+  readonly instructions: string;
+  readonly output_modalities: readonly ['audio'];
+  readonly audio: {
+    readonly input: {
+      readonly transcription: { readonly model: string; readonly language?: string };
+      readonly turn_detection?: Readonly<Record<string, unknown>>;
+    };
+    readonly output: { readonly voice: string };
+  };
+  readonly tools: readonly (ToolDefinition & { readonly type: 'function' })[];
+  readonly tool_choice: 'auto';
+}
+
+export function buildAcceptBody(
+  session: SessionConfig,
+  userTools: readonly ToolDefinition[],
+  transferTargets: readonly string[],
+): AcceptBody {
+  const byName = new Map(userTools.map((t) => [t.name, t]));
+  const tools: ToolDefinition[] = (session.tools ?? []).map((name) => {
+    const tool = byName.get(name);
+    if (!tool) throw new Error(`Session refers to unknown tool "${name}".`);
+    return tool;
+  });
+  tools.push(BUILT_IN_TOOLS.endCall);
+  if (transferTargets.length > 0) tools.push(BUILT_IN_TOOLS.transferCall(transferTargets));
+  return {
+    type: 'realtime',
+    model: session.model,
+    instructions: session.instructions,
+    output_modalities: ['audio'],
+    audio: {
+      input: {
+        transcription: {
+          model: session.transcriptionModel ?? 'gpt-4o-transcribe',
+          ...(session.language ? { language: session.language } : {}),
+        },
+        ...(session.turnDetection ? { turn_detection: { ...session.turnDetection } } : {}),
+      },
+      output: { voice: session.voice },
+    },
+    tools: tools.map((t) => ({ type: 'function' as const, ...t })),
+    tool_choice: 'auto',
+  };
+}
+
+/** Every problem with an accept body, or an empty list. */
+export function validateAcceptBody(body: unknown): string[] {
+  const problems: string[] = [];
+  if (typeof body !== 'object' || body === null) return ['The body must be an object.'];
+  const b = body as WireEvent;
+  if (b.type !== 'realtime')
+    problems.push('type must be "realtime" (without it the session dies after a 200).');
+  if (typeof b.model !== 'string' || b.model.length === 0)
+    problems.push('model must be set explicitly.');
+  if (typeof b.instructions !== 'string' || b.instructions.trim().length === 0)
+    problems.push('instructions must not be empty.');
+  for (const side of ['input', 'output'] as const) {
+    if (b.audio?.[side]?.format !== undefined)
+      problems.push(`audio.${side}.format must be omitted: SIP negotiates the codec.`);
+  }
+  const vad = b.audio?.input?.turn_detection;
+  for (const field of FORBIDDEN_VAD_FIELDS) {
+    if (vad && typeof vad === 'object' && field in vad)
+      problems.push(`audio.input.turn_detection.${field} is rejected for SIP calls.`);
+  }
+  if (!b.audio?.input?.transcription?.model)
+    problems.push('audio.input.transcription must be on, for caller transcripts.');
+  if (!VOICES.includes(b.audio?.output?.voice))
+    problems.push(`audio.output.voice must be one of ${VOICES.join(', ')}.`);
+  const names = new Set<string>();
+  for (const tool of Array.isArray(b.tools) ? b.tools : []) {
+    if (tool?.type !== 'function' || !TOOL_NAME.test(String(tool?.name)))
+      problems.push(
+        `tool "${String(tool?.name)}" needs type "function" and a name of [a-zA-Z0-9_-]{1,64}.`,
+      );
+    if (names.has(tool?.name)) problems.push(`tool "${tool.name}" is declared twice.`);
+    names.add(tool?.name);
+    if (
+      typeof tool?.parameters !== 'object' ||
+      tool.parameters === null ||
+      tool.parameters.type !== 'object'
+    )
+      problems.push(`tool "${String(tool?.name)}" needs JSON-schema parameters of type "object".`);
+  }
+  return problems;
+}

@@ -1,0 +1,79 @@
+import type { CallStatus } from '../calls/call-state';
+
+export interface CallRecord {
+  readonly callId: string;
+  readonly status: CallStatus;
+  readonly from?: string;
+  readonly to?: string;
+  readonly eventId: string;
+  readonly webhookId: string;
+  /** Unix seconds, from the webhook. */
+  readonly createdAt: number;
+  /** Epoch ms of each step. */
+  readonly receivedAt: number;
+  readonly acceptedAt?: number;
+  readonly attachedAt?: number;
+  readonly endedAt?: number;
+  readonly sessionKey?: string;
+  readonly rejectReason?: string;
+  readonly rejectStatus?: number;
+  readonly endReason?: string;
+  readonly owner?: string;
+  readonly holdsCapacity?: boolean;
+  readonly waitedForColdWorker?: boolean;
+  readonly transferTarget?: string;
+  readonly transferStatus?: 'pending' | 'confirmed' | 'failed';
+  readonly durationMs?: number;
+  /** Epoch ms the incoming-call handler picked the webhook up (queue wait = handledAt - receivedAt). */
+  readonly handledAt?: number;
+  /** Running usage totals from `response.done`. */
+  readonly totalTokens?: number;
+  readonly inputTokens?: number;
+  readonly outputTokens?: number;
+  readonly responses?: number;
+  readonly expiresAt: number;
+}
+
+export interface CallStore {
+  /** Creates the record in `ringing`. False if it exists (another delivery owns the call). */
+  create(record: CallRecord): Promise<boolean>;
+  get(callId: string): Promise<CallRecord | undefined>;
+  /**
+   * Moves the call to `to` if it is still in one of `from`, setting `fields`. With `release`, the
+   * call's capacity slot is given back in the same transaction, so it happens exactly once.
+   */
+  transition(
+    callId: string,
+    from: readonly CallStatus[],
+    to: CallStatus,
+    fields?: Partial<CallRecord>,
+    options?: { release?: boolean },
+  ): Promise<boolean>;
+  /** Takes a capacity slot if fewer than `max` are held; marks the call as holding it. */
+  reserveCapacity(callId: string, max: number): Promise<boolean>;
+  activeCalls(): Promise<number>;
+}
+
+export interface CallSignal {
+  readonly callId: string;
+  readonly reason: 'incoming' | 'handoff' | 'sweep';
+  readonly sessionKey: string;
+  /** Epoch ms. */
+  readonly sentAt: number;
+}
+
+export interface SignalPublisher {
+  signal(message: CallSignal): Promise<void>;
+}
+
+export interface CallsApi {
+  accept(callId: string, body: unknown): Promise<'accepted' | 'gone'>;
+  reject(callId: string, statusCode: number): Promise<'rejected' | 'gone'>;
+  refer(callId: string, targetUri: string): Promise<'referred' | 'gone'>;
+  hangup(callId: string): Promise<'hung_up' | 'gone'>;
+}
+
+export interface ServiceScaler {
+  /** Makes sure at least one worker runs; true if it had to start one (a cold worker). */
+  ensureRunning(): Promise<boolean>;
+}
