@@ -3,6 +3,8 @@
  * jitter on 429, 5xx and network errors, honouring `retry-after`. Only `fetch`: no SDK, so it fits
  * in any bundle, and the base URL is configurable so local mode and tests talk to the simulator.
  */
+
+/** Where the client sends requests, with what key, and how patiently. */
 export interface OpenAiClientOptions {
   readonly baseUrl: string;
   readonly apiKey: () => Promise<string>;

@@ -1,3 +1,4 @@
+import type { CallMissedReason, CallRejectReason } from '../reasons';
 import type { SessionConfig } from './session-config';
 
 /**
@@ -22,9 +23,9 @@ export type CallDecision =
   | {
       readonly kind: 'reject';
       readonly status: number;
-      readonly reason: 'denied' | 'not_allowed' | 'busy';
+      readonly reason: Exclude<CallRejectReason, 'invalid_session'>;
     }
-  | { readonly kind: 'missed'; readonly reason: 'stale' };
+  | { readonly kind: 'missed'; readonly reason: CallMissedReason };
 
 export interface IncomingCall {
   readonly from: string | undefined;

@@ -5,6 +5,8 @@
  *   ringing → accepting → accepted → active → ended
  *      ↘ rejected   ↘ missed            ↘ ended (never attached: 404, accept failed)
  */
+import { type CallEndReason, SIDEBAND_CLOSE_REASONS, type SidebandCloseCode } from '../reasons';
+
 export const CALL_STATUSES = [
   'ringing',
   'accepting',
@@ -51,22 +53,13 @@ export function endReasonOf(
     handingOff: boolean;
     keepaliveFailed?: boolean;
   },
-): string {
+): CallEndReason {
   if (context.handingOff) return 'handed_off';
   if (context.keepaliveFailed) return 'keepalive_timeout';
   if (context.transferPending) return 'transferred';
   if (context.sessionExpired) return 'session_expired';
   if (context.hangupRequested) return 'hung_up_by_agent';
-  switch (code) {
-    case 1000:
-      return 'normal_closure';
-    case 1001:
-      return 'going_away';
-    case 1006:
-      return 'caller_hung_up';
-    case 4000:
-      return 'server_rejected_session';
-    default:
-      return `closed_${code}`;
-  }
+  return Object.hasOwn(SIDEBAND_CLOSE_REASONS, code)
+    ? SIDEBAND_CLOSE_REASONS[code as SidebandCloseCode]
+    : `closed_${code}`;
 }

@@ -1,11 +1,11 @@
-import type { CallPolicy } from './call-policy';
-import { type SessionConfig, type ToolDefinition, validateSessionConfig } from './session-config';
-
 /**
  * Everything call handling needs at run time, shared by the incoming-call Lambda and the sideband
  * worker (both read it as JSON from `CALLS_CONFIG`). The stack builds it from props and validates
  * it at synth; `parseCallsConfig` validates it again at start-up.
  */
+import type { CallPolicy } from './call-policy';
+import { type SessionConfig, type ToolDefinition, validateSessionConfig } from './session-config';
+
 export interface UserToolConfig extends ToolDefinition {
   /** Lambda function name or ARN that implements the tool. */
   readonly functionName: string;

@@ -1,6 +1,7 @@
 import { errorMessage, type Logger } from '../observability/logger';
 import { count, type MetricsPublisher } from '../observability/metrics';
 import type { CallStore, CallsApi, ServiceScaler, SignalPublisher } from '../ports/calls';
+import type { CallFailureReason, CallRejectReason } from '../reasons';
 import type { ConsumedEvent } from '../webhooks/process-event';
 import { buildAcceptBody, validateAcceptBody } from './accept-body';
 import { type CallPolicy, decideCall } from './call-policy';
@@ -121,7 +122,7 @@ export async function handleIncomingCall(
     return 'owned_elsewhere';
 
   // The call never got a sideband: end it and give its capacity slot back.
-  const endUnanswered = async (endReason: string) => {
+  const endUnanswered = async (endReason: CallFailureReason) => {
     deps.metrics([count('CallsFailed', { name: 'Reason', value: endReason })]);
     await store.transition(
       callId,
@@ -174,7 +175,7 @@ async function reject(
   deps: IncomingCallDeps,
   callId: string,
   status: number,
-  reason: string,
+  reason: CallRejectReason,
   log: Logger,
 ): Promise<'rejected' | 'gone'> {
   const result = await deps.api.reject(callId, status);

@@ -4,6 +4,7 @@
  * enough to tell calls apart. Dates, ids and counts are left alone: only a leading `+` or a URI
  * scheme marks a number as a phone number.
  */
+
 const E164_PATTERN = /\+\d[\d\s().-]{5,}\d/g;
 const SIP_USER_PATTERN = /\b(sips?|tel):([^@;>\s]+)/gi;
 const ANY_DIGITS = /\d[\d\s().-]{2,}\d/g;

@@ -1,4 +1,5 @@
 import type { CallStatus } from '../calls/call-state';
+import type { CallEndReason, CallMissedReason, CallRejectReason } from '../reasons';
 
 export interface CallRecord {
   readonly callId: string;
@@ -15,9 +16,9 @@ export interface CallRecord {
   readonly attachedAt?: number;
   readonly endedAt?: number;
   readonly sessionKey?: string;
-  readonly rejectReason?: string;
+  readonly rejectReason?: CallRejectReason | CallMissedReason;
   readonly rejectStatus?: number;
-  readonly endReason?: string;
+  readonly endReason?: CallEndReason;
   readonly owner?: string;
   readonly holdsCapacity?: boolean;
   readonly waitedForColdWorker?: boolean;

@@ -1,3 +1,4 @@
+import type { EnvelopeFailureCode } from '../reasons';
 import type { Failure } from '../result';
 
 /** The OpenAI webhook envelope. `data` is typed per event type further in. */
@@ -13,7 +14,9 @@ export interface WebhookEvent {
 const TYPE_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$/;
 const MAX_ID_LENGTH = 256;
 
-export type EnvelopeResult = { readonly ok: true; readonly event: WebhookEvent } | Failure;
+export type EnvelopeResult =
+  | { readonly ok: true; readonly event: WebhookEvent }
+  | Failure<EnvelopeFailureCode>;
 
 /** Parses the verified body. Called only after the signature has been checked. */
 export function parseEnvelope(body: string): EnvelopeResult {
@@ -42,6 +45,6 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function fail(code: string, message: string): Failure {
+function fail(code: EnvelopeFailureCode, message: string): Failure<EnvelopeFailureCode> {
   return { ok: false, status: 400, code, message };
 }

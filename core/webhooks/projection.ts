@@ -1,5 +1,3 @@
-import type { WebhookEvent } from './envelope';
-
 /**
  * Object-state projection. Each OpenAI object a webhook talks about (a batch, a fine-tuning job,
  * an eval run, a response, a call) keeps its latest status and the history of transitions.
@@ -9,6 +7,8 @@ import type { WebhookEvent } from './envelope';
  * history is never applied twice. So duplicates and out-of-order deliveries never move an object
  * back to an older state.
  */
+import type { WebhookEvent } from './envelope';
+
 export interface ObjectRef {
   readonly objectId: string;
   readonly objectType: string;

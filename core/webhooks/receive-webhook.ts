@@ -3,6 +3,7 @@ import { errorResponse, jsonResponse } from '../http';
 import { errorMessage, type Logger } from '../observability/logger';
 import { count, type MetricPoint, type MetricsPublisher } from '../observability/metrics';
 import type { EventPublisher, WebhookLedger } from '../ports/webhooks';
+import type { IngressErrorCode } from '../reasons';
 import { type Category, categoryOf } from './categories';
 import { parseEnvelope } from './envelope';
 import { messageSize, SQS_MAX_MESSAGE_BYTES, toMessageAttributes } from './queue-message';
@@ -39,7 +40,7 @@ export interface IngressDeps {
 export interface IngressOutcome {
   readonly status: number;
   /** The error code of a non-200 answer. */
-  readonly code?: string;
+  readonly code?: IngressErrorCode;
   readonly verified: boolean;
   readonly secretLabel?: string;
   readonly category?: Category;
@@ -93,7 +94,7 @@ export function ingressMetrics(outcome: IngressOutcome, latencyMs: number): Metr
 /** An error answer, and its outcome. */
 function refuse(
   status: number,
-  code: string,
+  code: IngressErrorCode,
   message: string,
   context: Omit<IngressOutcome, 'status' | 'code'> = { verified: false },
   headers: Record<string, string> = {},

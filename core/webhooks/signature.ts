@@ -1,6 +1,3 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Failure } from '../result';
-
 /**
  * Standard Webhooks v1 (HMAC-SHA256) verification, as OpenAI signs its webhooks.
  *
@@ -12,6 +9,10 @@ import type { Failure } from '../result';
  * - secrets must carry the `whsec_` prefix (the SDK treats anything else as raw UTF-8 key bytes,
  *   a classic way to end up with the wrong key).
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { VerifyFailureCode } from '../reasons';
+import type { Failure } from '../result';
+
 export interface WebhookSecret {
   /** Which secret this is, reported when it matches: "current" or "previous". */
   readonly label: string;
@@ -28,7 +29,7 @@ export interface SignedRequest {
 
 export type VerifyResult =
   | { readonly ok: true; readonly secretLabel: string; readonly timestamp: number }
-  | Failure;
+  | Failure<VerifyFailureCode>;
 
 export const DEFAULT_TOLERANCE_SECONDS = 300;
 const SECRET_PREFIX = 'whsec_';
@@ -162,6 +163,10 @@ function parseSignatureHeader(header: string): Buffer[] | undefined {
   return wellFormed === 0 ? undefined : v1;
 }
 
-function reject(status: number, code: string, message: string): Failure {
+function reject(
+  status: number,
+  code: VerifyFailureCode,
+  message: string,
+): Failure<VerifyFailureCode> {
   return { ok: false, status, code, message };
 }

@@ -44,32 +44,10 @@ export function projectMetric(
   });
 }
 
-/** The `Reason` values the ingress rejects with (4xx error codes), one dashboard line each. */
-export const INGRESS_REJECTION_REASONS = [
-  'invalid_signature',
-  'timestamp_out_of_tolerance',
-  'missing_header',
-  'malformed_header',
-  'invalid_encoding',
-  'invalid_json',
-  'invalid_envelope',
-  'body_too_large',
-  'method_not_allowed',
-  'delivery_in_progress',
-] as const;
-
-/** The `Reason` values of CallsRejected and CallsFailed. */
-export const CALL_REJECT_REASONS = ['busy', 'denied', 'not_allowed', 'invalid_session'] as const;
-export const CALL_FAILURE_REASONS = ['accept_failed', 'gone_before_accept'] as const;
-
-/** The common `EndReason` values (others, such as `closed_<code>`, appear in the console). */
-export const CALL_END_REASONS = [
-  'caller_hung_up',
-  'hung_up_by_agent',
-  'transferred',
-  'session_expired',
-  'keepalive_timeout',
-  'normal_closure',
-  'gone',
-  'attach_failed',
-] as const;
+// The dimension values the dashboard draws one line each for, from the unions the code gives out.
+export {
+  CALL_END_REASONS,
+  CALL_FAILURE_REASONS,
+  CALL_REJECT_REASONS,
+  INGRESS_REJECTION_REASONS,
+} from '#core/reasons';

@@ -5,6 +5,7 @@ import type { SessionConfig } from '#core/calls/session-config';
 import { errorMessage, type Logger } from '#core/observability/logger';
 import { count, type MetricsPublisher } from '#core/observability/metrics';
 import type { CallRecord, CallStore, CallsApi } from '#core/ports/calls';
+import type { CallEndReason } from '#core/reasons';
 import { ResponseSequencer } from '#core/sideband/response-sequencer';
 import type { WireEvent } from '#core/wire';
 import type { CallRecorder } from './recorder';
@@ -420,14 +421,14 @@ export class CallSession {
     await this.finish(reason, code);
   }
 
-  private async finish(reason: string, code: number): Promise<void> {
+  private async finish(reason: CallEndReason, code: number): Promise<void> {
     // The first cause wins: a refused attach can also raise a socket error, and a close can follow.
     if (this.finishing) return this.finishing;
     this.finishing = this.recordEnd(reason, code);
     return this.finishing;
   }
 
-  private async recordEnd(reason: string, code: number): Promise<void> {
+  private async recordEnd(reason: CallEndReason, code: number): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
     const { deps } = this;
     const endedAt = deps.clock();
