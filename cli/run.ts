@@ -313,7 +313,7 @@ async function callsShow(target: Target, values: Values, io: CliIo, callId: stri
   return print(io, values, view, () =>
     [
       `Call      ${r.callId}: ${r.status}${r.endReason ? ` (${r.endReason})` : ''}`,
-      `From/To   ${r.from ?? '-'} → ${r.to ?? '-'}   session ${r.sessionKey ?? 'default'}`,
+      `From/To   ${r.from ?? '-'} → ${r.to ?? '-'}   session ${r.sessionKey ?? 'default'}   media ${r.sipMediaSecurity ?? 'not stated'}`,
       `Duration  ${duration(r.durationMs)}   worker ${r.owner ?? '-'}`,
       ...(r.transferTarget ? [`Transfer  ${r.transferTarget}: ${r.transferStatus}`] : []),
       `Usage     ${view.usage.responses ?? 0} responses, ${view.usage.inputTokens ?? 0} in / ${view.usage.outputTokens ?? 0} out tokens`,

@@ -6,7 +6,7 @@ import type { ConsumedEvent } from '../webhooks/process-event';
 import { buildAcceptBody, validateAcceptBody } from './accept-body';
 import { type CallPolicy, decideCall } from './call-policy';
 import type { ToolDefinition } from './session-config';
-import { callPartiesOf, sipHeadersOf } from './sip';
+import { callPartiesOf, sipHeadersOf, sipMediaSecurityOf } from './sip';
 
 export interface IncomingCallDeps {
   readonly store: CallStore;
@@ -53,12 +53,14 @@ export async function handleIncomingCall(
   const callLog = log.with({ callId });
   const { store, clock } = deps;
   const parties = callPartiesOf(sipHeadersOf(event.data));
+  const mediaSecurity = sipMediaSecurityOf(event.data);
 
   const created = await store.create({
     callId,
     status: 'ringing',
     ...(parties.from ? { from: parties.from } : {}),
     ...(parties.to ? { to: parties.to } : {}),
+    ...(mediaSecurity ? { sipMediaSecurity: mediaSecurity } : {}),
     eventId: event.eventId,
     webhookId: event.webhookId,
     createdAt: event.createdAt,

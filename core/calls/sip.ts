@@ -26,6 +26,22 @@ export function sipHeadersOf(data: Readonly<Record<string, unknown>>): SipHeader
   );
 }
 
+/**
+ * The call's media security from `realtime.call.incoming` (`data.sip_media_security`): `srtp`,
+ * `rtp`, or absent. The SDK types ask to "handle unrecognized values as unknown", so any other
+ * value is kept as `unknown` rather than trusted or dropped (node_modules/openai
+ * resources/webhooks: RealtimeCallIncomingWebhookEvent.Data.sip_media_security).
+ */
+export type SipMediaSecurity = 'srtp' | 'rtp' | 'unknown';
+
+export function sipMediaSecurityOf(
+  data: Readonly<Record<string, unknown>>,
+): SipMediaSecurity | undefined {
+  const raw = data.sip_media_security;
+  if (raw === undefined || raw === null) return undefined;
+  return raw === 'srtp' || raw === 'rtp' ? raw : 'unknown';
+}
+
 /** First `From` and `To` header (case-insensitive, compact forms `f`/`t` included). */
 export function callPartiesOf(headers: readonly SipHeader[]): CallParties {
   const find = (long: string, compact: string) =>

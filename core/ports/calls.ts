@@ -1,4 +1,5 @@
 import type { CallStatus } from '../calls/call-state';
+import type { SipMediaSecurity } from '../calls/sip';
 import type { CallEndReason, CallMissedReason, CallRejectReason } from '../reasons';
 
 export interface CallRecord {
@@ -6,6 +7,8 @@ export interface CallRecord {
   readonly status: CallStatus;
   readonly from?: string;
   readonly to?: string;
+  /** `srtp`, `rtp` or `unknown`, from the incoming event's `sip_media_security`, when it had one. */
+  readonly sipMediaSecurity?: SipMediaSecurity;
   readonly eventId: string;
   readonly webhookId: string;
   /** Unix seconds, from the webhook. */

@@ -10,7 +10,7 @@ import {
 } from '#core/calls/call-state';
 import { redactTranscript, validateCallsConfig } from '#core/calls/calls-config';
 import type { SessionConfig } from '#core/calls/session-config';
-import { addressOf, callPartiesOf, sipHeadersOf } from '#core/calls/sip';
+import { addressOf, callPartiesOf, sipHeadersOf, sipMediaSecurityOf } from '#core/calls/sip';
 import { ResponseSequencer } from '#core/sideband/response-sequencer';
 import type { WireEvent } from '#core/wire';
 import { localCallsConfig } from '../../local/calls';
@@ -69,6 +69,15 @@ describe('SIP headers (untrusted input)', () => {
   it('bounds header values', () => {
     const [header] = sipHeadersOf({ sip_headers: [{ name: 'From', value: 'x'.repeat(5000) }] });
     expect(header?.value).toHaveLength(1024);
+  });
+
+  it('keeps sip_media_security as srtp or rtp, anything else as unknown, and absent as absent', () => {
+    expect(sipMediaSecurityOf({ sip_media_security: 'srtp' })).toBe('srtp');
+    expect(sipMediaSecurityOf({ sip_media_security: 'rtp' })).toBe('rtp');
+    expect(sipMediaSecurityOf({ sip_media_security: 'zrtp-2030' })).toBe('unknown');
+    expect(sipMediaSecurityOf({ sip_media_security: 42 })).toBe('unknown');
+    expect(sipMediaSecurityOf({})).toBeUndefined();
+    expect(sipMediaSecurityOf({ sip_media_security: null })).toBeUndefined();
   });
 });
 
