@@ -4,13 +4,13 @@ import { localCallsConfig } from '../../local/calls';
 import type { LocalPipeline } from '../../local/pipeline';
 import type { SimulatedCall } from '../../local/stand-ins/realtime-simulator';
 import { callParts, callRecord, ring, waitForSent, waitForStatus } from '../support/calls';
-import { eventually, startPipeline } from '../support/webhooks';
+import { eventually, holdsFor, startPipeline } from '../support/webhooks';
 
 // Fast leases and sweeps so hand-off and crash tests finish in seconds.
 const FAST_WORKERS = {
   LOG_LEVEL: 'info',
   LEASE_TTL_MS: '4000',
-  LEASE_HEARTBEAT_MS: '500',
+  LEASE_RENEWAL_MS: '500',
   SWEEP_INTERVAL_MS: '500',
   SIGNAL_WAIT_SECONDS: '1',
   PING_INTERVAL_MS: '1000',
@@ -148,7 +148,14 @@ describe('phone calls on one worker', () => {
     const { call, responses } = await ring(p, { deliveries: 3 });
     expect(responses.filter((r) => r.status === 200)).not.toHaveLength(0);
     await waitForStatus(p, call.id, ['active']);
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Proves that no second accept or sideband follows. Every delivery has been answered, so a
+    // duplicate could only still be on its way through the queues: 1.5 s covers the SQS emulator's
+    // poll, the consumer, a signal and a worker's attach many times over.
+    await holdsFor(
+      () => call.accepts === 1 && call.connections === 1 && call.rejects === 0,
+      1500,
+      'one accept and one sideband',
+    );
     expect(call.accepts).toBe(1);
     expect(call.connections).toBe(1);
     expect(call.rejects).toBe(0);
@@ -213,7 +220,13 @@ describe('phone calls on one worker', () => {
       (p.realtime?.sent(call.id, 'response.create').length ?? 0) >= before + 2 ? true : undefined,
     );
     expect(call.conflicts).toBeGreaterThanOrEqual(1);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Proves that the repeated event runs nothing: a second run would show as a second output
+    // within a durable claim and a local tool invoke (milliseconds each), so 300 ms is ample.
+    await holdsFor(
+      () => p.realtime?.sent(call.id, 'conversation.item.create').length === 1,
+      300,
+      'a single function_call_output',
+    );
     expect(p.realtime?.sent(call.id, 'conversation.item.create')).toHaveLength(1);
     expect(
       p.aws.calls.filter((c) => c.target === 'lambda.Invoke:lookup-order').length,
@@ -489,6 +502,7 @@ describe('capacity', () => {
           .json()
           .catch(() => ({ activeCalls: 0 }))) as { activeCalls: number };
         peak = Math.max(peak, health.activeCalls);
+        // The sampling period, not a wait for anything: /healthz is read every 20 ms throughout.
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     })().catch(() => undefined);
@@ -511,7 +525,14 @@ describe('capacity', () => {
     await eventually(async () =>
       [a, b, c].filter((x) => x.sockets.size === 1).length === 2 ? true : undefined,
     );
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // Proves that the third is NOT attached while the worker is full. Its signal is in the queue
+    // from the start, and a worker with room takes one within a poll (1 s here), so a worker that
+    // overstepped its capacity would attach it well within this second.
+    await holdsFor(
+      () => [a, b, c].filter((x) => x.sockets.size === 1).length === 2,
+      1000,
+      'two of the three calls attached',
+    );
     const waiting = [a, b, c].find((x) => x.sockets.size === 0);
     expect(waiting).toBeDefined();
     expect((await callRecord(p, waiting?.id ?? ''))?.status).toBe('accepted');

@@ -1,8 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoCallRecorder } from '#adapters/dynamo-call-recorder';
 import { keys } from '#core/table-schema';
-import { CallRecorder } from '../../containers/sideband/src/recorder';
 import type { LocalPipeline } from '../../local/pipeline';
 import { callParts, callRecord } from '../support/calls';
 import { startPipeline } from '../support/webhooks';
@@ -28,7 +28,7 @@ describe('call recorder', () => {
     return callId;
   };
   const recorder = (client: DynamoDBDocumentClient, callId: string, errors: unknown[] = []) =>
-    new CallRecorder(client, p.tableName, callId, {
+    new DynamoCallRecorder(client, p.tableName, callId, {
       redact: false,
       ttlSeconds: 3600,
       clock: Date.now,

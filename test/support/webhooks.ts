@@ -57,3 +57,22 @@ export async function eventually<T>(
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/**
+ * Asserts that `condition` keeps holding for `windowMs`, checking it every 25 ms and failing as
+ * soon as it does not. This is for proving that something does NOT happen: no event marks the
+ * moment it can no longer happen, so the window is the bounded time we give it to go wrong, and
+ * each caller says why its window is long enough.
+ */
+export async function holdsFor(
+  condition: () => boolean | Promise<boolean>,
+  windowMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + windowMs;
+  for (;;) {
+    if (!(await condition())) throw new Error(`Expected ${what} to hold for ${windowMs} ms.`);
+    if (Date.now() >= deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

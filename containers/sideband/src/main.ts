@@ -5,18 +5,20 @@ import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { awsClientConfig, sqsClientConfig } from '#adapters/aws-clients';
+import { DynamoCallLeases } from '#adapters/dynamo-call-leases';
+import { DynamoCallRecorder } from '#adapters/dynamo-call-recorder';
 import { DynamoCallStore } from '#adapters/dynamo-call-store';
+import { DynamoToolCallClaims } from '#adapters/dynamo-tool-call-claims';
+import { LambdaToolRunner } from '#adapters/lambda-tool-runner';
 import { metricsFromEnv } from '#adapters/metrics-from-env';
 import { OpenAiCallsApi } from '#adapters/openai-calls-api';
 import { openAiFromEnv } from '#adapters/openai-from-env';
 import { SqsSignalPublisher } from '#adapters/sqs-signal-publisher';
+import { SqsSignalQueue } from '#adapters/sqs-signal-queue';
 import { parseCallsConfig } from '#core/calls/calls-config';
 import { ENV, numberEnv, requireEnv } from '#core/env';
 import { createLogger, parseLogLevel } from '#core/observability/logger';
 import { CallSession } from './call-session';
-import { DynamoLeases } from './leases';
-import { CallRecorder } from './recorder';
-import { UserToolRunner } from './tools';
 import { SidebandWorker } from './worker';
 
 /** The sideband worker's entry: wiring from the environment, /healthz, and SIGTERM hand-off. */
@@ -46,29 +48,32 @@ const sqs = new SQSClient(sqsClientConfig());
 const calls = new DynamoCallStore(documents, tableName);
 const api = new OpenAiCallsApi(openAi.client);
 const signals = new SqsSignalPublisher(sqs, signalQueueUrl);
-const tools = new UserToolRunner(new LambdaClient(awsClientConfig()), config.tools);
+const tools = new LambdaToolRunner(new LambdaClient(awsClientConfig()), config.tools);
+const claims = new DynamoToolCallClaims(documents, tableName, {
+  ttlSeconds: config.recordTtlSeconds,
+  clock: Date.now,
+});
 
 const metrics = metricsFromEnv(env, 'sideband');
 const worker = new SidebandWorker({
   metrics,
-  sqs,
-  signalQueueUrl,
+  // Long-poll wait; short enough that a drain is not held up for long.
+  queue: new SqsSignalQueue(sqs, signalQueueUrl, numberEnv(env, 'SIGNAL_WAIT_SECONDS', 5)),
   signals,
   calls,
-  leases: new DynamoLeases(documents, tableName),
+  leases: new DynamoCallLeases(documents, tableName),
   config,
   owner,
   clock: Date.now,
   log,
   leaseTtlMs: numberEnv(env, 'LEASE_TTL_MS', 15_000),
-  heartbeatMs: numberEnv(env, 'LEASE_HEARTBEAT_MS', 5000),
+  leaseRenewalMs: numberEnv(env, 'LEASE_RENEWAL_MS', 5000),
   sweepIntervalMs: numberEnv(env, 'SWEEP_INTERVAL_MS', 10_000),
-  pollWaitSeconds: numberEnv(env, 'SIGNAL_WAIT_SECONDS', 5),
   createSession: (record, signal) => {
     const callLog = log.with({ callId: record.callId });
     const session =
       config.policy.sessions[record.sessionKey ?? 'default'] ?? config.policy.sessions.default;
-    const recorder = new CallRecorder(documents, tableName, record.callId, {
+    const recorder = new DynamoCallRecorder(documents, tableName, record.callId, {
       redact: config.redactTranscripts,
       ttlSeconds: config.recordTtlSeconds,
       clock: Date.now,
@@ -79,6 +84,7 @@ const worker = new SidebandWorker({
       calls,
       api,
       tools,
+      claims,
       recorder,
       realtimeUrl,
       apiKey: openAi.apiKey,

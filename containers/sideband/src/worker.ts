@@ -1,41 +1,46 @@
-import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { isFinal } from '#core/calls/call-state';
 import type { CallsConfig } from '#core/calls/calls-config';
 import { errorMessage, type Logger } from '#core/observability/logger';
 import { count, type MetricsPublisher } from '#core/observability/metrics';
-import type { CallSignal, CallStore, SignalPublisher } from '#core/ports/calls';
-import type { CallSession } from './call-session';
-import type { DynamoLeases } from './leases';
+import type { CallRecord, CallSignal, CallStore, SignalPublisher } from '#core/ports/calls';
+import type { CallLeases, SignalQueue } from '#core/ports/sideband';
+import type { AttachResult, SessionEnd } from '#core/sideband/call-session-machine';
+
+/** One call's sideband as the worker holds it (`CallSession` on a real socket). */
+export interface HeldCall {
+  readonly callId: string;
+  readonly record: CallRecord;
+  /** Settles once the session is over: the call ended, or was handed off. */
+  readonly ended: Promise<SessionEnd>;
+  attach(): Promise<AttachResult>;
+  /** Lets go of the socket without ending the call; settles when the session is over. */
+  handOff(): Promise<void>;
+}
 
 export interface WorkerDeps {
-  readonly sqs: SQSClient;
-  readonly signalQueueUrl: string;
+  readonly queue: SignalQueue;
   readonly signals: SignalPublisher;
   readonly calls: CallStore;
-  readonly leases: DynamoLeases;
-  readonly config: CallsConfig;
+  readonly leases: CallLeases;
+  readonly config: Pick<CallsConfig, 'maxCallsPerTask'>;
   readonly owner: string;
-  readonly createSession: (
-    record: NonNullable<Awaited<ReturnType<CallStore['get']>>>,
-    signal: CallSignal,
-  ) => CallSession;
+  readonly createSession: (record: CallRecord, signal: CallSignal) => HeldCall;
   readonly clock: () => number;
   readonly log: Logger;
   readonly leaseTtlMs: number;
-  readonly heartbeatMs: number;
+  /** How often this worker renews its lease (well within `leaseTtlMs`). */
+  readonly leaseRenewalMs: number;
   readonly sweepIntervalMs: number;
   readonly metrics: MetricsPublisher;
-  /** Long-poll wait; short enough that a drain is not held up for long. */
-  readonly pollWaitSeconds: number;
 }
 
 /**
  * Takes call signals while it has capacity, claims each call with a lease, holds its sideband,
- * renews the leases, sweeps the leases of dead workers, and on SIGTERM hands every call to another
- * worker.
+ * renews its worker lease, sweeps the leases of dead workers, and on SIGTERM hands every call to
+ * another worker.
  */
 export class SidebandWorker {
-  readonly sessions = new Map<string, CallSession>();
+  readonly sessions = new Map<string, HeldCall>();
   private claiming = 0;
   private running = false;
   private draining = false;
@@ -58,15 +63,10 @@ export class SidebandWorker {
   }
 
   async start(): Promise<void> {
-    await this.deps.leases.heartbeat(
-      this.deps.owner,
-      this.deps.clock(),
-      this.deps.leaseTtlMs,
-      true,
-    );
+    await this.deps.leases.registerWorker(this.deps.owner, this.deps.clock(), this.deps.leaseTtlMs);
     this.running = true;
     this.loops.push(this.pollSignals());
-    this.timers.push(setInterval(() => void this.renewHeartbeat(), this.deps.heartbeatMs));
+    this.timers.push(setInterval(() => void this.renewLease(), this.deps.leaseRenewalMs));
     this.timers.push(setInterval(() => void this.sweep(), this.deps.sweepIntervalMs));
   }
 
@@ -117,20 +117,10 @@ export class SidebandWorker {
         continue;
       }
       try {
-        const received = await deps.sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: deps.signalQueueUrl,
-            MaxNumberOfMessages: Math.min(10, free),
-            WaitTimeSeconds: deps.pollWaitSeconds,
-          }),
-          { abortSignal: this.abort.signal },
-        );
-        for (const message of received.Messages ?? []) {
+        const received = await deps.queue.receive(Math.min(10, free), this.abort.signal);
+        for (const message of received) {
           this.claiming++;
-          const handling = this.handleSignal(
-            message.Body ?? '',
-            message.ReceiptHandle ?? '',
-          ).finally(() => {
+          const handling = this.handleSignal(message.body, message.receipt).finally(() => {
             this.claiming--;
             this.inflight.delete(handling);
           });
@@ -144,14 +134,14 @@ export class SidebandWorker {
     }
   }
 
-  private async handleSignal(body: string, receiptHandle: string): Promise<void> {
+  private async handleSignal(body: string, receipt: string): Promise<void> {
     const { deps } = this;
     let signal: CallSignal;
     try {
       signal = JSON.parse(body) as CallSignal;
     } catch {
       deps.log.error('unreadable signal dropped');
-      await this.ack(receiptHandle);
+      await deps.queue.ack(receipt);
       return;
     }
     const log = deps.log.with({ callId: signal.callId, reason: signal.reason });
@@ -159,7 +149,7 @@ export class SidebandWorker {
       const record = await deps.calls.get(signal.callId);
       if (!record || isFinal(record.status)) {
         log.info('signal for a finished call ignored');
-        await this.ack(receiptHandle);
+        await deps.queue.ack(receipt);
         return;
       }
       if (
@@ -167,10 +157,10 @@ export class SidebandWorker {
         !(await deps.leases.claim(signal.callId, deps.owner, deps.clock()))
       ) {
         log.info('call held by another worker');
-        await this.ack(receiptHandle);
+        await deps.queue.ack(receipt);
         return;
       }
-      await this.ack(receiptHandle);
+      await deps.queue.ack(receipt);
       if (this.draining) {
         // Took a signal while shutting down: pass it straight on.
         await deps.leases.release(signal.callId, deps.owner);
@@ -196,27 +186,18 @@ export class SidebandWorker {
     }
   }
 
-  private async ack(receiptHandle: string): Promise<void> {
-    await this.deps.sqs.send(
-      new DeleteMessageCommand({
-        QueueUrl: this.deps.signalQueueUrl,
-        ReceiptHandle: receiptHandle,
-      }),
-    );
-  }
-
-  private async renewHeartbeat(): Promise<void> {
+  private async renewLease(): Promise<void> {
     const { deps } = this;
     if (this.draining) return;
     try {
-      if (await deps.leases.heartbeat(deps.owner, deps.clock(), deps.leaseTtlMs, false)) return;
+      if (await deps.leases.renewWorker(deps.owner, deps.clock(), deps.leaseTtlMs)) return;
       // Another worker declared us dead (we stalled past the TTL) and swept our leases. Come back,
       // keep each call whose lease we can still claim (claimed after the sweep), and let go of the
       // rest: the sweeper re-signalled them, so one other worker takes each.
       deps.log.error('declared dead by a sweeper; reclaiming what was not swept', {
         activeCalls: this.sessions.size,
       });
-      await deps.leases.heartbeat(deps.owner, deps.clock(), deps.leaseTtlMs, true);
+      await deps.leases.registerWorker(deps.owner, deps.clock(), deps.leaseTtlMs);
       await Promise.allSettled(
         [...this.sessions.values()].map(async (session) => {
           if (!(await deps.leases.claim(session.callId, deps.owner, deps.clock())))
@@ -224,11 +205,11 @@ export class SidebandWorker {
         }),
       );
     } catch (error) {
-      deps.log.error('heartbeat failed', { error: errorMessage(error) });
+      deps.log.error('lease renewal failed', { error: errorMessage(error) });
     }
   }
 
-  /** Re-signals every call of a worker that stopped renewing its heartbeat (died without SIGTERM). */
+  /** Re-signals every call of a worker that stopped renewing its lease (died without SIGTERM). */
   private async sweep(): Promise<void> {
     const { deps } = this;
     if (this.draining) return;

@@ -1,42 +1,21 @@
 import {
   BatchWriteCommand,
   type DynamoDBDocumentClient,
-  PutCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { conditionalWrite } from '#adapters/dynamo-conditions';
 import { redactTranscript } from '#core/calls/calls-config';
+import type { CallPart, CallRecorder, ResponseUsage } from '#core/ports/sideband';
 import { keys } from '#core/table-schema';
-
-export type CallPart =
-  | {
-      readonly kind: 'transcript';
-      readonly role: 'caller' | 'assistant';
-      readonly text: string;
-      readonly itemId?: string;
-    }
-  | {
-      readonly kind: 'tool';
-      readonly fnCallId: string;
-      readonly name: string;
-      readonly arguments: string;
-      readonly output: string;
-      readonly latencyMs: number;
-      readonly status: 'done' | 'failed';
-      readonly error?: string;
-    }
-  | { readonly kind: 'usage'; readonly responseId: string; readonly usage: unknown }
-  | { readonly kind: 'error'; readonly code: string; readonly message: string }
-  | { readonly kind: 'event'; readonly name: string; readonly detail?: Record<string, unknown> };
 
 const FLUSH_EVERY_MS = 1000;
 const BATCH_LIMIT = 25;
 
 /**
- * Records a call incrementally beside its record: parts and usage totals are buffered and written
- * at least every second, so a crash loses at most about a second of transcript and usage.
+ * Records a call incrementally beside its record in DynamoDB: parts and usage totals are buffered
+ * and written at least every second, so a crash loses at most about a second of transcript and
+ * usage.
  */
-export class CallRecorder {
+export class DynamoCallRecorder implements CallRecorder {
   private buffer: Record<string, unknown>[] = [];
   private sequence = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -64,7 +43,8 @@ export class CallRecorder {
       expiresAt: Math.floor(at / 1000) + this.options.ttlSeconds,
     };
     if (part.kind === 'transcript' && this.options.redact) item.text = redactTranscript(part.text);
-    // Sort keys keep parts in order: T (timeline) sequence is zero-padded; tools by function call id.
+    // Sort keys keep parts in order: T (timeline) sequence is zero-padded; tools by function call id
+    // (the same item the tool call's durable claim wrote, now with its result).
     const sk =
       part.kind === 'tool'
         ? `TOOL#${part.fnCallId}`
@@ -74,35 +54,11 @@ export class CallRecorder {
   }
 
   /**
-   * Claims a function call id before running the tool, durably and at once, so a tool runs once
-   * per call id even across a reattach or a repeated event.
-   */
-  async claimTool(fnCallId: string, name: string): Promise<boolean> {
-    return conditionalWrite(() =>
-      this.client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: {
-            ...keys.callPart(this.callId, `TOOL#${fnCallId}`),
-            kind: 'tool',
-            fnCallId,
-            name,
-            status: 'running',
-            at: this.options.clock(),
-            expiresAt: Math.floor(this.options.clock() / 1000) + this.options.ttlSeconds,
-          },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      ),
-    );
-  }
-
-  /**
    * Adds a response's usage to the call's running totals. Totals are summed in memory and written
    * with the next flush, one update however many responses finished in that second (a tool call
    * alone finishes two), and under the same durability as the transcript.
    */
-  addUsage(usage: { total_tokens?: number; input_tokens?: number; output_tokens?: number }): void {
+  addUsage(usage: ResponseUsage): void {
     this.pendingUsage = addTotals(this.pendingUsage, {
       totalTokens: usage.total_tokens ?? 0,
       inputTokens: usage.input_tokens ?? 0,

@@ -1,25 +1,13 @@
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import type { UserToolConfig } from '#core/calls/calls-config';
-
-export interface ToolContext {
-  readonly callId: string;
-  readonly from?: string;
-  readonly to?: string;
-  readonly sessionKey: string;
-}
-
-export interface ToolResult {
-  /** What goes back to the model as the function_call_output (always a string). */
-  readonly output: string;
-  readonly error?: string;
-}
+import type { ToolContext, ToolResult, ToolRunner } from '#core/ports/sideband';
 
 /**
  * Runs user tools: each is a Lambda invoked with `{ name, arguments, call }` under its own timeout.
  * An error or a timeout becomes the tool's output, so the model can say so, and never crashes the
  * call.
  */
-export class UserToolRunner {
+export class LambdaToolRunner implements ToolRunner {
   private readonly tools: Map<string, UserToolConfig>;
 
   constructor(

@@ -7,36 +7,26 @@ import {
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { conditionalWrite } from '#adapters/dynamo-conditions';
+import type { CallLeases } from '#core/ports/sideband';
 import { keys } from '#core/table-schema';
 
 /**
- * Who holds each call's sideband. Each call's lease names its owner; each worker renews one
- * heartbeat, so renewal costs one write however many calls a worker holds. A worker whose
- * heartbeat expires (it died without SIGTERM) loses its calls to the sweeper of any other worker.
+ * Call leases in DynamoDB: one item per held call (`LEASES`/`<call_id>`, naming its owner) and one
+ * worker lease per worker (`WORKERS`/`<owner>`; its `heartbeatAt` attribute is the time of the last
+ * renewal, `deadAfter` when it expires).
  */
-export class DynamoLeases {
+export class DynamoCallLeases implements CallLeases {
   constructor(
     private readonly client: DynamoDBDocumentClient,
     private readonly tableName: string,
   ) {}
 
-  /** Renews this worker's heartbeat. False: another worker declared us dead and took our calls. */
-  async heartbeat(owner: string, now: number, ttlMs: number, first: boolean): Promise<boolean> {
-    return conditionalWrite(() =>
-      this.client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: {
-            ...keys.worker(owner),
-            owner,
-            heartbeatAt: now,
-            deadAfter: now + ttlMs,
-            expiresAt: Math.floor((now + ttlMs) / 1000) + 3600,
-          },
-          ...(first ? {} : { ConditionExpression: 'attribute_exists(pk)' }),
-        }),
-      ),
-    );
+  async registerWorker(owner: string, now: number, ttlMs: number): Promise<void> {
+    await this.putWorkerLease(owner, now, ttlMs, false);
+  }
+
+  async renewWorker(owner: string, now: number, ttlMs: number): Promise<boolean> {
+    return this.putWorkerLease(owner, now, ttlMs, true);
   }
 
   async claim(callId: string, owner: string, now: number): Promise<boolean> {
@@ -67,7 +57,6 @@ export class DynamoLeases {
     );
   }
 
-  /** Deletes our heartbeat on a clean shutdown, so nobody sweeps a worker that handed off. */
   async retire(owner: string): Promise<void> {
     await this.client.send(
       new DeleteCommand({ TableName: this.tableName, Key: keys.worker(owner) }),
@@ -75,9 +64,9 @@ export class DynamoLeases {
   }
 
   /**
-   * Finds workers whose heartbeat expired, takes over each of their leases once (a transaction that
-   * deletes the lease only while its owner is still dead, so two sweepers never both win) and
-   * returns the calls to re-signal. Costs one small query while every worker is alive.
+   * Finds workers whose lease expired, takes over each of their call leases once (a transaction
+   * that deletes the call lease only while its owner is still dead, so two sweepers never both win)
+   * and returns the calls to re-signal. Costs one small query while every worker is alive.
    */
   async sweepDeadWorkers(now: number): Promise<string[]> {
     const workers = await this.client.send(
@@ -137,7 +126,7 @@ export class DynamoLeases {
         }
         startKey = leases.LastEvaluatedKey;
       } while (startKey);
-      // Declare it dead: if it was only paused, its next heartbeat fails and it lets go of its sockets.
+      // Declare it dead: if it was only paused, its next renewal fails and it lets go of its sockets.
       await conditionalWrite(() =>
         this.client.send(
           new DeleteCommand({
@@ -150,5 +139,33 @@ export class DynamoLeases {
       );
     }
     return swept;
+  }
+
+  /**
+   * Writes the worker lease. A renewal is conditional on the lease still existing: a sweeper that
+   * declared us dead deleted it. The item's shape (`heartbeatAt`, `deadAfter`) is what sweepers
+   * and stored data already use.
+   */
+  private putWorkerLease(
+    owner: string,
+    now: number,
+    ttlMs: number,
+    renewal: boolean,
+  ): Promise<boolean> {
+    return conditionalWrite(() =>
+      this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            ...keys.worker(owner),
+            owner,
+            heartbeatAt: now,
+            deadAfter: now + ttlMs,
+            expiresAt: Math.floor((now + ttlMs) / 1000) + 3600,
+          },
+          ...(renewal ? { ConditionExpression: 'attribute_exists(pk)' } : {}),
+        }),
+      ),
+    );
   }
 }
