@@ -1,7 +1,10 @@
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoWebhookLedger } from '#adapters/dynamo-webhook-ledger';
+import { INGRESS_REJECTION_REASONS } from '#core/reasons';
 import { CATEGORIES } from '#core/webhooks/categories';
+import type { WebhookEvent } from '#core/webhooks/envelope';
 import { parseWebhookSecret, signWebhook } from '#core/webhooks/signature';
 import type { LocalPipeline } from '../../local/pipeline';
 import { sampleEvent } from '../../local/samples';
@@ -10,41 +13,68 @@ import { signedDelivery, startPipeline } from '../support/webhooks';
 /**
  * Every malformed request gets a clear status and `{error:{code,message}}`, and changes nothing:
  * after all of them, the table and every queue are still empty.
+ *
+ * Each case builds its request for the pipeline it is sent to. The shared pipeline only ever gets
+ * the cases, which leave nothing behind; the tests that look at what is left afterwards start a
+ * pipeline of their own and send every case to it first, so no test depends on another.
  */
 const MAX_BODY = 4096;
-let p: LocalPipeline;
+const pipelines: LocalPipeline[] = [];
+async function pipeline(): Promise<LocalPipeline> {
+  const started = await startPipeline({ maxBodyBytes: MAX_BODY });
+  pipelines.push(started);
+  return started;
+}
+let shared: LocalPipeline;
 beforeAll(async () => {
-  p = await startPipeline({ maxBodyBytes: MAX_BODY });
+  shared = await pipeline();
 });
 afterAll(async () => {
-  await p.stop();
+  await Promise.all(pipelines.map((p) => p.stop()));
 });
 
-type Request = { method?: string; headers: Record<string, string>; body?: string | Buffer };
-const valid = () => signedDelivery(p.webhookSecret, sampleEvent('batch.completed'));
-const signed = (body: string, options: { timestamp?: number } = {}) =>
+type Request = {
+  method?: string;
+  headers: Record<string, string>;
+  body?: string | Buffer;
+  /** Undoes what the case set up, once its response is in. */
+  after?: () => Promise<void>;
+};
+type Build = (p: LocalPipeline) => Request | Promise<Request>;
+const valid = (p: LocalPipeline) => signedDelivery(p.webhookSecret, sampleEvent('batch.completed'));
+const signed = (p: LocalPipeline, body: string, options: { timestamp?: number } = {}) =>
   signedDelivery(p.webhookSecret, body, options);
-const without = (name: string) => () => {
-  const d = valid();
-  const headers = { ...d.headers };
-  delete headers[name];
-  return { headers, body: d.body };
-};
-const withHeader = (name: string, value: string) => () => {
-  const d = valid();
-  return { headers: { ...d.headers, [name]: value }, body: d.body };
-};
+const without =
+  (name: string): Build =>
+  (p) => {
+    const d = valid(p);
+    const headers = { ...d.headers };
+    delete headers[name];
+    return { headers, body: d.body };
+  };
+const withHeader =
+  (name: string, value: string): Build =>
+  (p) => {
+    const d = valid(p);
+    return { headers: { ...d.headers, [name]: value }, body: d.body };
+  };
 const now = () => Math.floor(Date.now() / 1000);
 const otherSecret = `whsec_${Buffer.alloc(32, 3).toString('base64')}`;
 
-const CASES: [name: string, build: () => Request, status: number, code: string][] = [
-  ['GET', () => ({ ...valid(), method: 'GET', body: undefined }), 405, 'method_not_allowed'],
-  ['PUT', () => ({ ...valid(), method: 'PUT' }), 405, 'method_not_allowed'],
-  ['DELETE', () => ({ ...valid(), method: 'DELETE', body: undefined }), 405, 'method_not_allowed'],
-  ['PATCH', () => ({ ...valid(), method: 'PATCH' }), 405, 'method_not_allowed'],
+const CASES: [name: string, build: Build, status: number, code: string][] = [
+  ['GET', (p) => ({ ...valid(p), method: 'GET', body: undefined }), 405, 'method_not_allowed'],
+  ['PUT', (p) => ({ ...valid(p), method: 'PUT' }), 405, 'method_not_allowed'],
+  [
+    'DELETE',
+    (p) => ({ ...valid(p), method: 'DELETE', body: undefined }),
+    405,
+    'method_not_allowed',
+  ],
+  ['PATCH', (p) => ({ ...valid(p), method: 'PATCH' }), 405, 'method_not_allowed'],
   [
     'a body over the limit',
-    () => signed(JSON.stringify({ ...sampleEvent('batch.completed'), pad: 'x'.repeat(MAX_BODY) })),
+    (p) =>
+      signed(p, JSON.stringify({ ...sampleEvent('batch.completed'), pad: 'x'.repeat(MAX_BODY) })),
     413,
     'body_too_large',
   ],
@@ -53,7 +83,7 @@ const CASES: [name: string, build: () => Request, status: number, code: string][
   ['no webhook-signature', without('webhook-signature'), 400, 'missing_header'],
   [
     'no webhook headers at all',
-    () => ({ headers: { 'content-type': 'application/json' }, body: valid().body }),
+    (p) => ({ headers: { 'content-type': 'application/json' }, body: valid(p).body }),
     400,
     'missing_header',
   ],
@@ -115,8 +145,8 @@ const CASES: [name: string, build: () => Request, status: number, code: string][
   ],
   [
     'a tampered body',
-    () => {
-      const d = valid();
+    (p) => {
+      const d = valid(p);
       return { headers: d.headers, body: d.body.replace('batch.completed', 'batch.cancelled') };
     },
     401,
@@ -124,8 +154,8 @@ const CASES: [name: string, build: () => Request, status: number, code: string][
   ],
   [
     'a signature replayed under another webhook-id',
-    () => {
-      const d = valid();
+    (p) => {
+      const d = valid(p);
       return { headers: { ...d.headers, 'webhook-id': `${d.webhookId}x` }, body: d.body };
     },
     401,
@@ -133,13 +163,13 @@ const CASES: [name: string, build: () => Request, status: number, code: string][
   ],
   [
     'a timestamp 10 minutes old',
-    () => signed(JSON.stringify(sampleEvent('batch.completed')), { timestamp: now() - 600 }),
+    (p) => signed(p, JSON.stringify(sampleEvent('batch.completed')), { timestamp: now() - 600 }),
     401,
     'timestamp_out_of_tolerance',
   ],
   [
     'a timestamp 10 minutes ahead',
-    () => signed(JSON.stringify(sampleEvent('batch.completed')), { timestamp: now() + 600 }),
+    (p) => signed(p, JSON.stringify(sampleEvent('batch.completed')), { timestamp: now() + 600 }),
     401,
     'timestamp_out_of_tolerance',
   ],
@@ -150,48 +180,48 @@ const CASES: [name: string, build: () => Request, status: number, code: string][
     'invalid_signature',
   ],
   ['a truncated signature', withHeader('webhook-signature', 'v1,AAAA'), 401, 'invalid_signature'],
-  ['a signed body that is not JSON', () => signed('hello'), 400, 'invalid_json'],
-  ['a signed empty body', () => signed(''), 400, 'invalid_json'],
-  ['a signed JSON array', () => signed('[1,2]'), 400, 'invalid_envelope'],
+  ['a signed body that is not JSON', (p) => signed(p, 'hello'), 400, 'invalid_json'],
+  ['a signed empty body', (p) => signed(p, ''), 400, 'invalid_json'],
+  ['a signed JSON array', (p) => signed(p, '[1,2]'), 400, 'invalid_envelope'],
   [
     'a signed event without id',
-    () => signed('{"type":"batch.completed","created_at":1,"data":{"id":"b"}}'),
+    (p) => signed(p, '{"type":"batch.completed","created_at":1,"data":{"id":"b"}}'),
     400,
     'invalid_envelope',
   ],
   [
     'a signed event without type',
-    () => signed('{"id":"evt_1","created_at":1,"data":{"id":"b"}}'),
+    (p) => signed(p, '{"id":"evt_1","created_at":1,"data":{"id":"b"}}'),
     400,
     'invalid_envelope',
   ],
   [
     'a signed event with a string created_at',
-    () => signed('{"id":"evt_1","type":"batch.completed","created_at":"now","data":{}}'),
+    (p) => signed(p, '{"id":"evt_1","type":"batch.completed","created_at":"now","data":{}}'),
     400,
     'invalid_envelope',
   ],
   [
     'a signed event without data',
-    () => signed('{"id":"evt_1","type":"batch.completed","created_at":1}'),
+    (p) => signed(p, '{"id":"evt_1","type":"batch.completed","created_at":1}'),
     400,
     'invalid_envelope',
   ],
   [
     'a signed event whose data is a string',
-    () => signed('{"id":"evt_1","type":"batch.completed","created_at":1,"data":"b"}'),
+    (p) => signed(p, '{"id":"evt_1","type":"batch.completed","created_at":1,"data":"b"}'),
     400,
     'invalid_envelope',
   ],
   [
     'a signed event whose type has spaces',
-    () => signed('{"id":"evt_1","type":"batch completed","created_at":1,"data":{}}'),
+    (p) => signed(p, '{"id":"evt_1","type":"batch completed","created_at":1,"data":{}}'),
     400,
     'invalid_envelope',
   ],
   [
     'a signed body that is not UTF-8',
-    () => {
+    (p) => {
       const bytes = Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]);
       const d = signedDelivery(p.webhookSecret, bytes.toString('latin1'));
       // Sign the raw bytes, and send them as binary so the URL base64-encodes them.
@@ -213,30 +243,83 @@ const CASES: [name: string, build: () => Request, status: number, code: string][
     400,
     'invalid_encoding',
   ],
+  [
+    'a webhook-id another delivery is still queueing',
+    async (p) => {
+      const d = valid(p);
+      const event = JSON.parse(d.body) as WebhookEvent;
+      // Another attempt holds a fresh claim on this webhook-id: it has not queued the event yet.
+      const ledger = new DynamoWebhookLedger(p.dynamo, p.tableName);
+      const token = `other-attempt-${d.webhookId}`;
+      const claim = await ledger.claim({
+        webhookId: d.webhookId,
+        eventId: event.id,
+        type: event.type,
+        category: 'batch',
+        token,
+        now: Date.now(),
+        staleBefore: 0,
+        expiresAt: now() + 3600,
+      });
+      if (claim.kind !== 'claimed') throw new Error('The other attempt could not claim it.');
+      // That attempt then fails to queue and gives the id back (only its own claim, by token).
+      return { headers: d.headers, body: d.body, after: () => ledger.release(d.webhookId, token) };
+    },
+    409,
+    'delivery_in_progress',
+  ],
 ];
 
-describe('bad input', () => {
-  it('has at least 30 cases', () => {
-    expect(CASES.length).toBeGreaterThanOrEqual(30);
-  });
-
-  it.each(CASES)('%s → %i %s', async (_name, build, status, code) => {
-    const request = build();
+/** Sends one case to the pipeline and reads its answer, then undoes what the case set up. */
+async function send(p: LocalPipeline, build: Build) {
+  const request = await build(p);
+  try {
     const response = await fetch(p.url, {
       method: request.method ?? 'POST',
       headers: request.headers,
       ...(request.body !== undefined ? { body: request.body } : {}),
     });
+    const body = (await response.json()) as { error?: { code?: string; message?: string } };
+    return { response, body };
+  } finally {
+    await request.after?.();
+  }
+}
+
+/** Sends every case, one after the other; returns the error codes the answers carried. */
+async function sendAll(p: LocalPipeline): Promise<Set<string | undefined>> {
+  const codes = new Set<string | undefined>();
+  for (const [, build] of CASES) codes.add((await send(p, build)).body.error?.code);
+  return codes;
+}
+
+describe('bad input', () => {
+  it('produces every ingress rejection reason from at least one case', async () => {
+    expect(CASES.length).toBeGreaterThanOrEqual(30);
+    // Run against the ingress, so a reason no case really produces fails here.
+    const produced = await sendAll(shared);
+    const untested = INGRESS_REJECTION_REASONS.filter((reason) => !produced.has(reason));
+    expect(untested).toEqual([]);
+    const unexpected = [...produced].filter(
+      (code) => !(INGRESS_REJECTION_REASONS as readonly (string | undefined)[]).includes(code),
+    );
+    expect(unexpected).toEqual([]);
+  });
+
+  it.each(CASES)('%s → %i %s', async (_name, build, status, code) => {
+    const { response, body } = await send(shared, build);
     expect(response.status).toBe(status);
     expect(response.headers.get('content-type')).toBe('application/json');
-    const body = (await response.json()) as { error?: { code?: string; message?: string } };
     expect(body.error?.code).toBe(code);
     expect(body.error?.message).toEqual(expect.any(String));
     expect(JSON.stringify(body)).not.toMatch(/whsec_|at .+\.ts:\d+|Error:/);
     if (status === 405) expect(response.headers.get('allow')).toBe('POST');
+    if (status === 409) expect(response.headers.get('retry-after')).toBe('30');
   });
 
   it('stored and queued nothing for any of them', async () => {
+    const p = await pipeline();
+    await sendAll(p);
     const scan = await p.dynamo.send(new ScanCommand({ TableName: p.tableName, Select: 'COUNT' }));
     expect(scan.Count).toBe(0);
     for (const category of CATEGORIES) {
@@ -259,7 +342,9 @@ describe('bad input', () => {
   });
 
   it('still accepts a good request afterwards (the pipeline is healthy)', async () => {
-    const d = valid();
+    const p = await pipeline();
+    await sendAll(p);
+    const d = valid(p);
     const response = await fetch(p.url, { method: 'POST', headers: d.headers, body: d.body });
     expect(response.status).toBe(200);
   });

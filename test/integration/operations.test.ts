@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -10,7 +11,7 @@ import { type CliIo, runCli } from '../../cli/run';
 import { localCallsConfig } from '../../local/calls';
 import type { LocalPipeline } from '../../local/pipeline';
 import { sampleEvent } from '../../local/samples';
-import { ring, waitForSent, waitForStatus } from '../support/calls';
+import { callParts, ring, waitForSent, waitForStatus } from '../support/calls';
 import { eventually, post, signedDelivery, startPipeline } from '../support/webhooks';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -47,13 +48,58 @@ function cli(stateFile: string, env: NodeJS.ProcessEnv = {}) {
   };
 }
 
+/** A state file like the one `npm start` writes, so the CLI finds this pipeline. */
+function stateFileOf(p: LocalPipeline): string {
+  const stateFile = path.join(mkdtempSync(path.join(tmpdir(), 'owh-')), 'state.json');
+  writeFileSync(
+    stateFile,
+    JSON.stringify({
+      tableName: p.tableName,
+      dynamoEndpoint: p.dynamoEndpoint,
+      sqsEndpoint: p.sqsEndpoint,
+      queues: { ...p.queues, ...(p.signalQueue ? { signals: p.signalQueue } : {}) },
+    }),
+  );
+  return stateFile;
+}
+
+const deliverTo = async (
+  p: LocalPipeline,
+  type: string,
+  options: { objectId?: string; createdAt?: number } = {},
+) => {
+  const event = sampleEvent(type, options);
+  const response = await post(p.url, signedDelivery(p.webhookSecret, event));
+  expect(response.status).toBe(200);
+  return event;
+};
+const processedIn = (p: LocalPipeline, eventId: string) =>
+  eventually(
+    async () => {
+      const event = await p.store.getEvent(eventId);
+      return event?.status === 'processed' ? event : undefined;
+    },
+    15_000,
+    `event ${eventId} processed`,
+  );
+const metricNames = (points: readonly MetricPoint[]) =>
+  points.map((m) => (m.dimension ? `${m.name}{${m.dimension.value}}` : m.name));
+
 describe('operations against local mode: metrics, redaction and the operator CLI', () => {
+  // One pipeline (with a sideband worker) for the tests that only add events and calls of their
+  // own and read back only those. Tests that need a queue to themselves (the DLQ ones) start a
+  // pipeline of their own below.
   let p: LocalPipeline;
   let owh: ReturnType<typeof cli>;
-  let stateFile: string;
   const metrics: MetricPoint[] = [];
   const handled: string[] = [];
-  let failBatch = false;
+  const own: LocalPipeline[] = [];
+  /** A pipeline for one test alone: its own table and queues. */
+  async function ownPipeline(options: Parameters<typeof startPipeline>[0]) {
+    const started = await startPipeline(options);
+    own.push(started);
+    return started;
+  }
 
   beforeAll(async () => {
     p = await startPipeline({
@@ -61,7 +107,6 @@ describe('operations against local mode: metrics, redaction and the operator CLI
       maxReceiveCount: 2,
       userHandlers: {
         batch: async (event) => {
-          if (failBatch) throw new Error('handler down');
           handled.push(event.eventId);
         },
       },
@@ -69,39 +114,28 @@ describe('operations against local mode: metrics, redaction and the operator CLI
       workers: 1,
       workerEnv: { LOG_LEVEL: 'info', SIGNAL_WAIT_SECONDS: '1', GAUGE_INTERVAL_MS: '300' },
     });
-    stateFile = path.join(mkdtempSync(path.join(tmpdir(), 'owh-')), 'state.json');
-    writeFileSync(
-      stateFile,
-      JSON.stringify({
-        tableName: p.tableName,
-        dynamoEndpoint: p.dynamoEndpoint,
-        sqsEndpoint: p.sqsEndpoint,
-        queues: { ...p.queues, ...(p.signalQueue ? { signals: p.signalQueue } : {}) },
-      }),
-    );
-    owh = cli(stateFile);
+    owh = cli(stateFileOf(p));
   });
   afterAll(async () => {
-    await p?.stop();
+    await Promise.all([p?.stop(), ...own.map((o) => o.stop())]);
   });
 
-  const deliver = async (type: string, options: { objectId?: string; createdAt?: number } = {}) => {
-    const event = sampleEvent(type, options);
-    const response = await post(p.url, signedDelivery(p.webhookSecret, event));
-    expect(response.status).toBe(200);
-    return event;
-  };
-  const processed = (eventId: string) =>
-    eventually(async () => {
-      const event = await p.store.getEvent(eventId);
-      return event?.status === 'processed' ? event : undefined;
-    });
+  const deliver = (type: string, options: { objectId?: string; createdAt?: number } = {}) =>
+    deliverTo(p, type, options);
+  const processed = (eventId: string) => processedIn(p, eventId);
 
   it('emits the documented metrics from the ingress and the consumers', async () => {
+    const from = metrics.length;
     const event = await deliver('batch.completed');
     await processed(event.id);
     await post(p.url, { headers: { 'content-type': 'application/json' }, body: '{}' });
-    const names = metrics.map((m) => (m.dimension ? `${m.name}{${m.dimension.value}}` : m.name));
+    // The consumer publishes its metrics just after it marks the event processed.
+    await eventually(
+      async () => metricNames(metrics.slice(from)).includes('EventLatency{batch}') || undefined,
+      5000,
+      'the consumer metrics',
+    );
+    const names = metricNames(metrics.slice(from));
     expect(names).toEqual(
       expect.arrayContaining([
         'WebhooksReceived',
@@ -118,11 +152,12 @@ describe('operations against local mode: metrics, redaction and the operator CLI
   });
 
   it('lists, filters and shows events, and shows an object state with its history', async () => {
+    const objectId = `batch_cli_${randomBytes(6).toString('hex')}`;
     const older = await deliver('batch.in_progress', {
-      objectId: 'batch_cli',
+      objectId,
       createdAt: Math.floor(Date.now() / 1000) - 60,
     });
-    const newer = await deliver('batch.completed', { objectId: 'batch_cli' });
+    const newer = await deliver('batch.completed', { objectId });
     const job = await deliver('fine_tuning.job.succeeded');
     await Promise.all([older, newer, job].map((e) => processed(e.id)));
 
@@ -138,8 +173,11 @@ describe('operations against local mode: metrics, redaction and the operator CLI
     expect(batches.every((e) => e.category === 'batch')).toBe(true);
     const byPrefix = JSON.parse(
       (await owh('events', 'list', '--type', 'fine_tuning.*', '--json')).out,
-    ) as { eventId: string }[];
-    expect(byPrefix.map((e) => e.eventId)).toEqual([job.id]);
+    ) as { eventId: string; type: string }[];
+    // Of this test's events, only the job; and nothing else that is not fine_tuning.*.
+    const mine = new Set([older.id, newer.id, job.id]);
+    expect(byPrefix.map((e) => e.eventId).filter((id) => mine.has(id))).toEqual([job.id]);
+    expect(byPrefix.every((e) => e.type.startsWith('fine_tuning.'))).toBe(true);
     const recent = JSON.parse((await owh('events', 'list', '--since', '30s', '--json')).out) as {
       eventId: string;
     }[];
@@ -152,13 +190,13 @@ describe('operations against local mode: metrics, redaction and the operator CLI
     const shown = await owh('events', 'show', newer.id);
     expect(shown.code).toBe(0);
     expect(shown.out).toContain('batch.completed (category batch)');
-    expect(shown.out).toContain('"id": "batch_cli"');
+    expect(shown.out).toContain(`"id": "${objectId}"`);
 
-    const state = await owh('state', 'batch_cli');
+    const state = await owh('state', objectId);
     expect(state.code).toBe(0);
     expect(state.out).toContain('Status   completed');
     expect(state.out).toMatch(/in_progress[\s\S]*completed/);
-    const stateJson = JSON.parse((await owh('state', 'batch_cli', '--json')).out);
+    const stateJson = JSON.parse((await owh('state', objectId, '--json')).out);
     expect(stateJson.history.map((t: { status: string }) => t.status)).toEqual([
       'in_progress',
       'completed',
@@ -190,6 +228,10 @@ describe('operations against local mode: metrics, redaction and the operator CLI
   });
 
   it('redrives a seeded DLQ back to its queue, with progress and a final count', async () => {
+    // Its own pipeline: the counts below are of this DLQ's messages alone.
+    const p = await ownPipeline({});
+    const owh = cli(stateFileOf(p));
+    const processed = (eventId: string) => processedIn(p, eventId);
     const queue = p.queues.batch;
     const events = ['batch.completed', 'batch.expired', 'batch.cancelled'].map((type) =>
       sampleEvent(type),
@@ -229,8 +271,21 @@ describe('operations against local mode: metrics, redaction and the operator CLI
   });
 
   it('dead-letters a failing event that the operator can find and redrive after the fix', async () => {
-    failBatch = true;
-    const event = await deliver('batch.completed');
+    // Its own pipeline: the DLQ depth below is of this event alone, and the failing handler
+    // fails no other test's events.
+    const metrics: MetricPoint[] = [];
+    let failBatch = true;
+    const p = await ownPipeline({
+      metrics: (points) => metrics.push(...points),
+      maxReceiveCount: 2,
+      userHandlers: {
+        batch: async () => {
+          if (failBatch) throw new Error('handler down');
+        },
+      },
+    });
+    const owh = cli(stateFileOf(p));
+    const event = await deliverTo(p, 'batch.completed');
     await eventually(
       async () => {
         const failed = JSON.parse(
@@ -253,7 +308,7 @@ describe('operations against local mode: metrics, redaction and the operator CLI
     failBatch = false;
     const run = await owh('redrive', 'batch', '--yes');
     expect(run.out).toContain('Moved 1 message(s)');
-    await processed(event.id);
+    await processedIn(p, event.id);
     expect(metrics).toContainEqual(
       countPoint('ProcessingFailures', { name: 'Category', value: 'batch' }),
     );
@@ -266,8 +321,19 @@ describe('operations against local mode: metrics, redaction and the operator CLI
     p.realtime?.callerSays(call.id, 'My number is +44 20 7946 0958, order 1234.');
     p.realtime?.requestTool(call.id, 'lookup_order', { order_number: '1234' });
     await waitForSent(call, 'conversation.item.create');
-    // Let the recorder flush the transcript and the tool call (every second).
-    await new Promise((resolve) => setTimeout(resolve, 1300));
+    // The recorder flushes every second: wait until the transcript line and the tool call are
+    // stored before the caller hangs up.
+    await eventually(
+      async () => {
+        const parts = await callParts(p, call.id);
+        return parts.some((x) => x.kind === 'transcript' && x.role === 'caller') &&
+          parts.some((x) => x.kind === 'tool' && x.status === 'done')
+          ? true
+          : undefined;
+      },
+      10_000,
+      'the transcript and the tool call stored',
+    );
     p.realtime?.callerHangsUp(call.id);
     await waitForStatus(p, call.id, ['ended']);
 
@@ -374,6 +440,8 @@ describe('operations against local mode: metrics, redaction and the operator CLI
   });
 
   it('finds a deployed stack through its OperatorConfig output, and says when the stack is missing', async () => {
+    // At least one event to list, whatever the other tests did.
+    await processed((await deliver('batch.completed')).id);
     p.aws.stacks.set('Prod', {
       OperatorConfig: JSON.stringify({ tableName: p.tableName, queues: p.queues }),
     });

@@ -1,9 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConsumedEvent } from '#core/webhooks/process-event';
 import type { LocalPipeline } from '../../local/pipeline';
 import { sampleEvent } from '../../local/samples';
-import { eventually, post, signedDelivery, startPipeline } from '../support/webhooks';
+import { eventually, holdsFor, post, signedDelivery, startPipeline } from '../support/webhooks';
 
 const pipelines: LocalPipeline[] = [];
 async function pipeline(options: Parameters<typeof startPipeline>[0] = {}) {
@@ -25,21 +26,41 @@ const processed = (p: LocalPipeline, eventId: string) =>
     `event ${eventId} processed`,
   );
 
+/**
+ * How long a test watches for a second handler call that must never come. A message queued by
+ * mistake is picked up at once by the consumer's long poll and handled within tens of
+ * milliseconds on the local stand-ins, so a second call would show well within this window.
+ */
+const NO_SECOND_CALL_MS = 500;
+
 describe('the webhook pipeline, end to end on the local stand-ins', () => {
+  // One pipeline for these tests; each works on events and objects of its own, and reads only
+  // what its own events caused (the handler calls and publishes are kept per event id).
   let p: LocalPipeline;
   const calls: ConsumedEvent[] = [];
-  afterEach(() => {
-    calls.length = 0;
-  });
-
-  it('stores, queues, consumes, projects and hydrates a signed event', async () => {
+  const published: string[] = [];
+  const callsFor = (eventId: string) => calls.filter((c) => c.eventId === eventId);
+  const publishesOf = (eventId: string) => published.filter((id) => id === eventId);
+  beforeAll(async () => {
     p = await pipeline({
       userHandlers: {
         batch: async (event) => {
           calls.push(event);
         },
       },
+      decorateIngress: (deps) => ({
+        ...deps,
+        publisher: {
+          publish: async (message) => {
+            await deps.publisher.publish(message);
+            published.push(message.eventId);
+          },
+        },
+      }),
     });
+  });
+
+  it('stores, queues, consumes, projects and hydrates a signed event', async () => {
     const event = sampleEvent('batch.completed');
     const objectId = String(event.data.id);
     const delivery = signedDelivery(p.webhookSecret, event);
@@ -69,8 +90,8 @@ describe('the webhook pipeline, end to end on the local stand-ins', () => {
     const fetches = p.simulator?.requestsTo(`/v1/batches/${objectId}`) ?? [];
     expect(fetches).toHaveLength(1);
     expect(fetches[0]?.authorization).toBe(`Bearer ${p.simulator?.apiKey}`);
-    expect(calls).toHaveLength(1);
-    expect(calls[0]).toMatchObject({
+    expect(callsFor(event.id)).toHaveLength(1);
+    expect(callsFor(event.id)[0]).toMatchObject({
       eventId: event.id,
       type: 'batch.completed',
       attempt: 1,
@@ -81,13 +102,20 @@ describe('the webhook pipeline, end to end on the local stand-ins', () => {
     expect(
       await post(p.url, signedDelivery(p.webhookSecret, event, { webhookId: delivery.webhookId })),
     ).toEqual({ status: 200, body: { received: true, duplicate: true } });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(calls).toHaveLength(1);
+    // The duplicate was answered without queueing it, so no consumer can ever see it again.
+    expect(publishesOf(event.id)).toHaveLength(1);
+    // Bounded wait (see NO_SECOND_CALL_MS): the handler is not called a second time.
+    await holdsFor(
+      () => callsFor(event.id).length === 1,
+      NO_SECOND_CALL_MS,
+      'one handler call for the event',
+    );
+    expect(callsFor(event.id)).toHaveLength(1);
   });
 
   it('processes the same webhook-id delivered three times concurrently once', async () => {
     const event = sampleEvent('batch.completed');
-    const webhookId = `wh_concurrent_${Date.now()}`;
+    const webhookId = `wh_concurrent_${randomBytes(6).toString('hex')}`;
     const responses = await Promise.all(
       [1, 2, 3].map(() => post(p.url, signedDelivery(p.webhookSecret, event, { webhookId }))),
     );
@@ -97,13 +125,19 @@ describe('the webhook pipeline, end to end on the local stand-ins', () => {
     for (const r of responses) expect([200, 409]).toContain(r.status);
     expect(responses.filter((r) => r.status === 200 && !r.body?.duplicate)).toHaveLength(1);
     await processed(p, event.id);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(publishesOf(event.id)).toHaveLength(1);
+    // Bounded wait (see NO_SECOND_CALL_MS): no second handler call, whichever delivery won.
+    await holdsFor(
+      () => callsFor(event.id).length === 1,
+      NO_SECOND_CALL_MS,
+      'one handler call for the event',
+    );
     expect(calls.filter((c) => c.eventId === event.id)).toHaveLength(1);
     expect(p.simulator?.requestsTo(`/v1/batches/${String(event.data.id)}`)).toHaveLength(1);
   });
 
   it('keeps the newest state when events arrive out of order', async () => {
-    const objectId = `batch_ooo_${Date.now()}`;
+    const objectId = `batch_ooo_${randomBytes(6).toString('hex')}`;
     const newer = sampleEvent('batch.completed', { objectId, createdAt: 2_000_000_000 });
     const older = sampleEvent('batch.failed', { objectId, createdAt: 1_900_000_000 });
     expect((await post(p.url, signedDelivery(p.webhookSecret, newer))).status).toBe(200);
@@ -116,17 +150,18 @@ describe('the webhook pipeline, end to end on the local stand-ins', () => {
   });
 
   it('routes unknown and newer types to "other" and stores them', async () => {
+    const objectId = `qt_${randomBytes(6).toString('hex')}`;
     const event = {
       object: 'event',
-      id: `evt_new_${Date.now()}`,
+      id: `evt_new_${randomBytes(8).toString('hex')}`,
       type: 'quantum.thing.happened',
       created_at: 1,
-      data: { id: 'qt_1', extra: [1, 2] },
+      data: { id: objectId, extra: [1, 2] },
     };
     expect((await post(p.url, signedDelivery(p.webhookSecret, event))).status).toBe(200);
     const stored = await processed(p, event.id);
     expect(stored.category).toBe('other');
-    expect(await p.store.getObject('qt_1')).toMatchObject({
+    expect(await p.store.getObject(objectId)).toMatchObject({
       objectType: 'quantum.thing',
       status: 'happened',
     });
@@ -155,6 +190,7 @@ describe('never losing an event', () => {
   it('processes exactly once when queueing fails after the dedupe write and OpenAI retries', async () => {
     let failures = 1;
     const seen: string[] = [];
+    let queued = 0;
     const p = await pipeline({
       decorateIngress: (deps) => ({
         ...deps,
@@ -162,6 +198,7 @@ describe('never losing an event', () => {
           publish: async (message) => {
             if (failures-- > 0) throw new Error('SQS is down');
             await deps.publisher.publish(message);
+            queued++;
           },
         },
       }),
@@ -172,7 +209,7 @@ describe('never losing an event', () => {
       },
     });
     const event = sampleEvent('fine_tuning.job.succeeded');
-    const webhookId = `wh_retry_${Date.now()}`;
+    const webhookId = `wh_retry_${randomBytes(6).toString('hex')}`;
     const first = await post(p.url, signedDelivery(p.webhookSecret, event, { webhookId }));
     expect(first).toMatchObject({ status: 503, body: { error: { code: 'queue_unavailable' } } });
     expect(await p.store.getEvent(event.id)).toBeUndefined();
@@ -181,7 +218,10 @@ describe('never losing an event', () => {
     const retry = await post(p.url, signedDelivery(p.webhookSecret, event, { webhookId }));
     expect(retry).toEqual({ status: 200, body: { received: true } });
     await processed(p, event.id);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Queued once (the failed attempt queued nothing), so it can reach the handler only once.
+    expect(queued).toBe(1);
+    // Bounded wait (see NO_SECOND_CALL_MS): no second handler call shows up.
+    await holdsFor(() => seen.length === 1, NO_SECOND_CALL_MS, 'one handler call');
     expect(seen).toEqual([event.id]);
   });
 
@@ -209,7 +249,8 @@ describe('never losing an event', () => {
       }),
     });
     const event = sampleEvent('eval.run.succeeded');
-    const webhookId = `wh_dead_${Date.now()}`;
+    const webhookId = `wh_dead_${randomBytes(6).toString('hex')}`;
+    const diedAt = Date.now();
     expect((await post(p.url, signedDelivery(p.webhookSecret, event, { webhookId }))).status).toBe(
       503,
     );
@@ -219,10 +260,19 @@ describe('never losing an event', () => {
       status: 409,
       body: { error: { code: 'delivery_in_progress' } },
     });
-    await new Promise((resolve) => setTimeout(resolve, 1100));
-    expect((await post(p.url, signedDelivery(p.webhookSecret, event, { webhookId }))).status).toBe(
-      200,
+    // OpenAI keeps retrying: each retry gets 409 until the claim is older than the claim timeout
+    // (1 s here), then one takes it over.
+    const takenOver = await eventually(
+      async () => {
+        const retry = await post(p.url, signedDelivery(p.webhookSecret, event, { webhookId }));
+        if (retry.status === 409) return undefined;
+        return { status: retry.status, after: Date.now() - diedAt };
+      },
+      10_000,
+      'a retry to take the stale claim over',
     );
+    expect(takenOver.status).toBe(200);
+    expect(takenOver.after).toBeGreaterThanOrEqual(1000);
     await processed(p, event.id);
   });
 

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import OpenAI from 'openai';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -126,6 +126,79 @@ function generate(random: () => number): Case[] {
   return cases;
 }
 
+/** A verifier under test: its verdict on one case, for the secret the case names. */
+type Verifier = (c: Case) => boolean;
+
+const requestOf = (c: Case) => ({
+  webhookId: c.headers['webhook-id'],
+  timestamp: c.headers['webhook-timestamp'],
+  signature: c.headers['webhook-signature'],
+  body: c.body,
+});
+
+const ours: Verifier = (c) =>
+  verifyWebhook(requestOf(c), [parseWebhookSecret(c.secret, 'current')], NOW).ok;
+
+interface Disagreement {
+  readonly name: string;
+  readonly verdict: boolean;
+  readonly openai: boolean;
+  readonly standard: boolean;
+}
+
+/**
+ * The comparison harness: runs `verifier`, the `openai` package and the `standardwebhooks`
+ * package on every case and reports each case where the verifier's verdict differs from either.
+ */
+async function compare(verifier: Verifier, cases: readonly Case[]) {
+  const client = new OpenAI({ apiKey: 'unused', baseURL: 'http://127.0.0.1:9/v1' });
+  const disagreements: Disagreement[] = [];
+  let accepted = 0;
+  for (const c of cases) {
+    const verdict = verifier(c);
+    const openai = await client.webhooks.verifySignature(c.body, c.headers, c.secret).then(
+      () => true,
+      () => false,
+    );
+    let standard: boolean;
+    try {
+      new Webhook(c.secret).verify(c.body, c.headers, { jsonParse: false } as never);
+      standard = true;
+    } catch {
+      standard = false;
+    }
+    if (verdict !== openai || verdict !== standard)
+      disagreements.push({ name: c.name, verdict, openai, standard });
+    if (verdict) accepted++;
+  }
+  return { disagreements, accepted };
+}
+
+const describeDisagreement = (d: Disagreement) =>
+  `${d.name}: ours=${d.verdict} openai=${d.openai} standardwebhooks=${d.standard}`;
+
+// Deliberately broken verifiers: each has a bug a real verifier could have.
+
+/** Ignores the replay window: accepts any timestamp. */
+const ignoresTolerance: Verifier = (c) =>
+  verifyWebhook(
+    requestOf(c),
+    [parseWebhookSecret(c.secret, 'current')],
+    NOW,
+    Number.POSITIVE_INFINITY,
+  ).ok;
+
+/** Signs the wrong bytes: `<id>.<body>`, leaving the timestamp out of the MAC. */
+const macWithoutTimestamp: Verifier = (c) => {
+  const id = c.headers['webhook-id'];
+  const signature = c.headers['webhook-signature'];
+  if (id === undefined || signature === undefined || c.headers['webhook-timestamp'] === undefined)
+    return false;
+  const key = Buffer.from(c.secret.slice('whsec_'.length), 'base64');
+  const expected = createHmac('sha256', key).update(`${id}.${c.body}`).digest('base64');
+  return signature.split(' ').some((entry) => entry === `v1,${expected}`);
+};
+
 describe('verifier differential (ours vs openai vs standardwebhooks)', () => {
   beforeAll(() => {
     vi.useFakeTimers({ toFake: ['Date'] });
@@ -136,65 +209,38 @@ describe('verifier differential (ours vs openai vs standardwebhooks)', () => {
   });
 
   it(`agrees on ${CASES} generated cases`, async () => {
-    const client = new OpenAI({ apiKey: 'unused', baseURL: 'http://127.0.0.1:9/v1' });
     const cases = generate(prng(20261122));
-    const disagreements: string[] = [];
-    let accepted = 0;
-    for (const c of cases) {
-      const ours = verifyWebhook(
-        {
-          webhookId: c.headers['webhook-id'],
-          timestamp: c.headers['webhook-timestamp'],
-          signature: c.headers['webhook-signature'],
-          body: c.body,
-        },
-        [parseWebhookSecret(c.secret, 'current')],
-        NOW,
-      ).ok;
-      const openai = await client.webhooks.verifySignature(c.body, c.headers, c.secret).then(
-        () => true,
-        () => false,
-      );
-      let standard: boolean;
-      try {
-        new Webhook(c.secret).verify(c.body, c.headers, { jsonParse: false } as never);
-        standard = true;
-      } catch {
-        standard = false;
-      }
-      if (ours !== openai || ours !== standard)
-        disagreements.push(`${c.name}: ours=${ours} openai=${openai} standardwebhooks=${standard}`);
-      if (ours) accepted++;
-    }
-    expect(disagreements).toEqual([]);
+    const { disagreements, accepted } = await compare(ours, cases);
+    expect(disagreements.map(describeDisagreement)).toEqual([]);
     // The generator must exercise both verdicts substantially, or the test proves little.
     expect(accepted).toBeGreaterThan(CASES * 0.2);
     expect(CASES - accepted).toBeGreaterThan(CASES * 0.4);
   });
 
   it('detects a deliberately broken verifier (the comparison can fail)', async () => {
-    const client = new OpenAI({ apiKey: 'unused', baseURL: 'http://127.0.0.1:9/v1' });
-    const secret = `whsec_${randomBytes(32).toString('base64')}`;
-    const headers = {
-      'webhook-id': 'wh_1',
-      'webhook-timestamp': String(NOW),
-      'webhook-signature': `v1,${sign(secret, 'wh_1', String(NOW), '{}')}`,
-    };
-    const tampered = '{ }';
-    const broken = verifyWebhook(
-      {
-        webhookId: 'wh_1',
-        timestamp: String(NOW),
-        signature: headers['webhook-signature'],
-        body: '{}',
-      },
-      [parseWebhookSecret(secret, 'c')],
-      NOW,
-    ).ok;
-    const openai = await client.webhooks.verifySignature(tampered, headers, secret).then(
-      () => true,
-      () => false,
-    );
-    expect(broken).not.toBe(openai);
+    const cases = generate(prng(20261122));
+
+    // A verifier without the replay window: caught on the timestamps outside it, and only there.
+    const lenient = await compare(ignoresTolerance, cases);
+    expect(lenient.disagreements.length).toBeGreaterThan(0);
+    for (const d of lenient.disagreements) {
+      expect(d.name, describeDisagreement(d)).toMatch(/:skew$/);
+      expect(d, describeDisagreement(d)).toMatchObject({
+        verdict: true,
+        openai: false,
+        standard: false,
+      });
+    }
+
+    // A verifier that MACs the wrong bytes: caught on every delivery the references accept.
+    const wrongBytes = await compare(macWithoutTimestamp, cases);
+    const { accepted } = await compare(ours, cases);
+    expect(wrongBytes.disagreements).toHaveLength(accepted);
+    for (const d of wrongBytes.disagreements)
+      expect(d, describeDisagreement(d)).toMatchObject({
+        verdict: false,
+        openai: true,
+        standard: true,
+      });
   });
 });

@@ -1,0 +1,460 @@
+import { describe, expect, it } from 'vitest';
+import { buildAcceptBody, validateAcceptBody } from '#core/calls/accept-body';
+import type { CallPolicy } from '#core/calls/call-policy';
+import { handleIncomingCall, type IncomingCallDeps } from '#core/calls/incoming-call';
+import type { SessionConfig, ToolDefinition } from '#core/calls/session-config';
+import type { ConsumedEvent } from '#core/webhooks/process-event';
+import {
+  CapturingLogger,
+  FakeCallsApi,
+  FakeClock,
+  FakeServiceScaler,
+  Gate,
+  InMemoryCallStore,
+  InMemorySignalPublisher,
+  Journal,
+  MetricsRecorder,
+  settle,
+  T0,
+} from '../support/fakes';
+
+/** The incoming-call use case against in-memory ports: no DynamoDB, no SQS, no network. */
+
+const SESSION: SessionConfig = {
+  model: 'gpt-realtime-2.1',
+  instructions: 'Be brief.',
+  voice: 'marin',
+  greeting: 'Hello!',
+  tools: ['lookup_order'],
+};
+const SALES = '+18005550199';
+const TOOLS: ToolDefinition[] = [
+  {
+    name: 'lookup_order',
+    description: 'Find an order.',
+    parameters: { type: 'object', properties: { id: { type: 'string' } } },
+  },
+];
+const TARGETS = ['support'];
+const POLICY: CallPolicy = {
+  allow: [],
+  deny: ['+1900*'],
+  maxConcurrentCalls: 2,
+  maxRingAgeSeconds: 30,
+  rejectStatus: 603,
+  sessions: { default: SESSION, [SALES]: { ...SESSION, voice: 'cedar' } },
+};
+const TTL = 90 * 24 * 3600;
+const CALLER = '+14155550123';
+const DIALLED = '+18005550100';
+
+function calls(options: { policy?: Partial<CallPolicy>; scaler?: FakeServiceScaler } = {}) {
+  const journal = new Journal();
+  const clock = new FakeClock();
+  const store = new InMemoryCallStore(journal);
+  const api = new FakeCallsApi(journal);
+  const signals = new InMemorySignalPublisher(journal);
+  const metrics = new MetricsRecorder();
+  const log = new CapturingLogger();
+  const deps: IncomingCallDeps = {
+    store,
+    api,
+    signals,
+    ...(options.scaler ? { scaler: options.scaler } : {}),
+    policy: { ...POLICY, ...options.policy },
+    userTools: TOOLS,
+    transferTargets: TARGETS,
+    callTtlSeconds: TTL,
+    clock: clock.read,
+    metrics: metrics.publish,
+  };
+  const handle = (event: ConsumedEvent) => handleIncomingCall(deps, event, log);
+  return { deps, handle, journal, clock, store, api, signals, metrics, log };
+}
+type Calls = ReturnType<typeof calls>;
+
+let sequence = 0;
+/** A `realtime.call.incoming` as the consumer hands it over, rung 2 s before the fake now. */
+function incoming(
+  c: Calls,
+  options: { callId?: string; from?: string; to?: string; createdAt?: number } = {},
+): ConsumedEvent {
+  sequence++;
+  const callId = options.callId ?? `rtc_${sequence}`;
+  return {
+    eventId: `evt_${sequence}`,
+    webhookId: `wh_${sequence}`,
+    type: 'realtime.call.incoming',
+    category: 'realtime',
+    createdAt: options.createdAt ?? c.clock.seconds - 2,
+    receivedAt: c.clock.now - 1500,
+    data: {
+      call_id: callId,
+      sip_headers: [
+        { name: 'From', value: `"Caller" <sip:${options.from ?? CALLER}@sip.example.com>;tag=1` },
+        { name: 'To', value: `sip:${options.to ?? DIALLED}@sip.api.openai.com` },
+      ],
+    },
+    attempt: 1,
+  };
+}
+const callIdOf = (event: ConsumedEvent) => String(event.data.call_id);
+
+describe('handleIncomingCall: accepting', () => {
+  it('accepts with the session body, records it, takes a slot and signals the worker', async () => {
+    const c = calls();
+    const event = incoming(c);
+    const callId = callIdOf(event);
+    // The accept takes 300 ms.
+    const accept = c.api.accept.bind(c.api);
+    c.api.accept = async (id, body) => {
+      c.clock.advance(300);
+      return accept(id, body);
+    };
+
+    expect(await c.handle(event)).toBe('accepted');
+
+    const body = buildAcceptBody(SESSION, TOOLS, TARGETS);
+    expect(validateAcceptBody(body)).toEqual([]);
+    expect(c.api.accepts).toEqual([{ callId, body }]);
+    expect(c.api.rejects).toEqual([]);
+    expect(c.store.records.get(callId)).toEqual({
+      callId,
+      status: 'accepted',
+      from: CALLER,
+      to: DIALLED,
+      eventId: event.eventId,
+      webhookId: event.webhookId,
+      createdAt: event.createdAt,
+      receivedAt: event.receivedAt,
+      handledAt: T0,
+      expiresAt: Math.floor(T0 / 1000) + TTL,
+      holdsCapacity: true,
+      sessionKey: 'default',
+      acceptedAt: T0 + 300,
+    });
+    expect(c.store.active).toBe(1);
+    expect(c.signals.signals).toEqual([
+      { callId, reason: 'incoming', sessionKey: 'default', sentAt: T0 + 300 },
+    ]);
+    // The worker is signalled only once the call is recorded as accepted.
+    expect(c.journal.entries).toEqual([
+      'calls.create',
+      'calls.reserveCapacity',
+      'calls.transition:accepting',
+      'api.accept',
+      'calls.transition:accepted',
+      'signals.signal',
+    ]);
+    expect(c.metrics.names()).toEqual(['CallsIncoming', 'CallsAccepted', 'AcceptLatency']);
+    expect(c.metrics.value('AcceptLatency')).toBe(1800);
+    const accepted = c.log.find('call accepted');
+    expect(accepted?.fields).toMatchObject({
+      callId,
+      sessionKey: 'default',
+      webhookToAcceptMs: 1800,
+      coldWorker: false,
+    });
+  });
+
+  it('uses the session of the dialled number', async () => {
+    const c = calls();
+    const event = incoming(c, { to: SALES });
+    expect(await c.handle(event)).toBe('accepted');
+    const body = c.api.accepts[0]?.body as { audio: { output: { voice: string } } };
+    expect(body.audio.output.voice).toBe('cedar');
+    expect(c.store.records.get(callIdOf(event))?.sessionKey).toBe(SALES);
+    expect(c.signals.signals[0]?.sessionKey).toBe(SALES);
+  });
+
+  it('ignores other event types and a call without call_id', async () => {
+    const c = calls();
+    const event = incoming(c);
+    expect(await c.handle({ ...event, type: 'realtime.call.ended' })).toBe('ignored');
+    expect(await c.handle({ ...event, data: { sip_headers: [] } })).toBe('ignored');
+    expect(c.log.messages('warn')).toEqual(['incoming call without call_id']);
+    expect(c.journal.entries).toEqual([]);
+    expect(c.metrics.points).toEqual([]);
+  });
+});
+
+describe('handleIncomingCall: exactly one accept per call', () => {
+  it('does not accept a redelivered event twice: it signals the worker again', async () => {
+    const c = calls();
+    const event = incoming(c);
+    expect(await c.handle(event)).toBe('accepted');
+
+    expect(await c.handle({ ...event, attempt: 2 })).toBe('resignaled');
+
+    expect(c.api.accepts).toHaveLength(1);
+    expect(c.signals.signals.map((s) => [s.callId, s.sessionKey])).toEqual([
+      [callIdOf(event), 'default'],
+      [callIdOf(event), 'default'],
+    ]);
+    expect(c.store.active).toBe(1);
+    expect(c.metrics.names().filter((n) => n === 'CallsIncoming')).toHaveLength(1);
+  });
+
+  it('accepts once when the same event is delivered to two consumers at once', async () => {
+    const c = calls();
+    const event = incoming(c);
+    const outcomes = await Promise.all([c.handle(event), c.handle(event)]);
+    expect(outcomes).toContain('accepted');
+    expect(outcomes.filter((o) => o === 'accepted')).toHaveLength(1);
+    expect(c.api.accepts).toHaveLength(1);
+    expect(c.store.active).toBe(1);
+    expect(c.store.records.get(callIdOf(event))?.status).toBe('accepted');
+  });
+
+  it('leaves a call owned by another event alone', async () => {
+    const c = calls();
+    const first = incoming(c);
+    expect(await c.handle(first)).toBe('accepted');
+    const other = incoming(c, { callId: callIdOf(first) });
+    expect(await c.handle(other)).toBe('owned_elsewhere');
+    expect(c.api.accepts).toHaveLength(1);
+    expect(c.signals.signals).toHaveLength(1);
+    expect(c.log.messages()).toContain('call already owned by another delivery');
+  });
+
+  it('after a crash between accept and record, signals the worker instead of accepting again', async () => {
+    const c = calls();
+    const event = incoming(c);
+    c.store.failTransitionTo = 'accepted';
+    await expect(c.handle(event)).rejects.toThrow('DynamoDB unavailable');
+    expect(c.store.records.get(callIdOf(event))?.status).toBe('accepting');
+    expect(c.signals.signals).toEqual([]);
+
+    expect(await c.handle({ ...event, attempt: 2 })).toBe('resignaled');
+
+    expect(c.api.accepts).toHaveLength(1);
+    expect(c.signals.signals).toEqual([
+      { callId: callIdOf(event), reason: 'incoming', sessionKey: 'default', sentAt: T0 },
+    ]);
+  });
+
+  it('retries a failed signal on redelivery, without a second accept', async () => {
+    const c = calls();
+    const event = incoming(c);
+    c.signals.faults.fail('signal', new Error('SQS is down'));
+    await expect(c.handle(event)).rejects.toThrow('SQS is down');
+    expect(c.store.records.get(callIdOf(event))?.status).toBe('accepted');
+
+    expect(await c.handle({ ...event, attempt: 2 })).toBe('resignaled');
+    expect(c.api.accepts).toHaveLength(1);
+    expect(c.signals.signals).toHaveLength(1);
+  });
+
+  it('resumes a call still ringing after a crash before the accept', async () => {
+    const c = calls();
+    const event = incoming(c);
+    c.store.faults.fail('reserveCapacity', new Error('DynamoDB unavailable'));
+    await expect(c.handle(event)).rejects.toThrow('DynamoDB unavailable');
+    expect(c.store.records.get(callIdOf(event))?.status).toBe('ringing');
+
+    expect(await c.handle({ ...event, attempt: 2 })).toBe('accepted');
+    expect(c.api.accepts).toHaveLength(1);
+    expect(c.store.active).toBe(1);
+  });
+});
+
+describe('handleIncomingCall: rejecting', () => {
+  it.each([
+    ['a denied caller', { from: '+19005550123' }, {}, 603, 'denied'],
+    ['a denied dialled number', { to: '+19005550100' }, {}, 603, 'denied'],
+    ['a caller not on the allow list', {}, { allow: ['+1212*'] }, 603, 'not_allowed'],
+    ['a reject status of choice', { from: '+19005550123' }, { rejectStatus: 486 }, 486, 'denied'],
+  ] as const)('rejects %s with the reason', async (_name, parties, policy, status, reason) => {
+    const c = calls({ policy });
+    const event = incoming(c, parties);
+    const callId = callIdOf(event);
+
+    expect(await c.handle(event)).toBe('rejected');
+
+    expect(c.api.rejects).toEqual([{ callId, statusCode: status }]);
+    expect(c.api.accepts).toEqual([]);
+    expect(c.store.records.get(callId)).toMatchObject({
+      status: 'rejected',
+      rejectReason: reason,
+      rejectStatus: status,
+      endedAt: T0,
+    });
+    expect(c.store.records.get(callId)?.holdsCapacity).toBeUndefined();
+    expect(c.store.active).toBe(0);
+    expect(c.signals.signals).toEqual([]);
+    expect(c.metrics.names()).toEqual(['CallsIncoming', `CallsRejected{${reason}}`]);
+    expect(c.log.find('call rejected')?.fields).toMatchObject({ reason, status, gone: false });
+  });
+
+  it('accepts a caller on the allow list', async () => {
+    const c = calls({ policy: { allow: ['+1415*'] } });
+    expect(await c.handle(incoming(c))).toBe('accepted');
+  });
+
+  it('rejects with 486 busy when the account is at its concurrent-call limit', async () => {
+    const c = calls({ policy: { maxConcurrentCalls: 1 } });
+    c.store.occupy('rtc_other');
+    const event = incoming(c);
+    expect(await c.handle(event)).toBe('rejected');
+    expect(c.api.rejects).toEqual([{ callId: callIdOf(event), statusCode: 486 }]);
+    expect(c.store.records.get(callIdOf(event))).toMatchObject({
+      status: 'rejected',
+      rejectReason: 'busy',
+      rejectStatus: 486,
+    });
+    expect(c.store.active).toBe(1);
+    expect(c.metrics.names()).toEqual(['CallsIncoming', 'CallsRejected{busy}']);
+  });
+
+  it('rejects with 486 busy when the last slot is taken between the count and the reservation', async () => {
+    const c = calls({ policy: { maxConcurrentCalls: 1 } });
+    c.store.beforeReserve = () => c.store.occupy('rtc_faster');
+    const event = incoming(c);
+    expect(await c.handle(event)).toBe('rejected');
+    expect(c.api.accepts).toEqual([]);
+    expect(c.api.rejects).toEqual([{ callId: callIdOf(event), statusCode: 486 }]);
+    expect(c.store.records.get(callIdOf(event))?.rejectReason).toBe('busy');
+    expect(c.store.active).toBe(1);
+  });
+
+  it('frees a slot when a call ends, so the next call gets it', async () => {
+    const c = calls({ policy: { maxConcurrentCalls: 1 } });
+    c.api.acceptResult = 'gone';
+    expect(await c.handle(incoming(c))).toBe('gone');
+    c.api.acceptResult = 'accepted';
+    expect(await c.handle(incoming(c))).toBe('accepted');
+  });
+
+  it('reports a call that hung up before the reject as gone, still recorded as rejected', async () => {
+    const c = calls();
+    c.api.rejectResult = 'gone';
+    const event = incoming(c, { from: '+19005550123' });
+    expect(await c.handle(event)).toBe('gone');
+    expect(c.store.records.get(callIdOf(event))).toMatchObject({
+      status: 'rejected',
+      rejectReason: 'denied',
+    });
+    expect(c.log.find('call rejected')?.fields.gone).toBe(true);
+  });
+
+  it('rejects with 503 and gives the slot back when the session config is invalid', async () => {
+    const c = calls({
+      policy: { sessions: { default: { ...SESSION, voice: 'robot' as SessionConfig['voice'] } } },
+    });
+    const event = incoming(c);
+    expect(await c.handle(event)).toBe('rejected');
+    expect(c.api.accepts).toEqual([]);
+    expect(c.api.rejects).toEqual([{ callId: callIdOf(event), statusCode: 503 }]);
+    expect(c.store.records.get(callIdOf(event))).toMatchObject({
+      status: 'rejected',
+      rejectReason: 'invalid_session',
+      rejectStatus: 503,
+      holdsCapacity: false,
+    });
+    expect(c.store.active).toBe(0);
+    expect(c.log.find('invalid session config')?.level).toBe('error');
+    expect(c.metrics.names()).toEqual(['CallsIncoming', 'CallsRejected{invalid_session}']);
+  });
+});
+
+describe('handleIncomingCall: calls that are never answered', () => {
+  it('records a call older than maxRingAge as missed, without accepting or rejecting it', async () => {
+    const c = calls();
+    const event = incoming(c, { createdAt: c.clock.seconds - POLICY.maxRingAgeSeconds - 1 });
+    expect(await c.handle(event)).toBe('missed');
+    expect(c.api.accepts).toEqual([]);
+    expect(c.api.rejects).toEqual([]);
+    expect(c.store.records.get(callIdOf(event))).toMatchObject({
+      status: 'missed',
+      rejectReason: 'stale',
+      endedAt: T0,
+    });
+    expect(c.store.active).toBe(0);
+    expect(c.signals.signals).toEqual([]);
+    expect(c.metrics.names()).toEqual(['CallsIncoming', 'CallsMissed']);
+    expect(c.log.find('stale call not accepted')?.fields.ageSeconds).toBe(31);
+  });
+
+  it('still accepts a call exactly maxRingAge old', async () => {
+    const c = calls();
+    const event = incoming(c, { createdAt: c.clock.seconds - POLICY.maxRingAgeSeconds });
+    expect(await c.handle(event)).toBe('accepted');
+  });
+
+  it('ends a call gone before the accept (404) and gives its slot back', async () => {
+    const c = calls();
+    c.api.acceptResult = 'gone';
+    const event = incoming(c);
+    expect(await c.handle(event)).toBe('gone');
+    expect(c.store.records.get(callIdOf(event))).toMatchObject({
+      status: 'ended',
+      endReason: 'gone_before_accept',
+      endedAt: T0,
+      holdsCapacity: false,
+    });
+    expect(c.store.active).toBe(0);
+    expect(c.signals.signals).toEqual([]);
+    expect(c.metrics.names()).toEqual(['CallsIncoming', 'CallsFailed{gone_before_accept}']);
+  });
+
+  it('ends a call whose accept failed, gives its slot back and never accepts it again', async () => {
+    const c = calls();
+    c.api.acceptResult = new Error('accept timed out after 3000 ms');
+    const event = incoming(c);
+    expect(await c.handle(event)).toBe('accept_failed');
+    expect(c.store.records.get(callIdOf(event))).toMatchObject({
+      status: 'ended',
+      endReason: 'accept_failed',
+      holdsCapacity: false,
+    });
+    expect(c.store.active).toBe(0);
+    expect(c.signals.signals).toEqual([]);
+    expect(c.metrics.names()).toEqual(['CallsIncoming', 'CallsFailed{accept_failed}']);
+    expect(c.log.find('accept failed')?.fields.error).toContain('timed out');
+
+    c.api.acceptResult = 'accepted';
+    expect(await c.handle({ ...event, attempt: 2 })).toBe('owned_elsewhere');
+    expect(c.api.accepts).toHaveLength(1);
+  });
+});
+
+describe('handleIncomingCall: a sideband service scaled to zero', () => {
+  it('starts a worker while accepting, and records that the call waited for it', async () => {
+    const scaler = new FakeServiceScaler(false);
+    const c = calls({ scaler });
+    const gate = new Gate();
+    c.api.acceptGate = gate;
+    const event = incoming(c);
+    const handled = c.handle(event);
+    // The scale-up does not wait for the accept: both are under way at once.
+    await settle(() => scaler.calls === 1, 'the scale-up');
+    expect(c.api.accepts).toHaveLength(1);
+    gate.open();
+
+    expect(await handled).toBe('accepted');
+    expect(scaler.running).toBe(true);
+    expect(c.store.records.get(callIdOf(event))?.waitedForColdWorker).toBe(true);
+    expect(c.signals.signals).toHaveLength(1);
+    expect(c.log.find('call accepted')?.fields.coldWorker).toBe(true);
+
+    // The next call finds the worker running.
+    c.api.acceptGate = undefined;
+    const next = incoming(c);
+    expect(await c.handle(next)).toBe('accepted');
+    expect(scaler.calls).toBe(2);
+    expect(c.store.records.get(callIdOf(next))?.waitedForColdWorker).toBeUndefined();
+  });
+
+  it('still accepts and signals when the service cannot be scaled', async () => {
+    const scaler = new FakeServiceScaler(false);
+    scaler.faults.fail('ensureRunning', new Error('ECS throttled'));
+    const c = calls({ scaler });
+    const event = incoming(c);
+    expect(await c.handle(event)).toBe('accepted');
+    expect(c.store.records.get(callIdOf(event))?.waitedForColdWorker).toBeUndefined();
+    expect(c.signals.signals).toHaveLength(1);
+    expect(c.log.find('could not scale the sideband service')?.fields.error).toContain(
+      'ECS throttled',
+    );
+  });
+});
