@@ -3,9 +3,9 @@ import { count, type MetricsPublisher } from '../observability/metrics';
 import type { CallStore, CallsApi, ServiceScaler, SignalPublisher } from '../ports/calls';
 import type { CallFailureReason, CallRejectReason } from '../reasons';
 import type { ConsumedEvent } from '../webhooks/process-event';
-import { buildAcceptBody, validateAcceptBody } from './accept-body';
+import { type AcceptBody, buildAcceptBody, validateAcceptBody } from './accept-body';
 import { type CallPolicy, decideCall } from './call-policy';
-import type { ToolDefinition } from './session-config';
+import type { SessionConfig, ToolDefinition } from './session-config';
 import { callPartiesOf, sipHeadersOf, sipMediaSecurityOf } from './sip';
 
 export interface IncomingCallDeps {
@@ -68,6 +68,9 @@ export async function handleIncomingCall(
     handledAt: clock(),
     expiresAt: Math.floor(clock() / 1000) + deps.callTtlSeconds,
   });
+  // A slot this call reserved before an earlier attempt died: it must neither count against the
+  // call itself nor stay taken when the call is then rejected or missed.
+  let resumedWithSlot = false;
   if (!created) {
     const existing = await store.get(callId);
     if (!existing || existing.eventId !== event.eventId) {
@@ -81,6 +84,7 @@ export async function handleIncomingCall(
       return 'resignaled';
     }
     if (existing.status !== 'ringing') return 'owned_elsewhere';
+    resumedWithSlot = existing.holdsCapacity === true;
   }
 
   const nowSeconds = Math.floor(clock() / 1000);
@@ -88,15 +92,18 @@ export async function handleIncomingCall(
     { ...parties, createdAt: event.createdAt },
     deps.policy,
     nowSeconds,
-    await store.activeCalls(),
+    (await store.activeCalls()) - (resumedWithSlot ? 1 : 0),
   );
   // Counted once per call: only the delivery that owns the ringing record gets here.
   deps.metrics([count('CallsIncoming')]);
   if (decision.kind === 'missed') {
-    await store.transition(callId, ['ringing'], 'missed', {
-      rejectReason: 'stale',
-      endedAt: clock(),
-    });
+    await store.transition(
+      callId,
+      ['ringing'],
+      'missed',
+      { rejectReason: 'stale', endedAt: clock() },
+      { release: true },
+    );
     callLog.info('stale call not accepted', { ageSeconds: nowSeconds - event.createdAt });
     deps.metrics([count('CallsMissed')]);
     return 'missed';
@@ -110,14 +117,13 @@ export async function handleIncomingCall(
   if (decision.kind === 'reject')
     return reject(deps, callId, decision.status, decision.reason, callLog);
 
-  const body = buildAcceptBody(decision.session, deps.userTools, deps.transferTargets);
-  const problems = validateAcceptBody(body);
-  if (problems.length > 0) {
+  const built = acceptBodyFor(deps, decision.session);
+  if (!built.ok) {
     // Props are validated at synth; reaching this is a bug, and the caller must not ring forever.
-    callLog.error('invalid session config', { problems });
-    await store.transition(callId, ['ringing'], 'ringing', {}, { release: true });
+    callLog.error('invalid session config', { problems: built.problems });
     return reject(deps, callId, 503, 'invalid_session', callLog);
   }
+  const body = built.body;
   if (
     !(await store.transition(callId, ['ringing'], 'accepting', { sessionKey: decision.sessionKey }))
   )
@@ -173,6 +179,20 @@ export async function handleIncomingCall(
   return 'accepted';
 }
 
+/** The accept body, or why it cannot be sent (an unknown tool name throws while building). */
+function acceptBodyFor(
+  deps: IncomingCallDeps,
+  session: SessionConfig,
+): { ok: true; body: AcceptBody } | { ok: false; problems: string[] } {
+  try {
+    const body = buildAcceptBody(session, deps.userTools, deps.transferTargets);
+    const problems = validateAcceptBody(body);
+    return problems.length === 0 ? { ok: true, body } : { ok: false, problems };
+  } catch (error) {
+    return { ok: false, problems: [errorMessage(error)] };
+  }
+}
+
 async function reject(
   deps: IncomingCallDeps,
   callId: string,
@@ -181,11 +201,15 @@ async function reject(
   log: Logger,
 ): Promise<'rejected' | 'gone'> {
   const result = await deps.api.reject(callId, status);
-  await deps.store.transition(callId, ['ringing'], 'rejected', {
-    rejectReason: reason,
-    rejectStatus: status,
-    endedAt: deps.clock(),
-  });
+  // With `release`, a slot the call holds (reserved before a crash, or before an invalid
+  // session was found) is given back in the same write; a call without one just moves.
+  await deps.store.transition(
+    callId,
+    ['ringing'],
+    'rejected',
+    { rejectReason: reason, rejectStatus: status, endedAt: deps.clock() },
+    { release: true },
+  );
   log.info('call rejected', { reason, status, gone: result === 'gone' });
   deps.metrics([count('CallsRejected', { name: 'Reason', value: reason })]);
   return result === 'gone' ? 'gone' : 'rejected';

@@ -258,6 +258,49 @@ describe('handleIncomingCall: exactly one accept per call', () => {
   });
 });
 
+describe('handleIncomingCall: a slot reserved before a crash is never leaked', () => {
+  it('does not count its own slot against itself on resume (maxConcurrentCalls 1)', async () => {
+    const c = calls({ policy: { maxConcurrentCalls: 1 } });
+    const event = incoming(c);
+    // The slot is taken, then the store fails on the move to accepting: the attempt dies.
+    c.store.failTransitionTo = 'accepting';
+    await expect(c.handle(event)).rejects.toThrow();
+    expect(c.store.active).toBe(1);
+
+    expect(await c.handle({ ...event, attempt: 2 })).toBe('accepted');
+    expect(c.api.accepts).toHaveLength(1);
+    expect(c.api.rejects).toHaveLength(0);
+    expect(c.store.active).toBe(1);
+  });
+
+  it('gives the slot back when a resumed call has gone stale and is recorded as missed', async () => {
+    const c = calls();
+    const event = incoming(c);
+    c.store.failTransitionTo = 'accepting';
+    await expect(c.handle(event)).rejects.toThrow();
+    expect(c.store.active).toBe(1);
+
+    c.clock.advance(60_000);
+    expect(await c.handle({ ...event, attempt: 2 })).toBe('missed');
+    expect(c.store.records.get(callIdOf(event))?.status).toBe('missed');
+    expect(c.store.active).toBe(0);
+  });
+
+  it('rejects with 503, records it and holds no slot when the accept body cannot be built', async () => {
+    const c = calls();
+    const broken = { ...c.deps, userTools: [] as ToolDefinition[] };
+    const event = incoming(c);
+    const outcome = await handleIncomingCall(broken, event, c.log);
+    expect(outcome).toBe('rejected');
+    expect(c.api.rejects).toEqual([expect.objectContaining({ statusCode: 503 })]);
+    expect(c.store.records.get(callIdOf(event))).toMatchObject({
+      status: 'rejected',
+      rejectReason: 'invalid_session',
+    });
+    expect(c.store.active).toBe(0);
+  });
+});
+
 describe('handleIncomingCall: rejecting', () => {
   it.each([
     ['a denied caller', { from: '+19005550123' }, {}, 603, 'denied'],
