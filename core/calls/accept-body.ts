@@ -13,6 +13,15 @@ import {
   VOICES,
 } from './session-config';
 
+/**
+ * The caller-transcription model when a session names none. The SDK's `AudioTranscription.model`
+ * (node_modules/openai/resources/realtime/realtime.d.ts) marks `whisper-1`, `gpt-4o-transcribe`,
+ * `gpt-4o-mini-transcribe` and `gpt-4o-transcribe-diarize` deprecated (shutdown 2027-02-26), and
+ * OpenAI's realtime-transcription guide says to start with `gpt-live-transcribe`, a streaming
+ * model priced per audio minute. A session's `transcriptionModel` overrides it.
+ */
+export const DEFAULT_TRANSCRIPTION_MODEL = 'gpt-live-transcribe';
+
 export interface AcceptBody {
   readonly type: 'realtime';
   readonly model: string;
@@ -50,7 +59,7 @@ export function buildAcceptBody(
     audio: {
       input: {
         transcription: {
-          model: session.transcriptionModel ?? 'gpt-4o-transcribe',
+          model: session.transcriptionModel ?? DEFAULT_TRANSCRIPTION_MODEL,
           ...(session.language ? { language: session.language } : {}),
         },
         ...(session.turnDetection ? { turn_detection: { ...session.turnDetection } } : {}),

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { buildAcceptBody, validateAcceptBody } from '#core/calls/accept-body';
+import {
+  buildAcceptBody,
+  DEFAULT_TRANSCRIPTION_MODEL,
+  validateAcceptBody,
+} from '#core/calls/accept-body';
 import { type CallPolicy, decideCall, matches } from '#core/calls/call-policy';
 import {
   CALL_STATUSES,
@@ -157,7 +161,7 @@ describe('accept body', () => {
       type: 'realtime',
       model: 'gpt-realtime-2.1',
       audio: {
-        input: { transcription: { model: 'gpt-4o-transcribe' } },
+        input: { transcription: { model: 'gpt-live-transcribe' } },
         output: { voice: 'marin' },
       },
     });
@@ -165,6 +169,17 @@ describe('accept body', () => {
     expect(JSON.stringify(body)).not.toMatch(
       /"format"|threshold|prefix_padding_ms|silence_duration_ms/,
     );
+  });
+
+  it("transcribes with a current model by default, and with the session's own when it names one", () => {
+    // The default must not be one the SDK marks deprecated (realtime.d.ts AudioTranscription).
+    expect(DEFAULT_TRANSCRIPTION_MODEL).not.toMatch(/^(whisper-1|gpt-4o(-mini)?-transcribe)/);
+    const own = buildAcceptBody(
+      { ...SESSION, transcriptionModel: 'gpt-realtime-whisper' },
+      [TOOL],
+      [],
+    );
+    expect(own.audio.input.transcription.model).toBe('gpt-realtime-whisper');
   });
 
   it('offers transfer_call only when there are targets', () => {
