@@ -45,7 +45,7 @@ export const keys = {
   /** Which worker holds each call's sideband: one partition, listed only when a worker died. */
   lease: (callId: string) => ({ pk: 'LEASES', sk: callId }),
   leasePartition: 'LEASES',
-  /** One heartbeat per worker: renewal costs one write, however many calls it holds. */
+  /** One lease-renewal item per worker: renewal costs one write, however many calls it holds. */
   worker: (owner: string) => ({ pk: 'WORKERS', sk: owner }),
   workerPartition: 'WORKERS',
 } as const;

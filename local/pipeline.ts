@@ -267,7 +267,7 @@ export class LocalPipeline {
 
   /** Starts a sideband worker process against this pipeline. */
   async startWorker(id: string, env: Record<string, string> = {}): Promise<WorkerProcess> {
-    // The id is the worker's heartbeat key: two live workers sharing one would hide a death.
+    // The id keys the worker's lease renewal: two live workers sharing one would hide a death.
     if (
       this.workers.some(
         (w) => w.id === id && w.child.exitCode === null && w.child.signalCode === null,
