@@ -6,30 +6,39 @@ import type { SessionConfig } from '#core/calls/session-config';
 
 /** A tool the model may call during a phone call, backed by your Lambda function. */
 export interface CallToolProps {
+  /** The name the model calls it by (letters, digits, `_` and `-`, up to 64; not `end_call` or `transfer_call`). */
   readonly name: string;
+  /** What the tool does, for the model. */
   readonly description: string;
   /** JSON Schema (type "object") of the arguments. */
   readonly parameters: Record<string, unknown>;
   /** Invoked with `{ name, arguments, call: { callId, from, to, sessionKey } }`; its JSON result is the tool output. */
   readonly function: IFunction;
-  /** @default Duration.seconds(5) */
+  /** How long a call waits for the tool (up to 60 s); a timeout is the tool's output. @default Duration.seconds(5) */
   readonly timeout?: Duration;
 }
+
+/** The sideband service's defaults (the `SidebandService` construct's too). */
+export const SERVICE_DEFAULTS = { minTasks: 1, maxTasks: 10, cpu: 256, memoryMiB: 512 } as const;
+
+/** Fargate CPU units the service may use. */
+export const FARGATE_CPUS = [256, 512, 1024, 2048, 4096] as const;
 
 export interface SidebandServiceOptions {
   /** Tasks kept running. 0 allows scale-to-zero: the first call then waits minutes for a task. @default 1 */
   readonly minTasks?: number;
-  /** @default 10 */
+  /** Tasks at most (at least 1 and at least `minTasks`). @default 10 */
   readonly maxTasks?: number;
   /** Fargate CPU units. @default 256 (0.25 vCPU) */
   readonly cpu?: number;
-  /** @default 512 */
+  /** Memory per task in MiB: at least 512, and a size Fargate offers for `cpu`. @default 512 */
   readonly memoryMiB?: number;
   /**
    * An existing VPC. Its private subnets (with egress to api.openai.com:443) are used unless
    * `vpcSubnets` says otherwise. @default a new VPC with public subnets and no NAT gateway
    */
   readonly vpc?: IVpc;
+  /** Where in `vpc` the tasks run; needs `vpc`. @default the private subnets of `vpc` */
   readonly vpcSubnets?: SubnetSelection;
 }
 
@@ -46,7 +55,7 @@ export interface CallsProps {
   readonly maxRingAge?: Duration;
   /** SIP status for calls the allow/deny lists refuse. @default 603 */
   readonly rejectStatus?: number;
-  /** @default none */
+  /** Tools the sessions may offer the model, each backed by your Lambda function. @default none */
   readonly tools?: readonly CallToolProps[];
   /** Transfer targets by name, as `sip:` or `tel:` URIs: the only places `transfer_call` can send a caller. @default none */
   readonly transferTargets?: Readonly<Record<string, string>>;
@@ -64,11 +73,28 @@ export interface CallsProps {
   readonly redactTranscripts?: boolean;
   /** How long call records and transcripts are kept. @default Duration.days(90) */
   readonly recordRetention?: Duration;
+  /** The sideband service: tasks, size and network. @default the defaults of each field */
   readonly service?: SidebandServiceOptions;
 }
 
 /** What the calls config may take of the Lambda's 4 KB environment; the rest is the other variables. */
 export const MAX_CALLS_CONFIG_BYTES = 3000;
+
+/**
+ * The incoming-call Lambda reads the calls config from its environment, which Lambda caps at 4 KB
+ * in total: a problem when the config takes more than its share. Tool function ARNs are tokens at
+ * synth: each counts at its longest real length.
+ */
+export function callsConfigSizeProblem(config: CallsConfig): string | undefined {
+  const envBytes = Buffer.byteLength(
+    JSON.stringify({
+      ...config,
+      tools: config.tools.map((t) => ({ ...t, functionName: 'x'.repeat(140) })),
+    }),
+  );
+  if (envBytes <= MAX_CALLS_CONFIG_BYTES) return undefined;
+  return `calls config is about ${envBytes} bytes; the incoming-call Lambda's environment holds at most ${MAX_CALLS_CONFIG_BYTES} for it (Lambda caps all variables at 4 KB). Shorten the session instructions or use fewer sessions.`;
+}
 
 export interface ResolvedCalls {
   /** The runtime config, with each tool's function as a token that resolves to its ARN. */
@@ -120,28 +146,17 @@ export function resolveCalls(props: CallsProps): { resolved: ResolvedCalls; prob
     ).toSeconds(),
   };
   const problems = validateCallsConfig(config);
-  // The incoming-call Lambda reads this config from its environment, which Lambda caps at 4 KB in
-  // total. Tool function ARNs are tokens at synth: count each at its longest real length.
-  const envBytes = Buffer.byteLength(
-    JSON.stringify({
-      ...config,
-      tools: config.tools.map((t) => ({ ...t, functionName: 'x'.repeat(140) })),
-    }),
-  );
-  if (envBytes > MAX_CALLS_CONFIG_BYTES) {
-    problems.push(
-      `calls config is about ${envBytes} bytes; the incoming-call Lambda's environment holds at most ${MAX_CALLS_CONFIG_BYTES} for it (Lambda caps all variables at 4 KB). Shorten the session instructions or use fewer sessions.`,
-    );
-  }
-  const minTasks = service.minTasks ?? 1;
-  const maxTasks = service.maxTasks ?? 10;
+  const tooLarge = callsConfigSizeProblem(config);
+  if (tooLarge) problems.push(tooLarge);
+  const minTasks = service.minTasks ?? SERVICE_DEFAULTS.minTasks;
+  const maxTasks = service.maxTasks ?? SERVICE_DEFAULTS.maxTasks;
   if (!Number.isInteger(minTasks) || minTasks < 0)
     problems.push('calls.service.minTasks must be 0 or more.');
   if (!Number.isInteger(maxTasks) || maxTasks < Math.max(1, minTasks))
     problems.push('calls.service.maxTasks must be at least 1 and at least minTasks.');
-  const cpu = service.cpu ?? 256;
-  const memoryMiB = service.memoryMiB ?? 512;
-  if (![256, 512, 1024, 2048, 4096].includes(cpu))
+  const cpu = service.cpu ?? SERVICE_DEFAULTS.cpu;
+  const memoryMiB = service.memoryMiB ?? SERVICE_DEFAULTS.memoryMiB;
+  if (!(FARGATE_CPUS as readonly number[]).includes(cpu))
     problems.push('calls.service.cpu must be a Fargate size: 256, 512, 1024, 2048 or 4096.');
   if (!Number.isInteger(memoryMiB) || memoryMiB < 512)
     problems.push('calls.service.memoryMiB must be at least 512.');

@@ -4,6 +4,8 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { CATEGORIES, type Category } from '#core/webhooks/categories';
 import { HYDRATABLE_CATEGORIES } from '#core/webhooks/hydration';
 import { type CallsProps, type ResolvedCalls, resolveCalls } from './calls-config';
+import type { CategoryConsumerOptions } from './constructs/category-fanout';
+import type { LogLevel } from './constructs/logging';
 
 /**
  * The user's own code for a category, called with each verified, stored event.
@@ -27,27 +29,11 @@ export class UserHandler {
   ) {}
 }
 
-export interface CategoryOptions {
-  /** SQS messages per consumer invocation. @default 10 */
-  readonly batchSize?: number;
-  /** How long to gather a batch. Required by SQS when batchSize > 10. @default Duration.seconds(0) */
-  readonly maxBatchingWindow?: Duration;
-  /** Cap on concurrent consumer invocations for this queue (2–1000). @default no cap */
-  readonly maxConcurrency?: number;
-  /** Consumer Lambda timeout; the queue's visibility timeout is 6× this. @default Duration.seconds(60) */
-  readonly timeout?: Duration;
-  /** Consumer Lambda memory in MiB. @default 512 */
-  readonly memorySize?: number;
-  /** Receives before a message moves to the DLQ. @default the stack's `maxReceiveCount` */
-  readonly maxReceiveCount?: number;
-  /**
-   * Fetch the object from the OpenAI API (batches, fine-tuning jobs, responses) and store its
-   * useful fields. Needs `openAiApiKeySecretName`. @default true where the API supports it
-   */
-  readonly hydrate?: boolean;
-  /** Your code, called with each stored event. @default none */
-  readonly userHandler?: UserHandler;
-}
+/**
+ * Per-category options (batching, concurrency, timeout, memory, retries, hydration, your code):
+ * the fan-out's, documented on `CategoryConsumerOptions` in lib/constructs/category-fanout.ts.
+ */
+export type CategoryOptions = CategoryConsumerOptions;
 
 /** Alarm thresholds. Every alarm notifies the stack's SNS topic (README "Runbook"). */
 export interface AlarmThresholds {
@@ -106,7 +92,7 @@ export interface OpenAiWebhooksConfig {
   /** Log group retention for every function. @default RetentionDays.ONE_MONTH */
   readonly logRetention?: RetentionDays;
   /** Log level for every function. @default 'info' */
-  readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  readonly logLevel?: LogLevel;
   /** E-mail address subscribed to the alarm topic. @default none */
   readonly alarmEmail?: string;
   /** Alarm thresholds. @default the defaults of each field */
@@ -143,7 +129,7 @@ export interface ResolvedConfig {
   readonly categories: Readonly<Record<Category, ResolvedCategory>>;
   readonly removalPolicy: RemovalPolicy;
   readonly logRetention: RetentionDays;
-  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  readonly logLevel: LogLevel;
   readonly alarmEmail: string | undefined;
   readonly alarms: Required<AlarmThresholds>;
   readonly tracing: boolean;

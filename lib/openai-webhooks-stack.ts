@@ -1,19 +1,22 @@
 import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { ENV } from '#core/env';
 import { CATEGORIES } from '#core/webhooks/categories';
 import { type OpenAiWebhooksConfig, type ResolvedConfig, resolveConfig } from './config';
 import { Alarms } from './constructs/alarms';
 import { CategoryFanout } from './constructs/category-fanout';
 import { EventStore } from './constructs/event-store';
+import type { LoggingProps } from './constructs/logging';
 import { OperationsDashboard } from './constructs/operations-dashboard';
 import { SidebandService } from './constructs/sideband-service';
 import { WebhookIngress } from './constructs/webhook-ingress';
 
 export interface OpenAiWebhooksStackProps extends StackProps, OpenAiWebhooksConfig {}
 
-/** Composes the constructs; it creates no resource of its own beyond imports and outputs. */
+/**
+ * Composes the constructs; it creates no resource of its own beyond imports and outputs, and
+ * wires them only through what each one exposes (bind, grant and metric methods, accessors).
+ */
 export class OpenAiWebhooksStack extends Stack {
   readonly config: ResolvedConfig;
   readonly store: EventStore;
@@ -27,9 +30,16 @@ export class OpenAiWebhooksStack extends Stack {
     super(scope, id, props);
     const config = resolveConfig(props);
     this.config = config;
-    // Logs follow the table: kept unless the user chose to destroy data.
-    const logRemovalPolicy =
-      config.removalPolicy === RemovalPolicy.DESTROY ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+    const logging: LoggingProps = {
+      logRetention: config.logRetention,
+      // Logs follow the table: kept unless the user chose to destroy data.
+      logRemovalPolicy:
+        config.removalPolicy === RemovalPolicy.DESTROY
+          ? RemovalPolicy.DESTROY
+          : RemovalPolicy.RETAIN,
+      logLevel: config.logLevel,
+      tracing: config.tracing,
+    };
 
     const webhookSecret = Secret.fromSecretNameV2(this, 'WebhookSecret', config.webhookSecretName);
     const apiKeySecret =
@@ -39,19 +49,13 @@ export class OpenAiWebhooksStack extends Stack {
 
     this.store = new EventStore(this, 'EventStore', { removalPolicy: config.removalPolicy });
     this.fanout = new CategoryFanout(this, 'Fanout', {
-      categories: config.categories,
       store: this.store,
+      categories: config.categories,
       eventRetention: config.eventRetention,
       dlqRetention: config.dlqRetention,
-      logRetention: config.logRetention,
-      logRemovalPolicy,
-      logLevel: config.logLevel,
-      tracing: config.tracing,
-      openAiEnvironment: {
-        [ENV.openAiBaseUrl]: config.openAiBaseUrl,
-        ...(apiKeySecret ? { [ENV.openAiKeySecretId]: apiKeySecret.secretName } : {}),
-      },
-      ...(apiKeySecret ? { grantOpenAiKey: (grantee) => apiKeySecret.grantRead(grantee) } : {}),
+      openAiBaseUrl: config.openAiBaseUrl,
+      ...(apiKeySecret ? { openAiApiKey: apiKeySecret } : {}),
+      logging,
     });
     this.ingress = new WebhookIngress(this, 'Ingress', {
       store: this.store,
@@ -63,15 +67,12 @@ export class OpenAiWebhooksStack extends Stack {
       reservedConcurrency: config.ingressReservedConcurrency,
       memorySize: config.ingressMemorySize,
       timeout: config.ingressTimeout,
-      logRetention: config.logRetention,
-      logRemovalPolicy,
-      logLevel: config.logLevel,
-      tracing: config.tracing,
+      logging,
     });
 
     const calls = config.calls;
     if (calls && apiKeySecret) {
-      const sideband = new SidebandService(this, 'Sideband', {
+      this.sideband = new SidebandService(this, 'Sideband', {
         store: this.store,
         apiKeySecret,
         callsConfig: calls.config,
@@ -84,29 +85,16 @@ export class OpenAiWebhooksStack extends Stack {
         ...(calls.vpc ? { vpc: calls.vpc } : {}),
         ...(calls.vpcSubnets ? { vpcSubnets: calls.vpcSubnets } : {}),
         dlqRetention: config.dlqRetention,
-        logRetention: config.logRetention,
-        logRemovalPolicy,
-        logLevel: config.logLevel,
+        logging,
       });
-      this.sideband = sideband;
       // The realtime consumer is the incoming-call handler.
-      const incoming = this.fanout.pipelines.realtime.consumer;
-      incoming.addEnvironment(ENV.callsConfig, this.toJsonString(calls.config));
-      incoming.addEnvironment(ENV.signalQueueUrl, sideband.signalQueue.queueUrl);
-      apiKeySecret.grantRead(incoming);
-      sideband.grantSignal(incoming);
-      if (calls.minTasks === 0) {
-        incoming.addEnvironment(ENV.ecsCluster, sideband.cluster.clusterName);
-        incoming.addEnvironment(ENV.ecsService, sideband.service.serviceName);
-        sideband.grantScaleFromZero(incoming);
-      }
+      this.sideband.bindIncomingCallHandler(this.fanout.consumerOf('realtime'));
     }
 
     this.alarms = new Alarms(this, 'Alarms', {
       ingress: this.ingress,
       fanout: this.fanout,
-      categories: config.categories,
-      ...(this.sideband ? { sideband: this.sideband, sidebandMinTasks: calls?.minTasks } : {}),
+      ...(this.sideband ? { sideband: this.sideband } : {}),
       thresholds: config.alarms,
       ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
     });
@@ -117,9 +105,13 @@ export class OpenAiWebhooksStack extends Stack {
       alarms: this.alarms.alarms,
     });
 
-    new CfnOutput(this, 'TableName', { value: this.store.table.tableName });
-    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn });
-    new CfnOutput(this, 'DashboardName', { value: this.dashboard.dashboard.dashboardName });
+    new CfnOutput(this, 'WebhookUrl', {
+      value: this.ingress.webhookUrl,
+      description: 'Register this URL as the webhook endpoint in the OpenAI project settings.',
+    });
+    new CfnOutput(this, 'TableName', { value: this.store.tableName });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topicArn });
+    new CfnOutput(this, 'DashboardName', { value: this.dashboard.dashboardName });
     // The operator CLI (owh --stack NAME) reads this: the table and every queue it may touch.
     new CfnOutput(this, 'OperatorConfig', {
       description: 'Read by the operator CLI (owh); JSON.',
@@ -139,10 +131,9 @@ function operatorConfig(
 ): Record<string, unknown> {
   const queues: Record<string, { queueUrl: string; dlqUrl: string }> = {};
   for (const category of CATEGORIES) {
-    const pipeline = fanout.pipelines[category];
     queues[category] = {
-      queueUrl: pipeline.queue.queueUrl,
-      dlqUrl: pipeline.deadLetterQueue.queueUrl,
+      queueUrl: fanout.queueOf(category).queueUrl,
+      dlqUrl: fanout.deadLetterQueueOf(category).queueUrl,
     };
   }
   if (sideband)
@@ -151,8 +142,8 @@ function operatorConfig(
       dlqUrl: sideband.signalDeadLetterQueue.queueUrl,
     };
   return {
-    tableName: store.table.tableName,
+    tableName: store.tableName,
     queues,
-    dashboardName: dashboard.dashboard.dashboardName,
+    dashboardName: dashboard.dashboardName,
   };
 }

@@ -1,4 +1,4 @@
-import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import {
   Alarm,
   ComparisonOperator,
@@ -10,32 +10,40 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { CATEGORIES } from '#core/webhooks/categories';
-import type { AlarmThresholds, ResolvedCategory } from '../config';
+import { type AlarmThresholds, DEFAULTS } from '../config';
 import type { CategoryFanout } from './category-fanout';
 import type { SidebandService } from './sideband-service';
+import { PropsCheck } from './validation';
 import type { WebhookIngress } from './webhook-ingress';
 
 export interface AlarmsProps {
+  /** The webhook endpoint: alarms on its 5xx answers and signature failures. */
   readonly ingress: WebhookIngress;
+  /** The category queues: an alarm on each DLQ's depth and each queue's oldest message. */
   readonly fanout: CategoryFanout;
-  readonly categories: Readonly<Record<string, ResolvedCategory>>;
+  /**
+   * The phone-call service: alarms on its signal queue, accept latency, capacity, transfers and,
+   * when it keeps at least one task, on none running. @default no call alarms
+   */
   readonly sideband?: SidebandService;
-  /** The sideband keeps at least one task: then none running is an outage. */
-  readonly sidebandMinTasks?: number;
-  readonly thresholds: Required<AlarmThresholds>;
+  /** Alarm thresholds; each one left out takes its default (lib/config.ts `AlarmThresholds`). @default the defaults of each field */
+  readonly thresholds?: AlarmThresholds;
+  /** An e-mail address subscribed to the alarm topic. @default none */
   readonly alarmEmail?: string;
 }
 
 export interface AlarmSpec {
+  /** What the alarm watches. */
   readonly metric: IMetric;
+  /** The value at (or, with `below`, under) which the alarm fires. */
   readonly threshold: number;
-  /** What it means and what to do: it is the alarm's description, read in the notification. */
+  /** What it means and what to do: it is the alarm's description, read in the notification (at most 1024 characters). */
   readonly description: string;
-  /** @default 1 */
+  /** Periods in a row the metric must breach before the alarm fires. @default 1 */
   readonly evaluationPeriods?: number;
-  /** @default at or above the threshold */
+  /** Fire below the threshold instead. @default false: at or above the threshold */
   readonly below?: boolean;
-  /** @default not breaching: no data means nothing happened */
+  /** Treat a period without data as breaching. @default false: no data means nothing happened */
   readonly missingIsBreaching?: boolean;
 }
 
@@ -49,6 +57,35 @@ export class Alarms extends Construct {
 
   constructor(scope: Construct, id: string, props: AlarmsProps) {
     super(scope, id);
+    const t: Required<AlarmThresholds> = { ...DEFAULTS.alarms, ...definedOnly(props.thresholds) };
+    const check = new PropsCheck('Alarms', id);
+    for (const name of ['ingress5xx', 'signatureFailures', 'transferFailures'] as const)
+      check.integer(`thresholds.${name}`, t[name], 1, undefined, 'a count within the window');
+    check
+      .that(
+        Token.isUnresolved(t.activeCallsRatio) ||
+          (t.activeCallsRatio > 0 && t.activeCallsRatio <= 1),
+        'thresholds.activeCallsRatio',
+        `must be above 0 and at most 1; got ${t.activeCallsRatio}.`,
+      )
+      .duration('thresholds.oldestMessageAge', t.oldestMessageAge, {
+        min: Duration.minutes(1),
+        why: 'SQS reports the age once a minute',
+      })
+      .duration('thresholds.signalAge', t.signalAge, {
+        min: Duration.minutes(1),
+        why: 'SQS reports the age once a minute',
+      })
+      .duration('thresholds.acceptLatencyP95', t.acceptLatencyP95, { min: Duration.millis(100) })
+      .that(
+        props.alarmEmail === undefined ||
+          Token.isUnresolved(props.alarmEmail) ||
+          /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(props.alarmEmail),
+        'alarmEmail',
+        `must be an e-mail address; got "${props.alarmEmail}".`,
+      )
+      .assert();
+
     this.topic = new Topic(this, 'Topic', {
       enforceSSL: true,
       displayName: 'OpenAI webhooks alarms',
@@ -60,13 +97,13 @@ export class Alarms extends Construct {
     });
     if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
 
-    const { ingress, fanout, thresholds: t } = props;
+    const { ingress, fanout } = props;
     const fiveMinutes = { period: Duration.minutes(5) };
     for (const category of CATEGORIES) {
       this.addAlarm(`DeadLetters-${category}`, {
         metric: fanout.metricDeadLetterDepth(category),
         threshold: 1,
-        description: `${category} events failed ${props.categories[category]?.maxReceiveCount} times and wait in the DLQ. Read lastError (owh events list --status failed), fix the cause, then owh redrive ${category}.`,
+        description: `${category} events failed ${fanout.maxReceiveCountOf(category)} times and wait in the DLQ. Read lastError (owh events list --status failed), fix the cause, then owh redrive ${category}.`,
       });
       this.addAlarm(`OldestMessage-${category}`, {
         metric: fanout.metricOldestMessageAge(category).with(fiveMinutes),
@@ -116,7 +153,8 @@ export class Alarms extends Construct {
         description:
           'Transfers are failing (REFER refused or never confirmed): check the transfer targets and the SIP trunk that should receive them.',
       });
-      if ((props.sidebandMinTasks ?? 0) >= 1) {
+      // The service keeps at least one task: then none running is an outage.
+      if (sideband.minTasks >= 1) {
         this.addAlarm('NoSidebandTask', {
           metric: sideband.metricRunningTasks(),
           threshold: 1,
@@ -131,8 +169,27 @@ export class Alarms extends Construct {
     }
   }
 
+  /** The SNS topic every alarm (and its all-clear) notifies. */
+  get topicArn(): string {
+    return this.topic.topicArn;
+  }
+
   /** Creates an alarm notifying the topic. Names start with the stack's, so they sort together. */
   addAlarm(id: string, spec: AlarmSpec): Alarm {
+    new PropsCheck('Alarms', this.node.id)
+      .that(
+        Token.isUnresolved(spec.threshold) || Number.isFinite(spec.threshold),
+        `alarm ${id}: threshold`,
+        `must be a finite number; got ${spec.threshold}.`,
+      )
+      .that(
+        Token.isUnresolved(spec.description) ||
+          (spec.description.length > 0 && spec.description.length <= 1024),
+        `alarm ${id}: description`,
+        'must say what the alarm means and what to do, in at most 1024 characters.',
+      )
+      .integer(`alarm ${id}: evaluationPeriods`, spec.evaluationPeriods, 1)
+      .assert();
     const alarm = new Alarm(this, id, {
       alarmName: `${Stack.of(this).stackName}-${id}`,
       metric: spec.metric,
@@ -153,4 +210,9 @@ export class Alarms extends Construct {
     this.alarms.push(alarm);
     return alarm;
   }
+}
+
+/** `{ a: undefined }` must not hide a default. */
+function definedOnly(thresholds: AlarmThresholds | undefined): AlarmThresholds {
+  return Object.fromEntries(Object.entries(thresholds ?? {}).filter(([, v]) => v !== undefined));
 }

@@ -1,25 +1,38 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
-import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { ENV } from '#core/env';
+import { type LoggingProps, resolveLogging } from './logging';
+import { LAMBDA_MEMORY, PropsCheck } from './validation';
 
 export const PROJECT_ROOT = path.resolve(import.meta.dirname, '..', '..');
 
+/** Variables NodeFunction sets itself; `environment` may not set them. */
+const OWN_VARIABLES = ['NODE_OPTIONS', ENV.stackName, ENV.logLevel] as const;
+
 export interface NodeFunctionProps {
+  /** The handler's source file (TypeScript or JavaScript), which exports `handler`. */
   readonly entry: string;
+  /** The function's description (at most 256 characters); its role gets it too. */
   readonly description: string;
-  readonly environment?: Record<string, string>;
-  readonly memorySize: number;
-  readonly timeout: Duration;
-  readonly logRetention: RetentionDays;
-  readonly logRemovalPolicy: RemovalPolicy;
+  /**
+   * The handler's own variables. They follow `NODE_OPTIONS` and `STACK_NAME` and precede
+   * `LOG_LEVEL` (from `logging.logLevel`), which NodeFunction sets itself. @default none
+   */
+  readonly environment?: Readonly<Record<string, string>>;
+  /** Memory in MiB (128 to 10240); CPU grows with it. @default 128 */
+  readonly memorySize?: number;
+  /** 1 second to 15 minutes. @default Duration.seconds(3) */
+  readonly timeout?: Duration;
+  /** Concurrency reserved for (and capping) the function. @default none: the account's pool */
   readonly reservedConcurrentExecutions?: number;
-  /** X-Ray active tracing. @default false */
-  readonly tracing?: boolean;
+  /** Log group retention and removal policy, `LOG_LEVEL` and X-Ray tracing. @default the LoggingProps defaults */
+  readonly logging?: LoggingProps;
 }
 
 /**
@@ -34,9 +47,41 @@ export class NodeFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: NodeFunctionProps) {
     super(scope, id);
+    const check = new PropsCheck('NodeFunction', id);
+    const logging = resolveLogging(props.logging, check);
+    check
+      .that(
+        Token.isUnresolved(props.entry) || fs.existsSync(props.entry),
+        'entry',
+        `must be an existing file; ${props.entry} does not exist.`,
+      )
+      .that(
+        Token.isUnresolved(props.description) || props.description.length <= 256,
+        'description',
+        `must be at most 256 characters; it has ${props.description.length}.`,
+      )
+      .integer('memorySize', props.memorySize, LAMBDA_MEMORY.min, LAMBDA_MEMORY.max)
+      .duration('timeout', props.timeout, { min: Duration.seconds(1), max: Duration.minutes(15) })
+      .integer('reservedConcurrentExecutions', props.reservedConcurrentExecutions, 0);
+    for (const name of Object.keys(props.environment ?? {})) {
+      check
+        .that(
+          /^[a-zA-Z]\w*$/.test(name),
+          `environment.${name}`,
+          'is not a valid variable name (a letter, then letters, digits and _).',
+        )
+        .that(
+          !(OWN_VARIABLES as readonly string[]).includes(name),
+          `environment.${name}`,
+          'is set by NodeFunction itself (LOG_LEVEL comes from logging.logLevel).',
+        )
+        .that(!name.startsWith('AWS_'), `environment.${name}`, 'is reserved by Lambda.');
+    }
+    check.assert();
+
     this.logGroup = new LogGroup(this, 'Logs', {
-      retention: props.logRetention,
-      removalPolicy: props.logRemovalPolicy,
+      retention: logging.logRetention,
+      removalPolicy: logging.logRemovalPolicy,
     });
     // Our own role instead of AWSLambdaBasicExecutionRole: it may write to this log group only.
     this.role = new Role(this, 'Role', {
@@ -51,13 +96,13 @@ export class NodeFunction extends Construct {
       description: props.description,
       runtime: Runtime.NODEJS_22_X,
       architecture: Architecture.ARM_64,
-      memorySize: props.memorySize,
-      timeout: props.timeout,
+      memorySize: props.memorySize ?? 128,
+      timeout: props.timeout ?? Duration.seconds(3),
       logGroup: this.logGroup,
       // Our handlers write JSON lines themselves (and EMF later); keep the text format so Lambda
       // passes them through unwrapped.
       loggingFormat: LoggingFormat.TEXT,
-      ...(props.tracing ? { tracing: Tracing.ACTIVE } : {}),
+      ...(logging.tracing ? { tracing: Tracing.ACTIVE } : {}),
       ...(props.reservedConcurrentExecutions !== undefined
         ? { reservedConcurrentExecutions: props.reservedConcurrentExecutions }
         : {}),
@@ -68,6 +113,7 @@ export class NodeFunction extends Construct {
         // The `Stack` dimension of every metric the function emits.
         [ENV.stackName]: Stack.of(this).stackName,
         ...props.environment,
+        [ENV.logLevel]: logging.logLevel,
       },
       bundling: {
         format: OutputFormat.ESM,
@@ -81,7 +127,7 @@ export class NodeFunction extends Construct {
           "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
       },
     });
-    if (props.tracing) {
+    if (logging.tracing) {
       Validations.of(this.role).acknowledge({
         id: 'AwsSolutions-IAM5[Resource::*]',
         reason:

@@ -1,10 +1,10 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration, Stack, Token } from 'aws-cdk-lib';
 import {
-  type Alarm,
   AlarmStatusWidget,
   Color,
   Dashboard,
   GraphWidget,
+  type IAlarm,
   type IMetric,
   type IWidget,
   type Metric,
@@ -22,13 +22,26 @@ import {
   type ProjectMetricOptions,
 } from './project-metrics';
 import type { SidebandService } from './sideband-service';
+import { PropsCheck } from './validation';
 import type { WebhookIngress } from './webhook-ingress';
 
+/** What one alarm status widget shows at most (a CloudWatch limit). */
+const MAX_ALARMS_PER_WIDGET = 100;
+
 export interface OperationsDashboardProps {
+  /** The webhook endpoint: the health row's errors and the webhooks row. */
   readonly ingress: WebhookIngress;
+  /** The category queues and consumers: DLQ depth, oldest message, and a row per category. */
   readonly fanout: CategoryFanout;
+  /** The phone-call service: its rows and the capacity graph. @default a note that calls are off */
   readonly sideband?: SidebandService;
-  readonly alarms: readonly Alarm[];
+  /** Alarms shown in the status row under the health row (at most 100). @default no status row */
+  readonly alarms?: readonly IAlarm[];
+  /**
+   * The dashboard's name: letters, digits, `-` and `_`, at most 255 characters.
+   * @default `<stack name>-operations`
+   */
+  readonly dashboardName?: string;
 }
 
 const HEIGHT = 6;
@@ -45,9 +58,22 @@ export class OperationsDashboard extends Construct {
 
   constructor(scope: Construct, id: string, props: OperationsDashboardProps) {
     super(scope, id);
+    const name = props.dashboardName ?? `${Stack.of(this).stackName}-operations`;
+    new PropsCheck('OperationsDashboard', id)
+      .that(
+        Token.isUnresolved(name) || /^[\w-]{1,255}$/.test(name),
+        'dashboardName',
+        `must be 1 to 255 letters, digits, - or _; got "${name}".`,
+      )
+      .that(
+        (props.alarms?.length ?? 0) <= MAX_ALARMS_PER_WIDGET,
+        'alarms',
+        `must hold at most ${MAX_ALARMS_PER_WIDGET} alarms (an alarm status widget's limit); got ${props.alarms?.length}.`,
+      )
+      .assert();
     const { ingress, fanout, sideband } = props;
     this.dashboard = new Dashboard(this, 'Dashboard', {
-      dashboardName: `${Stack.of(this).stackName}-operations`,
+      dashboardName: name,
       defaultInterval: Duration.hours(3),
     });
     const graph = (
@@ -99,14 +125,16 @@ export class OperationsDashboard extends Construct {
           }),
     ];
     this.dashboard.addWidgets(...health);
-    this.dashboard.addWidgets(
-      new AlarmStatusWidget({
-        title: 'Alarms',
-        alarms: [...props.alarms],
-        width: 24,
-        height: 3,
-      }),
-    );
+    if (props.alarms && props.alarms.length > 0) {
+      this.dashboard.addWidgets(
+        new AlarmStatusWidget({
+          title: 'Alarms',
+          alarms: [...props.alarms],
+          width: 24,
+          height: 3,
+        }),
+      );
+    }
 
     // Webhooks at the door.
     this.dashboard.addWidgets(
@@ -176,6 +204,11 @@ export class OperationsDashboard extends Construct {
     }
 
     if (sideband) this.addCallRows(sideband, graph);
+  }
+
+  /** The dashboard's name (the stack's `DashboardName` output). */
+  get dashboardName(): string {
+    return this.dashboard.dashboardName;
   }
 
   private addCallRows(

@@ -9,12 +9,13 @@ import {
 } from '#core/observability/metrics';
 
 export interface ProjectMetricOptions {
-  /** One extra dimension (`Category`, `Reason`, …); without it, the stack-wide total. */
+  /** One extra dimension (`Category`, `Reason`, …). @default none: the stack-wide total */
   readonly dimension?: { readonly name: MetricDimension; readonly value: string };
-  /** @default Sum for counts, p95 for durations */
+  /** The statistic (`Sum`, `Average`, `Maximum`, `p50`, …). @default Sum for counts, p95 for durations */
   readonly statistic?: string;
-  /** @default one minute */
+  /** The period each value aggregates (1, 5, 10 or 30 s, or a multiple of 60 s). @default Duration.minutes(1) */
   readonly period?: Duration;
+  /** The metric's label in graphs. @default the metric's name */
   readonly label?: string;
 }
 

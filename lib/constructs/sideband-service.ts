@@ -1,4 +1,4 @@
-import { Duration, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import {
   FlowLogDestination,
@@ -21,35 +21,64 @@ import {
 } from 'aws-cdk-lib/aws-ecs';
 import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import type { CallsConfig } from '#core/calls/calls-config';
+import { type CallsConfig, validateCallsConfig } from '#core/calls/calls-config';
 import { ENV } from '#core/env';
 import type { MetricName } from '#core/observability/metrics';
-import type { EventStore } from './event-store';
+import { callsConfigSizeProblem, FARGATE_CPUS, SERVICE_DEFAULTS } from '../calls-config';
+import { DEFAULTS } from '../config';
+import type { BindableFunction, EventStore } from './event-store';
 import { grantInvokeUnqualified } from './grants';
+import { type LoggingProps, resolveLogging } from './logging';
 import { PROJECT_ROOT } from './node-function';
 import { type ProjectMetricOptions, projectMetric } from './project-metrics';
 import { QueueWithDeadLetters } from './queue-with-dead-letters';
+import { PropsCheck } from './validation';
 
 export interface SidebandServiceProps {
+  /** Where the workers keep leases, call records, transcripts and tool results (read/write). */
   readonly store: EventStore;
+  /** The OpenAI API key secret: the workers read it at start, the incoming-call handler per call. */
   readonly apiKeySecret: ISecret;
+  /**
+   * The calls runtime config (`CALLS_CONFIG`: policy, sessions, tools, transfer targets, …), as
+   * `resolveCalls` in lib/calls-config.ts builds it from the stack's `calls` props. It must fit
+   * the incoming-call handler's environment (about 3 KB).
+   */
   readonly callsConfig: CallsConfig;
-  readonly toolFunctions: readonly IFunction[];
-  readonly openAiBaseUrl: string;
-  readonly minTasks: number;
-  readonly maxTasks: number;
-  readonly cpu: number;
-  readonly memoryMiB: number;
+  /**
+   * The Lambda functions behind `callsConfig.tools`, one per tool `functionName`: the task role
+   * may invoke these and nothing else. @default none
+   */
+  readonly toolFunctions?: readonly IFunction[];
+  /** OpenAI API base URL (https); the Realtime WebSocket URL derives from it. @default 'https://api.openai.com/v1' */
+  readonly openAiBaseUrl?: string;
+  /** Tasks kept running (0 or more). 0 allows scale-to-zero: the first call then waits minutes for a task. @default 1 */
+  readonly minTasks?: number;
+  /** Tasks at most (at least 1 and at least `minTasks`). @default 10 */
+  readonly maxTasks?: number;
+  /** Fargate CPU units per task: 256, 512, 1024, 2048 or 4096. @default 256 */
+  readonly cpu?: number;
+  /** Memory per task in MiB: at least 512, and a size Fargate offers for `cpu`. @default 512 */
+  readonly memoryMiB?: number;
+  /**
+   * An existing VPC. Its private subnets (with egress to api.openai.com:443) are used unless
+   * `vpcSubnets` says otherwise, and tasks get no public IP.
+   * @default a new VPC with public subnets, no NAT gateway, and flow logs
+   */
   readonly vpc?: IVpc;
+  /** Where in `vpc` the tasks run; needs `vpc`. @default the private subnets of `vpc` */
   readonly vpcSubnets?: SubnetSelection;
-  readonly dlqRetention: Duration;
-  readonly logRetention: RetentionDays;
-  readonly logRemovalPolicy: RemovalPolicy;
-  readonly logLevel: string;
+  /** How long the signal DLQ keeps a message (1 minute to 14 days). @default Duration.days(14) */
+  readonly dlqRetention?: Duration;
+  /**
+   * Log groups (the workers' and the new VPC's flow logs) and the workers' `LOG_LEVEL`.
+   * `tracing` does not apply: the worker is not traced. @default the LoggingProps defaults
+   */
+  readonly logging?: LoggingProps;
 }
 
 /** The phone-call metrics: the incoming-call handler's and the workers' (README "Metrics"). */
@@ -92,13 +121,74 @@ export class SidebandService extends Construct {
   readonly callCapacity: number;
   /** Calls one task may hold (`calls.maxCallsPerTask`). */
   readonly callsPerTask: number;
+  /** Tasks kept running; 0 means the service scales to zero. */
+  readonly minTasks: number;
+  private readonly callsConfig: CallsConfig;
+  private readonly apiKeySecret: ISecret;
 
   constructor(scope: Construct, id: string, props: SidebandServiceProps) {
     super(scope, id);
+    const check = new PropsCheck('SidebandService', id);
+    const logging = resolveLogging(props.logging, check);
+    const minTasks = props.minTasks ?? SERVICE_DEFAULTS.minTasks;
+    const maxTasks = props.maxTasks ?? SERVICE_DEFAULTS.maxTasks;
+    const cpu = props.cpu ?? SERVICE_DEFAULTS.cpu;
+    const memoryMiB = props.memoryMiB ?? SERVICE_DEFAULTS.memoryMiB;
+    const toolFunctions = props.toolFunctions ?? [];
+    const openAiBaseUrl = props.openAiBaseUrl ?? DEFAULTS.openAiBaseUrl;
+    const tooLarge = callsConfigSizeProblem(props.callsConfig);
+    check
+      .problemsOf('callsConfig', validateCallsConfig(props.callsConfig))
+      .problemsOf('callsConfig', tooLarge ? [tooLarge] : [])
+      .integer('minTasks', props.minTasks, 0)
+      .integer(
+        'maxTasks',
+        maxTasks,
+        Token.isUnresolved(minTasks) ? 1 : Math.max(1, minTasks),
+        undefined,
+        'at least 1 and at least minTasks',
+      )
+      .oneOf('cpu', props.cpu, FARGATE_CPUS)
+      .integer('memoryMiB', props.memoryMiB, 512)
+      .that(
+        !FARGATE_CPUS.some((c) => c === cpu) || fargateMemoryFits(cpu, memoryMiB),
+        'memoryMiB',
+        `${memoryMiB} is not a size Fargate offers with cpu ${cpu} (${fargateMemoryText(cpu)}).`,
+      )
+      .that(props.vpcSubnets === undefined || props.vpc !== undefined, 'vpcSubnets', 'needs vpc.')
+      .duration('dlqRetention', props.dlqRetention, {
+        min: Duration.minutes(1),
+        max: Duration.days(14),
+        why: 'the SQS maximum',
+      })
+      .httpsUrl('openAiBaseUrl', openAiBaseUrl);
+    // Each tool names its function by ARN (or name), and the task role may invoke exactly those.
+    const tools = props.callsConfig.tools ?? [];
+    const backs = (fn: IFunction, functionName: string) =>
+      functionName === fn.functionArn || functionName === fn.functionName;
+    for (const tool of tools) {
+      check.that(
+        toolFunctions.some((fn) => backs(fn, tool.functionName)),
+        `callsConfig.tools.${tool.name}.functionName`,
+        'is none of toolFunctions: the workers could not invoke it.',
+      );
+    }
+    toolFunctions.forEach((fn, i) => {
+      check.that(
+        tools.some((tool) => backs(fn, tool.functionName)),
+        `toolFunctions[${i}]`,
+        'backs no tool in callsConfig.tools: the workers need no access to it.',
+      );
+    });
+    check.assert();
+    this.minTasks = minTasks;
+    this.callsConfig = props.callsConfig;
+    this.apiKeySecret = props.apiKeySecret;
+
     const signals = new QueueWithDeadLetters(this, 'Signals', {
       visibilityTimeout: Duration.seconds(30),
       maxReceiveCount: 5,
-      dlqRetention: props.dlqRetention,
+      dlqRetention: props.dlqRetention ?? DEFAULTS.dlqRetention,
       // A signal older than a ring is useless, but keep it long enough to debug.
       retention: Duration.hours(1),
     });
@@ -114,8 +204,8 @@ export class SidebandService extends Construct {
         subnetConfiguration: [{ name: 'public', subnetType: SubnetType.PUBLIC }],
       });
       const flowLogs = new LogGroup(this, 'FlowLogs', {
-        retention: props.logRetention,
-        removalPolicy: props.logRemovalPolicy,
+        retention: logging.logRetention,
+        removalPolicy: logging.logRemovalPolicy,
       });
       vpc.addFlowLog('FlowLog', { destination: FlowLogDestination.toCloudWatchLogs(flowLogs) });
     }
@@ -129,16 +219,16 @@ export class SidebandService extends Construct {
       containerInsightsV2: ContainerInsights.ENABLED,
     });
     this.taskDefinition = new FargateTaskDefinition(this, 'Task', {
-      cpu: props.cpu,
-      memoryLimitMiB: props.memoryMiB,
+      cpu,
+      memoryLimitMiB: memoryMiB,
       runtimePlatform: {
         cpuArchitecture: CpuArchitecture.ARM64,
         operatingSystemFamily: OperatingSystemFamily.LINUX,
       },
     });
     const logGroup = new LogGroup(this, 'Logs', {
-      retention: props.logRetention,
-      removalPolicy: props.logRemovalPolicy,
+      retention: logging.logRetention,
+      removalPolicy: logging.logRemovalPolicy,
     });
     this.callCapacity = props.callsConfig.policy.maxConcurrentCalls;
     this.callsPerTask = props.callsConfig.maxCallsPerTask;
@@ -151,12 +241,12 @@ export class SidebandService extends Construct {
       stopTimeout: STOP_TIMEOUT,
       // Configuration only: the API key is read from Secrets Manager at start, never passed here.
       environment: {
-        [ENV.tableName]: props.store.table.tableName,
+        [ENV.tableName]: props.store.tableName,
         [ENV.signalQueueUrl]: this.signalQueue.queueUrl,
         [ENV.callsConfig]: Stack.of(this).toJsonString(props.callsConfig),
-        [ENV.openAiBaseUrl]: props.openAiBaseUrl,
+        [ENV.openAiBaseUrl]: openAiBaseUrl,
         [ENV.openAiKeySecretId]: props.apiKeySecret.secretName,
-        [ENV.logLevel]: props.logLevel,
+        [ENV.logLevel]: logging.logLevel,
         [ENV.stackName]: Stack.of(this).stackName,
       },
       healthCheck: {
@@ -186,7 +276,7 @@ export class SidebandService extends Construct {
     this.service = new FargateService(this, 'Service', {
       cluster: this.cluster,
       taskDefinition: this.taskDefinition,
-      desiredCount: props.minTasks,
+      desiredCount: minTasks,
       assignPublicIp: publicSubnets,
       vpcSubnets: subnets,
       securityGroups: [securityGroup],
@@ -197,8 +287,8 @@ export class SidebandService extends Construct {
     });
 
     const scaling = this.service.autoScaleTaskCount({
-      minCapacity: props.minTasks,
-      maxCapacity: props.maxTasks,
+      minCapacity: minTasks,
+      maxCapacity: maxTasks,
     });
     // Scale out before a task is full: at 60 % of its call capacity on average.
     scaling.scaleToTrackCustomMetric('ActiveCallsPerTask', {
@@ -212,15 +302,32 @@ export class SidebandService extends Construct {
     this.signalQueue.grantConsumeMessages(role);
     // Hand-offs and the sweeper send signals too.
     this.signalQueue.grantSendMessages(role);
-    props.store.table.grantReadWriteData(role);
+    props.store.grantReadWriteData(role);
     props.store.acknowledgeIndexGrant(this.taskDefinition);
     props.apiKeySecret.grantRead(role);
-    for (const fn of props.toolFunctions) grantInvokeUnqualified(fn, role);
+    for (const fn of toolFunctions) grantInvokeUnqualified(fn, role);
     Validations.of(this.taskDefinition).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
         'The execution role pulls the image from ECR: ecr:GetAuthorizationToken only accepts Resource "*".',
     });
+  }
+
+  /**
+   * Makes `fn` (the `realtime` consumer) the incoming-call handler: the calls config and the
+   * signal queue in its environment, read access to the API key, send on the signal queue and,
+   * when the service scales to zero, the cluster and service names and the right to raise it.
+   */
+  bindIncomingCallHandler(fn: BindableFunction): void {
+    fn.addEnvironment(ENV.callsConfig, Stack.of(this).toJsonString(this.callsConfig));
+    fn.addEnvironment(ENV.signalQueueUrl, this.signalQueue.queueUrl);
+    this.apiKeySecret.grantRead(fn);
+    this.grantSignal(fn);
+    if (this.minTasks === 0) {
+      fn.addEnvironment(ENV.ecsCluster, this.cluster.clusterName);
+      fn.addEnvironment(ENV.ecsService, this.service.serviceName);
+      this.grantScaleFromZero(fn);
+    }
   }
 
   /** Lets the incoming-call handler signal a call to the workers. */
@@ -255,14 +362,17 @@ export class SidebandService extends Construct {
     return projectMetric(this, name, options);
   }
 
+  /** The service's CPU use in %, per minute. */
   metricCpuUtilization(): Metric {
     return this.service.metricCpuUtilization({ period: Duration.minutes(1) });
   }
 
+  /** The service's memory use in %, per minute. */
   metricMemoryUtilization(): Metric {
     return this.service.metricMemoryUtilization({ period: Duration.minutes(1) });
   }
 
+  /** Call signals that failed 5 times and wait in the signal DLQ. */
   metricSignalDeadLetters(): Metric {
     return this.signals.metricDeadLetterDepth();
   }
@@ -272,6 +382,7 @@ export class SidebandService extends Construct {
     return this.signals.metricOldestMessageAge();
   }
 
+  /** Running tasks (Container Insights), the minimum in each minute. */
   metricRunningTasks(): Metric {
     return new Metric({
       namespace: 'ECS/ContainerInsights',
@@ -284,4 +395,28 @@ export class SidebandService extends Construct {
       period: Duration.minutes(1),
     });
   }
+}
+
+/** Memory sizes (MiB) Fargate offers per CPU size. */
+const FARGATE_MEMORY: Readonly<Record<number, { min: number; max: number; step: number }>> = {
+  256: { min: 512, max: 2048, step: 512 },
+  512: { min: 1024, max: 4096, step: 1024 },
+  1024: { min: 2048, max: 8192, step: 1024 },
+  2048: { min: 4096, max: 16_384, step: 1024 },
+  4096: { min: 8192, max: 30_720, step: 1024 },
+};
+
+function fargateMemoryFits(cpu: number, memoryMiB: number): boolean {
+  if (Token.isUnresolved(cpu) || Token.isUnresolved(memoryMiB)) return true;
+  const sizes = FARGATE_MEMORY[cpu];
+  if (!sizes) return true;
+  if (cpu === 256) return [512, 1024, 2048].includes(memoryMiB);
+  return memoryMiB >= sizes.min && memoryMiB <= sizes.max && memoryMiB % sizes.step === 0;
+}
+
+function fargateMemoryText(cpu: number): string {
+  const sizes = FARGATE_MEMORY[cpu];
+  if (!sizes) return 'see the Fargate task sizes';
+  if (cpu === 256) return '512, 1024 or 2048';
+  return `${sizes.min} to ${sizes.max} in steps of ${sizes.step}`;
 }

@@ -131,7 +131,7 @@ describe('CategoryFanout', () => {
     const { stack } = synthStack({
       categories: { eval: { userHandler: UserHandler.fromEntry(entry, 'handle') } },
     });
-    expect(stack.fanout.pipelines.eval.consumer).toBeDefined();
+    expect(stack.fanout.consumerOf('eval')).toBeDefined();
     expect(() =>
       synthStack({ categories: { eval: { userHandler: UserHandler.fromEntry('/nope.ts') } } }),
     ).toThrow(/does not exist/);
