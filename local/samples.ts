@@ -37,14 +37,23 @@ const ID_PREFIX: Record<string, string> = {
   agent: 'sess_',
 };
 
-/** A plausible event of the given type, as OpenAI would send it. `objectId` pins the object. */
+/**
+ * A plausible event of the given type, as OpenAI would send it. `objectId` pins the object;
+ * `sipHeaders` are the call's INVITE headers (the Realtime simulator gives them, `X-Sim-Scenario`
+ * included) instead of a made-up From, To and Call-ID.
+ */
 export function sampleEvent(
   type: string,
-  options: { objectId?: string; createdAt?: number; phone?: string } = {},
+  options: {
+    objectId?: string;
+    createdAt?: number;
+    phone?: string;
+    sipHeaders?: readonly { name: string; value: string }[];
+  } = {},
 ): WebhookEvent {
   const family = type.split('.')[0] ?? type;
   const createdAt = options.createdAt ?? Math.floor(Date.now() / 1000);
-  const sipHeaders = [
+  const sipHeaders = options.sipHeaders?.map((h) => ({ name: h.name, value: h.value })) ?? [
     {
       name: 'From',
       value: `"Caller" <sip:${options.phone ?? '+14155550123'}@sip.example.com>;tag=${hex(4)}`,

@@ -1,15 +1,20 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import type { CallRecord } from '#core/ports/calls';
 import { keys } from '#core/table-schema';
 import { parseWebhookSecret } from '#core/webhooks/signature';
 import { sampleEvent } from './samples';
 import { signedWebhookRequest } from './signing';
+import { TIMELINE_LEGEND, timelineLines } from './stand-ins/realtime-timeline';
 
 /**
- * `npm run send -- call`: plays a whole phone call against `npm start`: OpenAI rings us (the
- * webhook), the call is accepted, the worker attaches and greets, the caller asks something, the
- * model calls a tool, the caller hangs up. Prints the timeline with each step's latency.
+ * `npm run send -- call [--scenario <name>]`: plays a whole phone call against `npm start`.
+ * OpenAI's side is the Realtime simulator, which plays the named scenario (default `happy`:
+ * greeting, the caller asks, the model calls lookup_order, answers, the caller hangs up). The
+ * scenario travels as an `X-Sim-Scenario` header of the simulated INVITE: the simulator reads it
+ * when the call is created (`POST /_sim/calls`), and the `realtime.call.incoming` webhook carries
+ * the INVITE's headers as OpenAI's does. Prints the setup latency, the timeline of what each side
+ * sent, the simulator's facts (cut-off goodbyes, acting on cancelled calls, …) and what the worker
+ * recorded.
  */
 export interface CallTarget {
   readonly webhookUrl: string;
@@ -19,28 +24,36 @@ export interface CallTarget {
   readonly dynamoEndpoint: string;
 }
 
-interface SimCall {
-  call_id: string;
-  from: string;
-  to: string;
-  state: string;
-  timeline: Record<string, number>;
-  received: { type: string; at: number; item?: { type?: string; output?: string } }[];
+// biome-ignore lint/suspicious/noExplicitAny: the simulator's and the table's JSON, read field by field.
+type Json = Record<string, any>;
+
+export const DEFAULT_SCENARIO = 'happy';
+
+/** Every scenario the simulator knows, from the running simulator. */
+export async function listScenarios(target: CallTarget): Promise<Json[]> {
+  const response = await fetch(`${simulatorUrl(target)}/_sim/scenarios`);
+  if (!response.ok) throw new Error(`simulator scenarios: ${response.status}`);
+  return (await response.json()) as Json[];
 }
 
-export async function sendCall(target: CallTarget, out: (line: string) => void): Promise<boolean> {
-  const sim = target.openAiBaseUrl.replace(/\/v1\/?$/, '');
-  const control = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+export async function sendCall(
+  target: CallTarget,
+  out: (line: string) => void,
+  options: { readonly scenario?: string } = {},
+): Promise<boolean> {
+  const sim = simulatorUrl(target);
+  const control = async (method: string, path: string, body?: unknown): Promise<Json> => {
     const response = await fetch(`${sim}/_sim/${path}`, {
       method,
       headers: { 'content-type': 'application/json' },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
+    const json = (await response.json().catch(() => ({}))) as Json;
     if (!response.ok)
       throw new Error(
-        `simulator ${path}: ${response.status} (is npm start running with the simulator?)`,
+        `simulator ${path}: ${response.status} ${json.error?.message ?? '(is npm start running with the simulator?)'}`,
       );
-    return (await response.json()) as T;
+    return json;
   };
   const documents = DynamoDBDocumentClient.from(
     new DynamoDBClient({
@@ -58,88 +71,99 @@ export async function sendCall(target: CallTarget, out: (line: string) => void):
           ConsistentRead: true,
         }),
       )
-    ).Item as CallRecord | undefined;
+    ).Item as Json | undefined;
   const until = async <T>(
     probe: () => Promise<T | undefined>,
-    what: string,
-    timeoutMs = 10_000,
-  ): Promise<T> => {
+    timeoutMs: number,
+  ): Promise<T | undefined> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const value = await probe();
-      if (value !== undefined) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      if (value !== undefined || Date.now() > deadline) return value;
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
 
-  const call = await control<SimCall>('POST', 'calls', {});
+  const scenarioName = options.scenario ?? DEFAULT_SCENARIO;
+  const scenario = (await listScenarios(target)).find((s) => s.name === scenarioName);
+  const call = await control('POST', 'calls', {
+    sip_headers: [
+      { name: 'From', value: `"Caller" <sip:+14155550123@sip.example.com>;tag=${tag()}` },
+      { name: 'To', value: 'sip:+18005550100@sip.api.openai.com' },
+      { name: 'Call-ID', value: tag() + tag() },
+      { name: 'X-Sim-Scenario', value: scenarioName },
+    ],
+  });
   out(`☎  ${call.from} calls ${call.to}: OpenAI assigns ${call.call_id}`);
-  const event = sampleEvent('realtime.call.incoming', { objectId: call.call_id, phone: call.from });
+  out(`   scenario ${scenarioName}: ${scenario?.summary ?? ''}`);
+  if (scenario?.expect) out(`   a correct worker: ${scenario.expect}`);
+  const event = sampleEvent('realtime.call.incoming', {
+    objectId: call.call_id,
+    sipHeaders: call.sip_headers,
+  });
   const request = signedWebhookRequest(parseWebhookSecret(target.webhookSecret, 'current'), event);
+  const postedAt = Date.now();
   const posted = await fetch(target.webhookUrl, {
     method: 'POST',
     headers: request.headers,
     body: request.body,
   });
   out(`→  realtime.call.incoming webhook: ${posted.status} ${await posted.text()}`);
+  out('   playing the call…');
 
-  const active = await until(async () => {
-    const r = await record(call.call_id);
-    return r?.status === 'active' || r?.status === 'rejected' || r?.status === 'ended'
-      ? r
-      : undefined;
-  }, 'the call to be answered');
-  if (active.status !== 'active') {
-    out(`✗  call ${active.status}: ${active.rejectReason ?? active.endReason ?? ''}`);
-    return false;
-  }
-  const greeted = await until(async () => {
-    const c = await control<SimCall>('GET', `calls/${call.call_id}`);
-    return c.timeline.firstResponseCreate ? c : undefined;
-  }, 'the greeting');
-  await control('POST', `calls/${call.call_id}/say`, { text: 'Hi, where is my order 1234?' });
-  const tool = await control<{ fn_call_id: string; at: number }>(
-    'POST',
-    `calls/${call.call_id}/tool`,
-    { name: 'lookup_order', arguments: { order_number: '1234' } },
-  );
-  const answered = await until(async () => {
-    const c = await control<SimCall>('GET', `calls/${call.call_id}`);
-    return c.received.find(
-      (r) => r.type === 'conversation.item.create' && r.item?.type === 'function_call_output',
-    )
-      ? c
-      : undefined;
-  }, 'the tool output');
-  const output = answered.received.find((r) => r.item?.type === 'function_call_output');
-  await control('POST', `calls/${call.call_id}/hangup`);
+  // The simulator's side ends (hang-up, transfer, drop, failed session) well within this.
+  const over = await until(async () => {
+    const c = await control('GET', `calls/${call.call_id}`);
+    return ['ended', 'failed', 'rejected'].includes(c.state) ? c : undefined;
+  }, 120_000);
   const ended = await until(async () => {
     const r = await record(call.call_id);
-    return r?.status === 'ended' ? r : undefined;
-  }, 'the call end');
+    return r && ['ended', 'rejected', 'missed'].includes(String(r.status)) ? r : undefined;
+  }, 10_000);
+  const view = await control('GET', `calls/${call.call_id}`);
+  const stored = ended ?? (await record(call.call_id));
 
-  const t = greeted.timeline;
-  const received = active.receivedAt;
-  const rows: [string, number | undefined, string][] = [
-    ['webhook received by the ingress', received, ''],
+  const origin = Number(stored?.receivedAt ?? postedAt);
+  const t: Json = view.timeline ?? {};
+  const setup: [string, number | undefined, string][] = [
+    ['webhook received by the ingress', stored?.receivedAt, ''],
     ['accept sent (POST /accept)', t.accepted, 'incoming-call handler'],
-    ['sideband open (wss …/realtime?call_id=)', t.attached, `worker ${active.owner}`],
+    ['sideband open (wss …/realtime?call_id=)', t.attached, `worker ${stored?.owner ?? '?'}`],
     ['greeting sent (response.create)', t.firstResponseCreate, ''],
   ];
-  out('\nTimeline');
-  let previous = received;
-  for (const [label, at, note] of rows) {
+  out('\nSetup');
+  let previous = origin;
+  for (const [label, at, note] of setup) {
     if (at === undefined) continue;
     out(
-      `  +${String(at - received).padStart(5)} ms  (${`+${at - previous}`.padStart(6)} ms)  ${label}${note ? `  [${note}]` : ''}`,
+      `  +${String(at - origin).padStart(5)} ms  (${`+${at - previous}`.padStart(6)} ms)  ${label}${note ? `  [${note}]` : ''}`,
     );
     previous = at;
   }
+
+  out(`\nTimeline  (${TIMELINE_LEGEND})`);
+  for (const line of timelineLines(view.log ?? [], { origin })) out(`  ${line}`);
+
+  out('\nFacts');
+  const facts: Json[] = view.facts ?? [];
+  for (const fact of facts) out(`  ${fact.warn ? '⚠' : '•'} ${fact.text}`);
+  for (const close of view.closes ?? [])
+    out(`  • socket closed ${close.code} by the ${close.by} at +${close.at - origin} ms`);
+  if ((view.conflicts ?? 0) > 0)
+    out(`  • ${view.conflicts} response.create refused: conversation_already_has_active_response`);
+  if ((view.idle_timeouts ?? 0) > 0) out(`  • ${view.idle_timeouts} idle timeout(s)`);
+  out(`  • SIP ${view.sip_status ?? '?'} to the caller; simulator call state ${view.state}`);
+  if (!over) out('  ⚠ the call had not ended after 120 s');
+
+  out("\nWorker's record");
+  if (!stored) {
+    out('  (none)');
+    return false;
+  }
   out(
-    `  tool lookup_order answered in ${output ? output.at - tool.at : '?'} ms: ${output?.item?.output ?? ''}`,
+    `  status ${stored.status}${stored.endReason ? `: ${stored.endReason}` : ''}${stored.rejectReason ? `: ${stored.rejectReason}` : ''}` +
+      `${stored.durationMs !== undefined ? ` after ${stored.durationMs} ms` : ''}, ${stored.totalTokens ?? 0} tokens`,
   );
-  out(`  ended: ${ended.endReason} after ${ended.durationMs} ms, ${ended.totalTokens ?? 0} tokens`);
   const parts = await documents.send(
     new QueryCommand({
       TableName: target.tableName,
@@ -148,12 +172,22 @@ export async function sendCall(target: CallTarget, out: (line: string) => void):
       ConsistentRead: true,
     }),
   );
-  out('\nRecord');
   for (const item of parts.Items ?? []) {
     if (item.kind === 'transcript')
       out(`  ${item.role === 'caller' ? 'caller   ' : 'assistant'}: ${item.text}`);
     if (item.kind === 'tool')
       out(`  tool     : ${item.name}(${item.arguments}) → ${item.output} in ${item.latencyMs} ms`);
+    if (item.kind === 'event')
+      out(`  event    : ${item.name}${item.detail ? ` ${JSON.stringify(item.detail)}` : ''}`);
   }
-  return true;
+  if (!ended) out(`  ⚠ the record is still ${stored.status} 10 s after the call ended`);
+  return Boolean(over && ended);
+}
+
+function simulatorUrl(target: CallTarget): string {
+  return target.openAiBaseUrl.replace(/\/v1\/?$/, '');
+}
+
+function tag(): string {
+  return Math.random().toString(16).slice(2, 10);
 }

@@ -5,12 +5,15 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoEventStore } from '#adapters/dynamo-event-store';
 import { parseWebhookSecret } from '#core/webhooks/signature';
 import { SAMPLE_TYPES, sampleEvent } from './samples';
-import { sendCall } from './send-call';
+import { DEFAULT_SCENARIO, sendCall } from './send-call';
 import { signedWebhookRequest } from './signing';
+import { SCENARIO_NAMES, SCENARIOS } from './stand-ins/realtime-scenarios';
 
 /**
  * `npm run send -- <type|all> [--id <object id>]`: sends correctly signed sample events to the
  * local pipeline (or WEBHOOK_URL with OPENAI_WEBHOOK_SECRET), then shows what was stored.
+ * `npm run send -- call [--scenario <name>|all|list]`: plays a phone call through the Realtime
+ * simulator of `npm start`, following a named scenario (default `happy`).
  */
 interface LocalState {
   webhookUrl: string;
@@ -25,11 +28,29 @@ const args = process.argv.slice(2);
 const what = args[0];
 const idFlag = args.indexOf('--id');
 const objectId = idFlag >= 0 ? args[idFlag + 1] : undefined;
+const scenarioFlag = args.indexOf('--scenario');
+const scenario = scenarioFlag >= 0 ? (args[scenarioFlag + 1] ?? 'list') : undefined;
 if (!what || what === '--help') {
   process.stderr.write(
-    `Usage: npm run send -- <type|all|call> [--id <object id>]\nTypes: ${SAMPLE_TYPES.join(', ')}\n`,
+    `Usage: npm run send -- <type|all> [--id <object id>]\n       npm run send -- call [--scenario <name>|all|list]\nTypes: ${SAMPLE_TYPES.join(', ')}\nScenarios: ${SCENARIO_NAMES.join(', ')}\n`,
   );
   process.exit(what ? 0 : 2);
+}
+if (
+  what === 'call' &&
+  scenario !== undefined &&
+  scenario !== 'all' &&
+  !SCENARIO_NAMES.includes(scenario)
+) {
+  // `--scenario list` (or a name the simulator does not know): the names, with what each plays.
+  if (scenario !== 'list') process.stderr.write(`Unknown scenario "${scenario}".\n`);
+  const out = scenario === 'list' ? process.stdout : process.stderr;
+  out.write('Scenarios (npm run send -- call --scenario <name>):\n');
+  for (const s of SCENARIOS)
+    out.write(
+      `  ${s.name.padEnd(22)}${s.summary}\n  ${''.padEnd(22)}a correct worker: ${s.expect}\n`,
+    );
+  process.exit(scenario === 'list' ? 0 : 2);
 }
 
 const state = readState();
@@ -51,12 +72,18 @@ if (what === 'call') {
     );
     process.exit(1);
   }
-  const ok = await sendCall(state, (line) => process.stdout.write(`${line}\n`)).catch(
-    (error: unknown) => {
+  const names = scenario === 'all' ? SCENARIO_NAMES : [scenario ?? DEFAULT_SCENARIO];
+  let ok = true;
+  for (const [i, name] of names.entries()) {
+    if (i > 0) process.stdout.write(`\n${'─'.repeat(100)}\n\n`);
+    const played = await sendCall(state, (line) => process.stdout.write(`${line}\n`), {
+      scenario: name,
+    }).catch((error: unknown) => {
       process.stderr.write(`${String(error)}\n`);
       return false;
-    },
-  );
+    });
+    ok &&= played;
+  }
   process.exit(ok ? 0 : 1);
 }
 
