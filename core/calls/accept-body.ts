@@ -71,6 +71,63 @@ export function buildAcceptBody(
   };
 }
 
+/**
+ * A built-in voice name, or a custom voice given as exactly `{ id }` (SDK realtime.d.ts
+ * `RealtimeAudioConfigOutput.voice`: `(string & {}) | 'alloy' | … | { id: string }`).
+ */
+function isVoice(voice: unknown): boolean {
+  if (typeof voice === 'string') return (VOICES as readonly string[]).includes(voice);
+  if (typeof voice !== 'object' || voice === null || Array.isArray(voice)) return false;
+  const keys = Object.keys(voice);
+  return keys.length === 1 && keys[0] === 'id' && typeof (voice as { id: unknown }).id === 'string';
+}
+
+const EAGERNESS = ['low', 'medium', 'high', 'auto'] as const;
+const IDLE_TIMEOUT_MS = { min: 5000, max: 30_000 } as const;
+
+/**
+ * Turn detection as the API takes it, which `/accept` answers 200 to and then fails the call on
+ * (reference §4.5). From the SDK's `RealtimeAudioInputTurnDetection` (realtime.d.ts): `server_vad`
+ * or `semantic_vad`; `idle_timeout_ms` only with `server_vad` ("Idle timeout is currently only
+ * supported for server_vad mode") and, per the OpenAPI `RealtimeTurnDetection`, an integer from
+ * 5000 to 30000; `eagerness` one of low, medium, high, auto.
+ */
+function turnDetectionProblems(vad: unknown): string[] {
+  if (vad === undefined || vad === null) return [];
+  if (typeof vad !== 'object' || Array.isArray(vad))
+    return ['audio.input.turn_detection must be an object or null.'];
+  const td = vad as Record<string, unknown>;
+  const where = 'audio.input.turn_detection';
+  const problems: string[] = [];
+  if (td.type !== 'server_vad' && td.type !== 'semantic_vad')
+    problems.push(`${where}.type must be "server_vad" or "semantic_vad".`);
+  const idle = td.idle_timeout_ms;
+  if (idle !== undefined && idle !== null) {
+    if (td.type !== 'server_vad')
+      problems.push(`${where}.idle_timeout_ms is only supported with server_vad.`);
+    if (
+      typeof idle !== 'number' ||
+      !Number.isInteger(idle) ||
+      idle < IDLE_TIMEOUT_MS.min ||
+      idle > IDLE_TIMEOUT_MS.max
+    )
+      problems.push(
+        `${where}.idle_timeout_ms must be an integer from ${IDLE_TIMEOUT_MS.min} to ${IDLE_TIMEOUT_MS.max}.`,
+      );
+  }
+  if (td.eagerness !== undefined) {
+    if (td.type !== 'semantic_vad')
+      problems.push(`${where}.eagerness is only supported with semantic_vad.`);
+    if (!(EAGERNESS as readonly unknown[]).includes(td.eagerness))
+      problems.push(`${where}.eagerness must be one of ${EAGERNESS.join(', ')}.`);
+  }
+  for (const flag of ['create_response', 'interrupt_response'] as const) {
+    if (td[flag] !== undefined && typeof td[flag] !== 'boolean')
+      problems.push(`${where}.${flag} must be a boolean.`);
+  }
+  return problems;
+}
+
 /** Every problem with an accept body, or an empty list. */
 export function validateAcceptBody(body: unknown): string[] {
   const problems: string[] = [];
@@ -91,10 +148,16 @@ export function validateAcceptBody(body: unknown): string[] {
     if (vad && typeof vad === 'object' && field in vad)
       problems.push(`audio.input.turn_detection.${field} is rejected for SIP calls.`);
   }
-  if (!b.audio?.input?.transcription?.model)
+  problems.push(...turnDetectionProblems(vad));
+  const transcription = b.audio?.input?.transcription;
+  if (!transcription?.model)
     problems.push('audio.input.transcription must be on, for caller transcripts.');
-  if (!VOICES.includes(b.audio?.output?.voice))
-    problems.push(`audio.output.voice must be one of ${VOICES.join(', ')}.`);
+  if (transcription?.language !== undefined && typeof transcription.language !== 'string')
+    problems.push('audio.input.transcription.language must be an ISO-639-1 string.');
+  if (!isVoice(b.audio?.output?.voice))
+    problems.push(
+      `audio.output.voice must be one of ${VOICES.join(', ')}, or a custom voice {"id": "…"}.`,
+    );
   const names = new Set<string>();
   for (const tool of Array.isArray(b.tools) ? b.tools : []) {
     if (tool?.type !== 'function' || !TOOL_NAME.test(String(tool?.name)))

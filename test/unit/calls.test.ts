@@ -182,6 +182,22 @@ describe('accept body', () => {
     expect(own.audio.input.transcription.model).toBe('gpt-realtime-whisper');
   });
 
+  it.each([
+    ['server_vad with idle_timeout_ms 5000', { type: 'server_vad', idle_timeout_ms: 5000 }],
+    ['server_vad with idle_timeout_ms 30000', { type: 'server_vad', idle_timeout_ms: 30_000 }],
+    ['semantic_vad with eagerness', { type: 'semantic_vad', eagerness: 'high' }],
+  ])('accepts turn detection: %s', (_name, turnDetection) => {
+    const body = JSON.parse(JSON.stringify(buildAcceptBody(SESSION, [TOOL], []))) as WireEvent;
+    body.audio.input.turn_detection = turnDetection;
+    expect(validateAcceptBody(body)).toEqual([]);
+  });
+
+  it('accepts a custom voice given as { id }', () => {
+    const body = JSON.parse(JSON.stringify(buildAcceptBody(SESSION, [TOOL], []))) as WireEvent;
+    body.audio.output.voice = { id: 'voice_1234' };
+    expect(validateAcceptBody(body)).toEqual([]);
+  });
+
   it('offers transfer_call only when there are targets', () => {
     expect(buildAcceptBody(SESSION, [TOOL], []).tools.map((t) => t.name)).toEqual([
       'lookup_order',
@@ -215,6 +231,45 @@ describe('accept body', () => {
     ['no transcription', (b: WireEvent) => delete b.audio.input.transcription, /transcription/],
     ['an unknown voice', (b: WireEvent) => (b.audio.output.voice = 'robot'), /voice/],
     ['a duplicate tool', (b: WireEvent) => b.tools.push(b.tools[0]), /declared twice/],
+    [
+      'idle_timeout_ms below 5000',
+      (b: WireEvent) =>
+        (b.audio.input.turn_detection = { type: 'server_vad', idle_timeout_ms: 1000 }),
+      /idle_timeout_ms must be an integer from 5000 to 30000/,
+    ],
+    [
+      'idle_timeout_ms above 30000',
+      (b: WireEvent) =>
+        (b.audio.input.turn_detection = { type: 'server_vad', idle_timeout_ms: 60_000 }),
+      /idle_timeout_ms must be an integer from 5000 to 30000/,
+    ],
+    [
+      'idle_timeout_ms with semantic_vad',
+      (b: WireEvent) =>
+        (b.audio.input.turn_detection = { type: 'semantic_vad', idle_timeout_ms: 10_000 }),
+      /only supported with server_vad/,
+    ],
+    [
+      'an eagerness outside the enum',
+      (b: WireEvent) =>
+        (b.audio.input.turn_detection = { type: 'semantic_vad', eagerness: 'eager' }),
+      /eagerness must be one of low, medium, high, auto/,
+    ],
+    [
+      'a turn detection type "none"',
+      (b: WireEvent) => (b.audio.input.turn_detection = { type: 'none' }),
+      /type must be "server_vad" or "semantic_vad"/,
+    ],
+    [
+      'a non-string language',
+      (b: WireEvent) => (b.audio.input.transcription.language = 42),
+      /language must be an ISO-639-1 string/,
+    ],
+    [
+      'a custom voice with extra fields',
+      (b: WireEvent) => (b.audio.output.voice = { id: 'voice_1', name: 'x' }),
+      /custom voice/,
+    ],
   ])('rejects a body with %s', (_name, mutate, message) => {
     const body = JSON.parse(JSON.stringify(buildAcceptBody(SESSION, [TOOL], []))) as Record<
       string,
