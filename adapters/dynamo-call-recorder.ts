@@ -59,12 +59,7 @@ export class DynamoCallRecorder implements CallRecorder {
    * alone finishes two), and under the same durability as the transcript.
    */
   addUsage(usage: ResponseUsage): void {
-    this.pendingUsage = addTotals(this.pendingUsage, {
-      totalTokens: usage.total_tokens ?? 0,
-      inputTokens: usage.input_tokens ?? 0,
-      outputTokens: usage.output_tokens ?? 0,
-      responses: 1,
-    });
+    this.pendingUsage = addTotals(this.pendingUsage, totalsOf(usage));
     this.scheduleFlush();
   }
 
@@ -110,18 +105,22 @@ export class DynamoCallRecorder implements CallRecorder {
     const usage = this.pendingUsage;
     if (usage.responses === 0) return;
     this.pendingUsage = NO_USAGE;
+    // ADD every total, the ones by kind included (0 where a response had no details).
+    const names: Record<string, string> = {};
+    const values: Record<string, number> = {};
+    const adds = TOTALS.map((field, i) => {
+      names[`#t${i}`] = field;
+      values[`:t${i}`] = usage[field];
+      return `#t${i} :t${i}`;
+    });
     try {
       await this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: keys.call(this.callId),
-          UpdateExpression: 'ADD totalTokens :t, inputTokens :i, outputTokens :o, responses :r',
-          ExpressionAttributeValues: {
-            ':t': usage.totalTokens,
-            ':i': usage.inputTokens,
-            ':o': usage.outputTokens,
-            ':r': usage.responses,
-          },
+          UpdateExpression: `ADD ${adds.join(', ')}`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
         }),
       );
     } catch (error) {
@@ -135,20 +134,47 @@ export class DynamoCallRecorder implements CallRecorder {
   }
 }
 
-interface UsageTotals {
-  readonly totalTokens: number;
-  readonly inputTokens: number;
-  readonly outputTokens: number;
-  readonly responses: number;
+/**
+ * The call record's running usage totals (`CallRecord`): tokens in and out, and by kind from each
+ * usage's `input_token_details`/`output_token_details` (realtime.d.ts RealtimeResponseUsage),
+ * since audio, text and cached input are priced differently.
+ */
+const TOTALS = [
+  'totalTokens',
+  'inputTokens',
+  'outputTokens',
+  'inputTextTokens',
+  'inputAudioTokens',
+  'cachedTokens',
+  'cachedTextTokens',
+  'cachedAudioTokens',
+  'outputTextTokens',
+  'outputAudioTokens',
+  'responses',
+] as const;
+
+type UsageTotals = Readonly<Record<(typeof TOTALS)[number], number>>;
+
+const NO_USAGE: UsageTotals = Object.fromEntries(TOTALS.map((t) => [t, 0])) as UsageTotals;
+
+function totalsOf(usage: ResponseUsage): UsageTotals {
+  const input = usage.input_token_details;
+  const output = usage.output_token_details;
+  return {
+    totalTokens: usage.total_tokens ?? 0,
+    inputTokens: usage.input_tokens ?? 0,
+    outputTokens: usage.output_tokens ?? 0,
+    inputTextTokens: input?.text_tokens ?? 0,
+    inputAudioTokens: input?.audio_tokens ?? 0,
+    cachedTokens: input?.cached_tokens ?? 0,
+    cachedTextTokens: input?.cached_tokens_details?.text_tokens ?? 0,
+    cachedAudioTokens: input?.cached_tokens_details?.audio_tokens ?? 0,
+    outputTextTokens: output?.text_tokens ?? 0,
+    outputAudioTokens: output?.audio_tokens ?? 0,
+    responses: 1,
+  };
 }
 
-const NO_USAGE: UsageTotals = { totalTokens: 0, inputTokens: 0, outputTokens: 0, responses: 0 };
-
 function addTotals(a: UsageTotals, b: UsageTotals): UsageTotals {
-  return {
-    totalTokens: a.totalTokens + b.totalTokens,
-    inputTokens: a.inputTokens + b.inputTokens,
-    outputTokens: a.outputTokens + b.outputTokens,
-    responses: a.responses + b.responses,
-  };
+  return Object.fromEntries(TOTALS.map((t) => [t, a[t] + b[t]])) as UsageTotals;
 }

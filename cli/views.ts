@@ -22,13 +22,23 @@ export interface CallView {
     error?: string;
   }[];
   readonly errors: readonly { at: number; code: string; message: string }[];
-  readonly usage: {
-    readonly responses?: number;
-    readonly inputTokens?: number;
-    readonly outputTokens?: number;
-    readonly totalTokens?: number;
-  };
+  /** The call record's running totals (those by kind price audio, text and cached input apart). */
+  readonly usage: Partial<Pick<CallRecord, (typeof USAGE_TOTALS)[number]>>;
 }
+
+const USAGE_TOTALS = [
+  'responses',
+  'inputTokens',
+  'outputTokens',
+  'totalTokens',
+  'inputTextTokens',
+  'inputAudioTokens',
+  'cachedTokens',
+  'cachedTextTokens',
+  'cachedAudioTokens',
+  'outputTextTokens',
+  'outputAudioTokens',
+] as const satisfies readonly (keyof CallRecord)[];
 
 const STEPS: readonly [keyof CallRecord, string][] = [
   ['receivedAt', 'webhook received'],
@@ -71,14 +81,22 @@ export function callView(
       at: record.endedAt ?? record.receivedAt,
       what: `${record.status}: ${record.rejectReason ?? ''}${record.rejectStatus ? ` (SIP ${record.rejectStatus})` : ''}`,
     });
-  const transcript: CallView['transcript'][number][] = [];
+  /** With its place in the conversation: a caller's transcript can arrive after the answer. */
+  const transcript: (CallView['transcript'][number] & { order: number })[] = [];
   const tools: CallView['tools'][number][] = [];
   const errors: CallView['errors'][number][] = [];
   for (const part of parts) {
     const at = Number(part.at ?? 0);
     switch (part.kind) {
       case 'transcript':
-        transcript.push({ at, role: String(part.role), text: String(part.text) });
+        transcript.push({
+          at,
+          role: String(part.role),
+          text: String(part.text),
+          // The conversation order key (about the epoch ms the item was added); `at` for parts
+          // recorded before there was one.
+          order: typeof part.order === 'number' ? part.order : at,
+        });
         break;
       case 'tool':
         tools.push({
@@ -106,17 +124,19 @@ export function callView(
     }
   }
   const byTime = <T extends { at: number }>(list: T[]) => list.sort((a, b) => a.at - b.at);
+  const usage: Partial<Record<(typeof USAGE_TOTALS)[number], number>> = {};
+  for (const total of USAGE_TOTALS) {
+    const value = record[total];
+    if (typeof value === 'number') usage[total] = value;
+  }
   return {
     record: shown,
     timeline: byTime(timeline),
-    transcript: byTime(transcript),
+    transcript: transcript
+      .sort((a, b) => a.order - b.order || a.at - b.at)
+      .map(({ order: _order, ...line }) => line),
     tools: byTime(tools),
     errors: byTime(errors),
-    usage: {
-      ...(record.responses !== undefined ? { responses: record.responses } : {}),
-      ...(record.inputTokens !== undefined ? { inputTokens: record.inputTokens } : {}),
-      ...(record.outputTokens !== undefined ? { outputTokens: record.outputTokens } : {}),
-      ...(record.totalTokens !== undefined ? { totalTokens: record.totalTokens } : {}),
-    },
+    usage,
   };
 }

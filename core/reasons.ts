@@ -70,6 +70,11 @@ export type CallEndReason =
   | (typeof CALL_END_REASONS)[number]
   | CallFailureReason
   | 'handed_off'
+  /**
+   * The worker hung up because nobody spoke: no speech within `noSpeechTimeoutMs` of the attach,
+   * or `idleTimeoutsBeforeHangup` server idle timeouts in a row (a ghost or silent call).
+   */
+  | 'no_caller_speech'
   | 'going_away'
   | 'server_rejected_session'
   | `attach_failed_${number}`
@@ -90,4 +95,4 @@ export const SIDEBAND_CLOSE_REASONS = {
 export type SidebandCloseCode = keyof typeof SIDEBAND_CLOSE_REASONS;
 
 /** What a hang-up the worker asked for was for: recorded on the timeline's `hangup` event. */
-export type HangupCause = 'agent_end_call' | 'session_cap';
+export type HangupCause = 'agent_end_call' | 'session_cap' | 'no_caller_speech' | 'dtmf';

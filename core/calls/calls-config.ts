@@ -28,7 +28,39 @@ export interface CallsConfig {
   readonly maxCallsPerTask: number;
   readonly redactTranscripts: boolean;
   readonly recordTtlSeconds: number;
+  /**
+   * How long `end_call`, `transfer_call` and the wrap-up's hang-up or transfer wait for the
+   * goodbye to finish playing (its `response.done`, then `output_audio_buffer.stopped`) before
+   * `/hangup` or `/refer` anyway. @default CALL_DEFAULTS.goodbyeDrainCapMs (5 s)
+   */
+  readonly goodbyeDrainCapMs?: number;
+  /**
+   * A call in which the caller never spoke (no `input_audio_buffer.speech_started`, no caller
+   * transcript, no keypad key) this long after the attach is hung up and ends as
+   * `no_caller_speech`; 0 turns it off. @default CALL_DEFAULTS.noSpeechTimeoutMs (30 s)
+   */
+  readonly noSpeechTimeoutMs?: number;
+  /**
+   * With a session's server_vad `idle_timeout_ms`, the server sends
+   * `input_audio_buffer.timeout_triggered` after that much silence and has the model prompt the
+   * caller. This many in a row with no speech between them hang the call up (`no_caller_speech`);
+   * 0 never does. @default CALL_DEFAULTS.idleTimeoutsBeforeHangup (3)
+   */
+  readonly idleTimeoutsBeforeHangup?: number;
+  /**
+   * A tool output longer than this many UTF-8 bytes is cut, with a marker, before it goes to the
+   * model (and the cut is recorded). @default CALL_DEFAULTS.maxToolOutputBytes (16 KiB)
+   */
+  readonly maxToolOutputBytes?: number;
 }
+
+/** The sideband settings that have defaults, resolved. */
+export type SidebandSettings = Required<
+  Pick<
+    CallsConfig,
+    'goodbyeDrainCapMs' | 'noSpeechTimeoutMs' | 'idleTimeoutsBeforeHangup' | 'maxToolOutputBytes'
+  >
+>;
 
 export const CALL_DEFAULTS = {
   maxConcurrentCalls: 100,
@@ -40,7 +72,22 @@ export const CALL_DEFAULTS = {
   maxCallsPerTask: 200,
   recordTtlSeconds: 90 * 24 * 3600,
   toolTimeoutMs: 5000,
+  goodbyeDrainCapMs: 5000,
+  noSpeechTimeoutMs: 30_000,
+  idleTimeoutsBeforeHangup: 3,
+  maxToolOutputBytes: 16 * 1024,
 } as const;
+
+/** The config's sideband settings, with the defaults where it sets none. */
+export function sidebandSettings(config: Partial<SidebandSettings>): SidebandSettings {
+  return {
+    goodbyeDrainCapMs: config.goodbyeDrainCapMs ?? CALL_DEFAULTS.goodbyeDrainCapMs,
+    noSpeechTimeoutMs: config.noSpeechTimeoutMs ?? CALL_DEFAULTS.noSpeechTimeoutMs,
+    idleTimeoutsBeforeHangup:
+      config.idleTimeoutsBeforeHangup ?? CALL_DEFAULTS.idleTimeoutsBeforeHangup,
+    maxToolOutputBytes: config.maxToolOutputBytes ?? CALL_DEFAULTS.maxToolOutputBytes,
+  };
+}
 
 export function validateCallsConfig(config: CallsConfig): string[] {
   const problems: string[] = [];
@@ -60,6 +107,12 @@ export function validateCallsConfig(config: CallsConfig): string[] {
           `calls.sessions["${key}"] uses tool "${tool}", which calls.tools does not declare.`,
         );
     }
+    for (const [digit, action] of Object.entries(session.dtmf ?? {})) {
+      if (action?.action === 'transfer' && !Object.hasOwn(config.transferTargets, action.target))
+        problems.push(
+          `calls.sessions["${key}"].dtmf["${digit}"] transfers to "${action.target}", which is not one of calls.transferTargets.`,
+        );
+    }
   }
   for (const tool of config.tools) {
     if (!/^[a-zA-Z0-9_-]{1,64}$/.test(tool.name))
@@ -76,19 +129,44 @@ export function validateCallsConfig(config: CallsConfig): string[] {
     if (!/^(sips?:[^@\s]+@[^\s]+|tel:\+?[\d-]{3,})$/.test(uri))
       problems.push(`calls.transferTargets.${name} must be a sip: or tel: URI.`);
   }
+  // Own properties only: "toString" is not a transfer target.
   if (
     config.wrapUpTransferTarget !== undefined &&
-    !(config.wrapUpTransferTarget in config.transferTargets)
+    !Object.hasOwn(config.transferTargets, config.wrapUpTransferTarget)
   ) {
     problems.push('calls.wrapUpTransferTarget must be one of calls.transferTargets.');
   }
-  if (!(config.wrapUpAfterMs > 0 && config.wrapUpAfterMs + config.wrapUpGraceMs < 60 * 60_000)) {
+  const settings = sidebandSettings(config);
+  problems.push(...validateSidebandSettings(settings));
+  // The wrap-up's goodbye may play for up to goodbyeDrainCapMs before the hang-up.
+  if (
+    !(
+      config.wrapUpAfterMs > 0 &&
+      config.wrapUpAfterMs + config.wrapUpGraceMs + settings.goodbyeDrainCapMs < 60 * 60_000
+    )
+  ) {
     problems.push(
-      'calls.wrapUpAfter plus calls.wrapUpGrace must end before the 60-minute session cap.',
+      'calls.wrapUpAfter plus calls.wrapUpGrace (plus calls.goodbyeDrainCap) must end before the 60-minute session cap.',
     );
   }
   if (!Number.isInteger(config.maxCallsPerTask) || config.maxCallsPerTask < 1)
     problems.push('calls.maxCallsPerTask must be a positive integer.');
+  return problems;
+}
+
+function validateSidebandSettings(s: SidebandSettings): string[] {
+  const problems: string[] = [];
+  const integerIn = (value: number, min: number, max: number) =>
+    Number.isInteger(value) && value >= min && value <= max;
+  if (!integerIn(s.goodbyeDrainCapMs, 0, 30_000))
+    problems.push('calls.goodbyeDrainCap must be between 0 and 30 s.');
+  // 0 is off; otherwise at least the shortest idle_timeout_ms the API takes (5 s), under the cap.
+  if (!(s.noSpeechTimeoutMs === 0 || integerIn(s.noSpeechTimeoutMs, 5000, 55 * 60_000)))
+    problems.push('calls.noSpeechTimeout must be 0 (off) or between 5 s and 55 minutes.');
+  if (!integerIn(s.idleTimeoutsBeforeHangup, 0, 20))
+    problems.push('calls.idleTimeoutsBeforeHangup must be an integer from 0 (never) to 20.');
+  if (!integerIn(s.maxToolOutputBytes, 1024, 256 * 1024))
+    problems.push('calls.maxToolOutputBytes must be between 1 KiB and 256 KiB.');
   return problems;
 }
 

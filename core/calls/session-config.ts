@@ -24,6 +24,17 @@ export interface ToolDefinition {
   readonly parameters: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * What a keypad key does during a call (`input_audio_buffer.dtmf_event_received`, SIP only: realtime.d.ts
+ * InputAudioBufferDtmfEventReceivedEvent): transfer to a target of `calls.transferTargets`, or hang up.
+ */
+export type DtmfAction =
+  | { readonly action: 'transfer'; readonly target: string }
+  | { readonly action: 'hangup' };
+
+/** The keys a DTMF event can carry: 0–9, *, # and A–D (realtime.d.ts InputAudioBufferDtmfEventReceivedEvent). */
+export const DTMF_KEY = /^[0-9*#A-D]$/;
+
 export interface SessionConfig {
   readonly model: string;
   readonly instructions: string;
@@ -38,6 +49,13 @@ export interface SessionConfig {
   readonly turnDetection?:
     | { readonly type: 'semantic_vad'; readonly eagerness?: 'low' | 'medium' | 'high' | 'auto' }
     | { readonly type: 'server_vad'; readonly idle_timeout_ms?: number };
+  /**
+   * Keypad keys the worker acts on by itself, e.g. `{ '0': { action: 'transfer', target: 'support' },
+   * '#': { action: 'hangup' } }`. Every key pressed is recorded, and the keys so far are passed to
+   * user tools (`call.dtmf`), whether mapped or not. Transfer targets must be in
+   * `calls.transferTargets` (checked by `validateCallsConfig`).
+   */
+  readonly dtmf?: Readonly<Record<string, DtmfAction>>;
 }
 
 export const BUILT_IN_TOOLS = {
@@ -80,6 +98,26 @@ export function validateSessionConfig(session: SessionConfig, where: string): st
   for (const field of FORBIDDEN_VAD_FIELDS) {
     if (td && field in td)
       problems.push(`${where}.turnDetection.${field} is rejected for SIP calls.`);
+  }
+  problems.push(...validateDtmfMap(session.dtmf, where));
+  return problems;
+}
+
+/** The DTMF map's keys and actions (its transfer targets are checked against the calls config). */
+function validateDtmfMap(dtmf: SessionConfig['dtmf'], where: string): string[] {
+  if (dtmf === undefined) return [];
+  if (typeof dtmf !== 'object' || dtmf === null || Array.isArray(dtmf))
+    return [`${where}.dtmf must be an object of keypad keys.`];
+  const problems: string[] = [];
+  for (const [key, action] of Object.entries(dtmf)) {
+    if (!DTMF_KEY.test(key))
+      problems.push(`${where}.dtmf key "${key}" is not a keypad key (0-9, *, #, A-D).`);
+    const a = action as { action?: unknown; target?: unknown } | null;
+    if (a?.action === 'hangup') continue;
+    if (a?.action !== 'transfer' || typeof a.target !== 'string' || a.target.length === 0)
+      problems.push(
+        `${where}.dtmf["${key}"] must be { action: 'hangup' } or { action: 'transfer', target }.`,
+      );
   }
   return problems;
 }

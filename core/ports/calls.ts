@@ -35,6 +35,24 @@ export interface CallRecord {
   readonly inputTokens?: number;
   readonly outputTokens?: number;
   readonly responses?: number;
+  /**
+   * The same totals by kind, from each usage's `input_token_details`/`output_token_details`
+   * (realtime.d.ts RealtimeResponseUsage): audio and text are priced differently, and cached input
+   * tokens (a subset of the input tokens) cost less.
+   */
+  readonly inputTextTokens?: number;
+  readonly inputAudioTokens?: number;
+  readonly cachedTokens?: number;
+  readonly cachedTextTokens?: number;
+  readonly cachedAudioTokens?: number;
+  readonly outputTextTokens?: number;
+  readonly outputAudioTokens?: number;
+  /** Epoch ms the caller was first heard (speech, a transcript or a key): no ghost-call hang-up. */
+  readonly callerSpokeAt?: number;
+  /** Reattaches after a clean close the worker did not cause (a backend rotation). */
+  readonly reattaches?: number;
+  /** Server idle timeouts (`input_audio_buffer.timeout_triggered`) in the call. */
+  readonly idleTimeouts?: number;
   readonly expiresAt: number;
 }
 

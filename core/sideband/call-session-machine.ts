@@ -3,25 +3,68 @@
  * owns the socket, the clock, the timers and the SDK clients: it feeds every event in as an input
  * (with the time it happened) and carries out the commands that come back. Nothing here waits:
  * a command whose result matters (a durable tool claim, a user tool, `/refer`, `/hangup`, a call
- * record update, the recorder's last flush) carries an `op` number, and its result comes back as an
- * input with that number.
+ * record update, the recorder's last flush, a stored tool output) carries an `op` number, and its
+ * result comes back as an input with that number.
  *
- * What it does: greets on the first attach, runs each tool call once per function call id, ends
- * the call through `/hangup` (`end_call`, or after the wrap-up), transfers through `/refer` and
- * counts the transfer only when the socket closes within the confirm deadline, asks the model to
- * wrap up before OpenAI's 60-minute cap, pings the peer and terminates it after a missed pong, and
- * ends the call, for whatever reason the socket closed (the first cause wins). There is no
- * reconnect: a closed sideband means the call is over, except for our own hand-off, where another
- * worker reattaches.
+ * What it does (references: ../shared/reference/openai-protocol.md §4, and the `openai` package's
+ * node_modules/openai/resources/realtime/realtime.d.ts, "[SDK]" below):
+ *
+ * - Greets on the first attach, with the session's own instructions kept: `response.instructions`
+ *   replaces the session instructions for that response ([SDK] RealtimeResponseCreateParams
+ *   `instructions`; §4.5), so the greeting and the wrap-up send the session's instructions plus
+ *   their own line.
+ * - Runs a function call only once it completed: on `response.output_item.done` whose
+ *   `function_call` item has `status: "completed"` (agents-js's trigger), or on a `completed`
+ *   `response.done` that carries it; never on `response.function_call_arguments.done`, which "is
+ *   also emitted when a Response is interrupted, incomplete, or cancelled" ([SDK]
+ *   ResponseFunctionCallArgumentsDoneEvent; §4.3, §4.5). An interrupted call is recorded as
+ *   skipped. Each runs once per function call id (claimed durably; a claim that throws is retried
+ *   briefly), and only if the call's session has the tool.
+ * - Lets the last words play: `end_call`, `transfer_call` and the wrap-up's end wait for the
+ *   response's `response.done` and for `output_audio_buffer.stopped` ([SDK]
+ *   RealtimeServerEvent.OutputAudioBufferStopped: "emitted after the full response data has been
+ *   sent to the client (`response.done`)", once the buffer has drained), at most
+ *   `goodbyeDrainCapMs`, before `/hangup` or `/refer`.
+ * - Transfers through `/refer` to an allowlisted target, and counts the transfer only when the
+ *   socket closes within the confirm deadline (REFER can answer 200 and never happen).
+ * - Ends ghost and silent calls: no speech within `noSpeechTimeoutMs` of the attach, or
+ *   `idleTimeoutsBeforeHangup` server idle timeouts in a row ([SDK]
+ *   InputAudioBufferTimeoutTriggered: with server_vad `idle_timeout_ms` the server commits the
+ *   silence and prompts the caller itself), hang up as `no_caller_speech`.
+ * - Records keypad keys ([SDK] InputAudioBufferDtmfEventReceivedEvent) and acts on the session's
+ *   DTMF map.
+ * - Reattaches ONCE after a clean close (1000/1001) the worker did not cause: it may be a backend
+ *   rotation while the call lives (§6.10). A 404 means the call is over.
+ * - On a hand-off (SIGTERM), finishes the tools still running and stores their outputs on their
+ *   claims; the worker that takes the call over sends them.
+ * - Records transcripts with their place in the conversation ([SDK] ConversationItemAdded
+ *   `previous_item_id`), usage with its token details, tools, errors and a timeline; pings the peer
+ *   and terminates it after a missed pong; asks the model to wrap up before OpenAI's 60-minute cap;
+ *   ends the call for whatever reason the socket closed (the first cause wins).
  */
 import { endReasonOf } from '../calls/call-state';
-import type { CallsConfig } from '../calls/calls-config';
+import {
+  CALL_DEFAULTS,
+  type CallsConfig,
+  type SidebandSettings,
+  sidebandSettings,
+} from '../calls/calls-config';
+import { DTMF_KEY, type DtmfAction, type SessionConfig } from '../calls/session-config';
 import { count, type MetricPoint } from '../observability/metrics';
 import type { CallRecord, CallStore } from '../ports/calls';
-import type { CallPart, ResponseUsage, ToolContext } from '../ports/sideband';
+import type {
+  CallPart,
+  PendingToolOutputs,
+  ResponseUsage,
+  StoredToolOutput,
+  ToolContext,
+  ToolPart,
+} from '../ports/sideband';
 import type { CallEndReason, HangupCause } from '../reasons';
 import type { WireEvent } from '../wire';
+import { ConversationOrder } from './conversation-order';
 import { ResponseSequencer } from './response-sequencer';
+import { capOutput, idOf, isObject, SERVER_EVENT_TYPES, usageOf } from './server-events';
 
 /** What the worker learns from an attach: `gone`: the call no longer exists (404). */
 export type AttachResult = 'attached' | 'gone' | 'failed';
@@ -34,19 +77,29 @@ export interface SessionEnd {
   readonly handedOff: boolean;
 }
 
-/** What set a transfer off: the model's `transfer_call`, or the end of the wrap-up. */
-export type TransferCause = 'tool' | 'wrap_up';
+/** What set a transfer off: the model's `transfer_call`, the end of the wrap-up, or a keypad key. */
+export type TransferCause = 'tool' | 'wrap_up' | 'dtmf';
 /** Why a transfer failed: `/refer` threw, or the socket did not close within the deadline. */
 export type TransferFailure = 'refer_error' | 'not_confirmed';
 
 /**
- * The machine's timers: the keep-alive ping (repeating), the wrap-up and its grace period, and one
+ * The machine's timers: the keep-alive ping (repeating), the wrap-up and its grace period, one
  * confirm deadline per transfer started (numbered, as a second transfer may start before the first
- * deadline passed).
+ * deadline passed), the no-speech deadline, the cap on waiting for a goodbye to play, a claim's
+ * retry, the poll for outputs another worker stored, and the wait for running tools at the end.
  */
-export type SessionTimer = 'ping' | 'wrap-up' | 'wrap-up-grace' | `transfer-confirm-${number}`;
+export type SessionTimer =
+  | 'ping'
+  | 'wrap-up'
+  | 'wrap-up-grace'
+  | 'no-speech'
+  | 'farewell'
+  | 'tool-outputs-poll'
+  | 'end-grace'
+  | `transfer-confirm-${number}`
+  | `claim-retry-${number}`;
 
-export type LogLevel = 'info' | 'warn' | 'error';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 /** Everything the machine needs to know about its call, fixed for the session's life. */
 export interface CallSessionSetup {
@@ -59,6 +112,12 @@ export interface CallSessionSetup {
   readonly owner: string;
   /** Keep-alive ping interval; a peer that misses one pong is terminated. */
   readonly pingIntervalMs: number;
+  /**
+   * The call's session: its instructions (kept in the greeting and the wrap-up), the user tools it
+   * may run (`tools`; with the built-in `end_call`, and `transfer_call` when there are transfer
+   * targets, exactly what its accept body declared), and its DTMF map.
+   */
+  readonly session: Pick<SessionConfig, 'instructions' | 'tools' | 'dtmf'>;
   readonly config: Pick<
     CallsConfig,
     | 'transferTargets'
@@ -66,6 +125,11 @@ export interface CallSessionSetup {
     | 'wrapUpAfterMs'
     | 'wrapUpGraceMs'
     | 'wrapUpTransferTarget'
+    | 'tools'
+    | 'goodbyeDrainCapMs'
+    | 'noSpeechTimeoutMs'
+    | 'idleTimeoutsBeforeHangup'
+    | 'maxToolOutputBytes'
   >;
 }
 
@@ -76,19 +140,30 @@ export type ApiOutcome<T extends string> =
 
 /** What happens to the session. */
 export type SessionEvent =
+  /** The socket opened: the first attach, or the reattach the machine asked for. */
   | { readonly type: 'socket-opened' }
   /** The server answered the upgrade with an HTTP status (404: the call is gone). */
   | { readonly type: 'attach-refused'; readonly status: number }
   | { readonly type: 'socket-error'; readonly error: string }
   | { readonly type: 'socket-closed'; readonly code: number }
   | { readonly type: 'pong' }
-  /** A parsed server frame. */
+  /** A parsed server frame (an object with a string `type`). */
   | { readonly type: 'server-event'; readonly event: WireEvent }
+  /** A frame that is not an event (not JSON, not an object, no type, binary): ignored. */
+  | { readonly type: 'junk-frame'; readonly what: string }
   | { readonly type: 'timer-fired'; readonly timer: SessionTimer }
   /** SIGTERM (or a lost lease): let go of the socket without ending the call. */
   | { readonly type: 'hand-off' }
-  /** Results of commands, matched by `op`. A claim that threw is reported as not claimed. */
-  | { readonly type: 'tool-call-claimed'; readonly op: number; readonly claimed: boolean }
+  /**
+   * Results of commands, matched by `op`. A claim that threw reports `error` (transient: it is
+   * retried); `claimed: false` without an error means someone else holds it.
+   */
+  | {
+      readonly type: 'tool-call-claimed';
+      readonly op: number;
+      readonly claimed: boolean;
+      readonly error?: string;
+    }
   | {
       readonly type: 'tool-finished';
       readonly op: number;
@@ -99,7 +174,19 @@ export type SessionEvent =
   | ({ readonly type: 'hangup-finished'; readonly op: number } & ApiOutcome<'hung_up' | 'gone'>)
   /** A call record update is done; `error` if it threw (a refused condition is not an error). */
   | { readonly type: 'call-updated'; readonly op: number; readonly error?: string }
-  | { readonly type: 'recorder-closed'; readonly op: number };
+  | { readonly type: 'recorder-closed'; readonly op: number }
+  | { readonly type: 'tool-output-stored'; readonly op: number; readonly error?: string }
+  | ({
+      readonly type: 'tool-outputs-loaded';
+      readonly op: number;
+      readonly error?: string;
+    } & PendingToolOutputs)
+  | {
+      readonly type: 'tool-output-marked';
+      readonly op: number;
+      readonly delivered: boolean;
+      readonly error?: string;
+    };
 
 /** An event with the time it happened (epoch ms): the machine's only clock. */
 export type SessionInput = SessionEvent & { readonly now: number };
@@ -110,6 +197,8 @@ export type SessionCommand =
   | { readonly type: 'send-ping' }
   | { readonly type: 'close-socket'; readonly code: number; readonly reason?: string }
   | { readonly type: 'terminate-socket' }
+  /** Open a new socket to the same call (after a clean close the worker did not cause). */
+  | { readonly type: 'reattach' }
   | {
       readonly type: 'start-timer';
       readonly timer: SessionTimer;
@@ -143,6 +232,11 @@ export type SessionCommand =
   | { readonly type: 'record'; readonly part: CallPart }
   | { readonly type: 'add-usage'; readonly usage: ResponseUsage }
   | { readonly type: 'close-recorder'; readonly op: number }
+  /** Store a tool's output on its claim, undelivered (a hand-off: the next owner sends it). */
+  | { readonly type: 'store-tool-output'; readonly op: number; readonly output: StoredToolOutput }
+  /** Read the call's undelivered outputs and running claims (a worker taking the call over). */
+  | { readonly type: 'load-tool-outputs'; readonly op: number }
+  | { readonly type: 'mark-tool-output-delivered'; readonly op: number; readonly fnCallId: string }
   | { readonly type: 'metrics'; readonly points: readonly MetricPoint[] }
   | {
       readonly type: 'log';
@@ -157,18 +251,43 @@ interface ToolCall {
   readonly fnCallId: string;
   readonly name: string;
   readonly args: string;
+  /** The response that made the call: a goodbye waits for it to be done. */
+  readonly responseId: string | undefined;
   /** When the claim came back: the tool's latency counts from here. */
   readonly started: number;
 }
 
+/** A function call the model completed, before its claim. */
+interface Completed {
+  readonly fnCallId: string;
+  readonly name: string;
+  readonly args: string;
+  readonly responseId: string | undefined;
+  /** Claims made for it so far. */
+  readonly attempt: number;
+}
+
+/** An end of the call (or a transfer) waiting for the goodbye to finish playing. */
+type Farewell =
+  | {
+      readonly action: 'hangup';
+      readonly why: HangupCause;
+      readonly call: ToolCall | undefined;
+      /** The goodbye's response; undefined (the wrap-up): every response. */
+      readonly responseId: string | undefined;
+    }
+  | {
+      readonly action: 'transfer';
+      readonly target: string;
+      readonly uri: string;
+      readonly why: TransferCause;
+      readonly call: ToolCall | undefined;
+      readonly responseId: string | undefined;
+    };
+
 /** What to do when an operation's result comes back. */
 type Pending =
-  | {
-      readonly kind: 'claim';
-      readonly fnCallId: string;
-      readonly name: string;
-      readonly args: string;
-    }
+  | { readonly kind: 'claim'; readonly completed: Completed }
   | { readonly kind: 'user-tool'; readonly call: ToolCall }
   | { readonly kind: 'hangup'; readonly call?: ToolCall }
   | {
@@ -178,6 +297,8 @@ type Pending =
       readonly call?: ToolCall;
     }
   | { readonly kind: 'mark-active' }
+  | { readonly kind: 'mark-spoke' }
+  | { readonly kind: 'mark-reattached' }
   | { readonly kind: 'mark-transfer-pending' }
   /** The failed transfer is on the record: then answer the tool call, or tell the model. */
   | {
@@ -186,7 +307,15 @@ type Pending =
       readonly then: { readonly call: ToolCall } | 'tell-model' | undefined;
     }
   | { readonly kind: 'close-recorder' }
-  | { readonly kind: 'mark-ended'; readonly durationMs: number };
+  | { readonly kind: 'mark-ended'; readonly durationMs: number }
+  | { readonly kind: 'store-output'; readonly fnCallId: string }
+  | { readonly kind: 'load-outputs' }
+  | {
+      readonly kind: 'mark-delivered';
+      readonly fnCallId: string;
+      readonly name: string;
+      readonly output: string;
+    };
 
 interface Ending {
   readonly reason: CallEndReason;
@@ -197,42 +326,113 @@ interface Ending {
 /** The operations that are call record updates (answered by `call-updated`). */
 const CALL_UPDATES: ReadonlySet<Pending['kind']> = new Set([
   'mark-active',
+  'mark-spoke',
+  'mark-reattached',
   'mark-transfer-pending',
   'mark-transfer-failed',
   'mark-ended',
 ]);
+/** The operations an ending waits for before the recorder closes: their parts must be recorded. */
+const WORK_AN_END_WAITS_FOR: ReadonlySet<Pending['kind']> = new Set([
+  'claim',
+  'user-tool',
+  'store-output',
+]);
 const END_CALL = 'end_call';
 const TRANSFER_CALL = 'transfer_call';
-/** The timers an ending cancels (a transfer's deadline is cancelled by the close that confirms it). */
-const SESSION_TIMERS: readonly SessionTimer[] = ['ping', 'wrap-up', 'wrap-up-grace'];
+/** Claims of one function call, the first included, before giving up (100, 300, 900 ms apart). */
+const CLAIM_ATTEMPTS = 4;
+const CLAIM_BACKOFF_MS = 100;
+/** Reattaches per session: one per unexpected clean close, never a loop. */
+const MAX_REATTACHES = 3;
+/** The ends of a socket, not necessarily of the call, after which a reattach is tried. */
+const REATTACH_AFTER: ReadonlySet<CallEndReason> = new Set<CallEndReason>([
+  'normal_closure',
+  'going_away',
+  'closed_1009',
+]);
+/** How often a worker that took a call over looks for outputs of tools still running elsewhere. */
+const OUTPUTS_POLL_MS = 500;
+/** Beyond a tool's timeout: the invoke, the DynamoDB writes and the hand-off itself. */
+const TOOL_MARGIN_MS = 5000;
+/** Frames that are not events, and unknown event types, logged per session (then only counted). */
+const JUNK_LOGGED = 5;
+const UNKNOWN_TYPES_LOGGED = 10;
+/** Keypad keys kept for the tool context. */
+const DTMF_KEPT = 64;
 
 export class CallSessionMachine {
-  private readonly sequencer = new ResponseSequencer();
-  /** Function call ids seen on this session: once per id in memory, durably through the claim. */
+  private sequencer = new ResponseSequencer();
+  private readonly settings: SidebandSettings;
+  /** The tools this call's session may run. */
+  private readonly allowedTools: ReadonlySet<string>;
+  /** The longest a user tool may take (the runner's timeout), plus the margin. */
+  private readonly toolDeadlineMs: number;
+  /** Function call ids seen on this session: acted on or skipped, once each. */
   private readonly handledToolCalls = new Set<string>();
+  /** Function call ids this session claimed (its own, not another worker's). */
+  private readonly ownClaims = new Set<string>();
+  /** Outputs another worker stored that this session is delivering (or delivered). */
+  private readonly delivering = new Set<string>();
   private readonly pending = new Map<number, Pending>();
   private nextOp = 1;
+  private readonly claimRetries = new Map<SessionTimer, Completed>();
   /** The target of each transfer confirm deadline still scheduled. */
   private readonly confirmDeadlines = new Map<SessionTimer, string>();
   private transfersStarted = 0;
-  private readonly timersStarted = new Set<SessionTimer>();
+  private readonly timersRunning = new Set<SessionTimer>();
+  private readonly order = new ConversationOrder();
+  /** Responses created and not done yet ([SDK] ResponseCreatedEvent … ResponseDoneEvent). */
+  private readonly openResponses = new Set<string>();
+  /** Between `output_audio_buffer.started` and `.stopped`/`.cleared`. */
+  private audioPlaying = false;
+  private farewell: Farewell | undefined;
   private out: SessionCommand[] = [];
 
   private opened = false;
+  /** The socket is open (false while it reattaches, and after it closed). */
+  private connected = false;
+  /** A reattach is under way, after the close it follows. */
+  private reattaching: { readonly code: number; readonly reason: CallEndReason } | undefined;
+  private reattaches: number;
+  /** Frames held back while reattaching, sent once the new socket is open. */
+  private held: WireEvent[] = [];
   /** The peer answered the last ping. */
   private alive = true;
   private sessionExpired = false;
   private hangupRequested = false;
+  private hangupCause: HangupCause | undefined;
   private handingOff = false;
   private keepaliveFailed = false;
+  private callerSpoke: boolean;
+  private idleInARow = 0;
+  private idleTotal = 0;
+  private dtmf = '';
+  private junkFrames = 0;
+  private readonly unknownTypes = new Set<string>();
+  private readonly lostOutputs = new Set<string>();
   /** A transfer `/refer` accepted, waiting for the socket to close (which confirms it). */
   private transfer: { readonly target: string; readonly deadline: SessionTimer } | undefined;
   private transferConfirmed = false;
   private ending: Ending | undefined;
+  private recorderClosing = false;
   private endedWith: SessionEnd | undefined;
   private attachedAt: number | undefined;
 
-  constructor(private readonly setup: CallSessionSetup) {}
+  constructor(private readonly setup: CallSessionSetup) {
+    const { config, session, record } = setup;
+    this.settings = sidebandSettings(config);
+    this.allowedTools = new Set([
+      ...(session.tools ?? []),
+      END_CALL,
+      ...(Object.keys(config.transferTargets).length > 0 ? [TRANSFER_CALL] : []),
+    ]);
+    this.toolDeadlineMs =
+      Math.max(CALL_DEFAULTS.toolTimeoutMs, ...config.tools.map((t) => t.timeoutMs)) +
+      TOOL_MARGIN_MS;
+    this.callerSpoke = record.callerSpokeAt !== undefined;
+    this.reattaches = record.reattaches ?? 0;
+  }
 
   get callId(): string {
     return this.setup.record.callId;
@@ -246,43 +446,51 @@ export class CallSessionMachine {
   /** Feeds one input; returns the commands to carry out, in order. */
   handle(input: SessionInput): SessionCommand[] {
     this.out = [];
+    // The session is over: a late result changes nothing (no tool runs, no part, no metric).
+    if (this.endedWith) return this.out;
     const now = input.now;
     switch (input.type) {
       case 'socket-opened':
-        this.onOpen(now);
+        if (this.reattaching) this.onReattached();
+        else this.onOpen(now);
         break;
       case 'attach-refused':
         this.emit({ type: 'terminate-socket' });
-        if (input.status === 404) {
-          this.finish('gone', 0, now);
-        } else {
+        if (this.reattaching) this.reattachFailed(`refused: ${input.status}`, now);
+        else if (input.status === 404) this.finish('gone', 0, now);
+        else {
           this.log('error', 'sideband refused', { status: input.status });
           this.finish(`attach_failed_${input.status}`, 0, now);
         }
         break;
       case 'socket-error':
         this.log('warn', 'sideband error', { error: input.error });
-        if (!this.opened) this.finish('attach_failed', 0, now);
+        if (this.reattaching) this.reattachFailed(input.error, now);
+        else if (!this.opened) this.finish('attach_failed', 0, now);
         break;
       case 'socket-closed':
-        // A close before the socket opened follows an attach failure, which already ended it.
-        if (this.opened) this.onClose(input.code, now);
+        // A close of a socket that never opened follows its failure, which was handled.
+        if (this.reattaching) this.reattachFailed(`closed: ${input.code}`, now);
+        else if (this.connected) this.onClose(input.code, now);
         break;
       case 'pong':
         this.alive = true;
         break;
       case 'server-event':
-        this.onServerEvent(input.event);
+        if (this.connected) this.onServerEvent(input.event, now);
+        break;
+      case 'junk-frame':
+        this.onJunk(input.what);
         break;
       case 'timer-fired':
-        this.onTimer(input.timer, now);
+        this.onTimer(input.timer);
         break;
       case 'hand-off':
         this.handingOff = true;
         this.emit({ type: 'close-socket', code: 1000, reason: 'handing off' });
         break;
       case 'tool-call-claimed':
-        this.onClaimed(input.op, input.claimed, now);
+        this.onClaimed(input.op, input.claimed, input.error, now);
         break;
       case 'tool-finished': {
         const p = this.take(input.op, 'user-tool');
@@ -297,7 +505,7 @@ export class CallSessionMachine {
         if (!p) break;
         if (input.result === 'failed') {
           this.log('error', 'hangup failed; closing the sideband', { error: input.error });
-          this.emit({ type: 'close-socket', code: 1000 });
+          if (this.connected) this.emit({ type: 'close-socket', code: 1000 });
         }
         if (p.call) this.finishTool(p.call, JSON.stringify({ ok: true }), undefined, false, now);
         break;
@@ -308,20 +516,44 @@ export class CallSessionMachine {
       case 'recorder-closed':
         if (this.take(input.op, 'close-recorder')) this.onRecorderClosed();
         break;
+      case 'tool-output-stored': {
+        const p = this.take(input.op, 'store-output');
+        if (!p) break;
+        if (input.error !== undefined)
+          this.log('error', 'could not store a tool output for the next worker', {
+            fnCallId: p.fnCallId,
+            error: input.error,
+          });
+        this.closeRecorderWhenSettled();
+        break;
+      }
+      case 'tool-outputs-loaded':
+        if (this.take(input.op, 'load-outputs')) this.onOutputsLoaded(input, now);
+        break;
+      case 'tool-output-marked': {
+        const p = this.take(input.op, 'mark-delivered');
+        if (p) this.onOutputMarked(p, input.delivered, input.error);
+        break;
+      }
     }
     return this.out;
   }
+
+  // ── attach, reattach, close ──────────────────────────────────────────────────────────────────
 
   private onOpen(now: number): void {
     if (this.opened) return;
     const { record, greet, greeting, owner } = this.setup;
     this.opened = true;
+    this.connected = true;
     this.attachedAt = now;
     // Setup latency counts the first attach only, not a hand-off's reattach.
     if (greet && record.acceptedAt !== undefined)
       this.metrics([{ name: 'AttachLatency', value: now - record.acceptedAt }]);
     if (greet)
-      this.createResponse(greeting ? { instructions: `Greet the caller: ${greeting}` } : {});
+      this.createResponse(
+        greeting ? { instructions: this.instructions(`Greet the caller: ${greeting}`) } : {},
+      );
     this.startTimer('ping', this.setup.pingIntervalMs, true);
     // The session cap counts from accept, so a reattached call keeps its original deadline.
     const acceptedAt = record.acceptedAt ?? now;
@@ -330,64 +562,314 @@ export class CallSessionMachine {
       Math.max(0, acceptedAt + this.setup.config.wrapUpAfterMs - now),
       false,
     );
+    // The no-speech deadline counts from the first attach (a hand-off's record holds the last
+    // attach time); once the caller was heard, there is none.
+    const { noSpeechTimeoutMs } = this.settings;
+    if (noSpeechTimeoutMs > 0 && !this.callerSpoke) {
+      const from = greet ? now : (record.attachedAt ?? now);
+      this.startTimer('no-speech', Math.max(0, from + noSpeechTimeoutMs - now), false);
+    }
     this.updateCall({ kind: 'mark-active' }, ['accepted', 'accepting', 'active'], 'active', {
       attachedAt: now,
       owner,
     });
     this.record({ kind: 'event', name: 'attached', detail: { owner, greet } });
+    // Taking the call over: outputs the previous worker stored for its running tools.
+    if (!greet) this.loadToolOutputs();
   }
 
-  private onServerEvent(event: WireEvent): void {
-    switch (event.type) {
-      case 'response.created':
+  private onClose(code: number, now: number): void {
+    this.connected = false;
+    const transferPending = this.transfer !== undefined;
+    if (this.transfer) {
+      this.cancelTimer(this.transfer.deadline);
+      this.confirmDeadlines.delete(this.transfer.deadline);
+      this.transferConfirmed = true;
+    }
+    if (transferPending) this.metrics([count('TransfersConfirmed')]);
+    let reason = endReasonOf(code, {
+      sessionExpired: this.sessionExpired,
+      keepaliveFailed: this.keepaliveFailed,
+      hangupRequested: this.hangupRequested,
+      transferPending,
+      handingOff: this.handingOff,
+    });
+    if (reason === 'hung_up_by_agent' && this.hangupCause === 'no_caller_speech')
+      reason = 'no_caller_speech';
+    // A clean close nobody on our side caused (not our hang-up, transfer or hand-off, not the
+    // session cap) can be a backend rotation while the call lives: reattach once (§6.10). So can
+    // 1009, the shell refusing a frame above its maxPayload: the socket is gone, not the call.
+    if (REATTACH_AFTER.has(reason) && this.reattaches < MAX_REATTACHES) {
+      this.reattaching = { code, reason };
+      this.log('info', 'sideband closed while the call may live: reattaching once', { code });
+      this.emit({ type: 'reattach' });
+      return;
+    }
+    this.finish(reason, code, now);
+  }
+
+  private onReattached(): void {
+    const after = this.reattaching;
+    this.reattaching = undefined;
+    this.connected = true;
+    this.alive = true;
+    this.reattaches++;
+    this.log('info', 'sideband reattached', { code: after?.code, reattaches: this.reattaches });
+    this.record({
+      kind: 'event',
+      name: 'reattached',
+      detail: { code: after?.code, reattaches: this.reattaches },
+    });
+    this.updateCall({ kind: 'mark-reattached' }, ['active'], 'active', {
+      reattaches: this.reattaches,
+    });
+    // What was under way on the old socket is unknown now (its events are lost): start afresh,
+    // send what was held back meanwhile, and a response a response in progress held back.
+    const waiting = this.sequencer.isWaiting;
+    this.sequencer = new ResponseSequencer();
+    this.openResponses.clear();
+    this.audioPlaying = false;
+    const held = this.held;
+    this.held = [];
+    for (const frame of held)
+      if (frame.type !== 'response.create') this.send(frame);
+      else if (this.sequencer.request()) this.send(frame);
+    if (waiting) this.createResponse();
+    this.checkFarewell();
+  }
+
+  private reattachFailed(detail: string, now: number): void {
+    const after = this.reattaching;
+    if (!after) return;
+    this.reattaching = undefined;
+    this.log('info', 'reattach failed: the call is over', { detail });
+    this.finish(this.handingOff ? 'handed_off' : after.reason, after.code, now);
+  }
+
+  // ── server events ────────────────────────────────────────────────────────────────────────────
+
+  private onServerEvent(event: WireEvent, now: number): void {
+    const type = String(event.type);
+    switch (type) {
+      case 'response.created': {
         this.sequencer.onResponseCreated();
-        break;
-      case 'response.done': {
-        const usage = event.response?.usage;
-        if (usage) {
-          this.record({ kind: 'usage', responseId: String(event.response?.id), usage });
-          this.emit({ type: 'add-usage', usage });
-        }
-        if (this.sequencer.onResponseDone()) this.send({ type: 'response.create' });
+        const id = idOf(isObject(event.response) ? event.response.id : undefined);
+        if (id) this.openResponses.add(id);
         break;
       }
-      case 'conversation.item.input_audio_transcription.completed':
-        this.record({
-          kind: 'transcript',
-          role: 'caller',
-          text: String(event.transcript ?? ''),
-          itemId: event.item_id,
-        });
+      case 'response.done':
+        this.onResponseDone(isObject(event.response) ? event.response : {});
         break;
+      case 'response.output_item.done':
+        if (isObject(event.item) && event.item.type === 'function_call')
+          this.onFunctionCallItem(event.item, idOf(event.response_id), undefined);
+        break;
+      case 'output_audio_buffer.started':
+        this.audioPlaying = true;
+        break;
+      case 'output_audio_buffer.stopped':
+      case 'output_audio_buffer.cleared':
+        this.audioPlaying = false;
+        this.checkFarewell();
+        break;
+      case 'conversation.item.added':
+      case 'conversation.item.done': {
+        const id = idOf(isObject(event.item) ? event.item.id : undefined);
+        const previous = event.previous_item_id === null ? null : idOf(event.previous_item_id);
+        if (id) this.order.place(id, previous, now);
+        break;
+      }
+      case 'conversation.item.input_audio_transcription.completed': {
+        const text = typeof event.transcript === 'string' ? event.transcript : '';
+        this.recordTranscript('caller', text, idOf(event.item_id), now);
+        if (text.trim().length > 0) this.heard(now);
+        break;
+      }
       case 'response.output_audio_transcript.done':
-        this.record({
-          kind: 'transcript',
-          role: 'assistant',
-          text: String(event.transcript ?? ''),
-          itemId: event.item_id,
-        });
+        this.recordTranscript(
+          'assistant',
+          typeof event.transcript === 'string' ? event.transcript : '',
+          idOf(event.item_id),
+          now,
+        );
         break;
-      case 'response.function_call_arguments.done':
-        this.onToolCall(String(event.call_id), String(event.name), String(event.arguments ?? ''));
+      case 'input_audio_buffer.speech_started':
+        this.heard(now);
+        break;
+      case 'input_audio_buffer.timeout_triggered':
+        this.onIdleTimeout();
+        break;
+      case 'input_audio_buffer.dtmf_event_received':
+        this.onDtmf(event.event, event.received_at, now);
         break;
       case 'error': {
-        const code = String(event.error?.code ?? 'unknown');
+        const error = isObject(event.error) ? event.error : {};
+        const code = String(error.code ?? 'unknown');
         if (code === 'conversation_already_has_active_response') {
           this.sequencer.onConflict();
           break;
         }
         if (code === 'session_expired') this.sessionExpired = true;
-        this.record({ kind: 'error', code, message: String(event.error?.message ?? '') });
+        this.record({ kind: 'error', code, message: String(error.message ?? '') });
         this.log('warn', 'sideband error event', { code });
         break;
       }
       default:
+        // response.function_call_arguments.done among them: it "is also emitted when a Response
+        // is interrupted, incomplete, or cancelled" ([SDK] ResponseFunctionCallArgumentsDoneEvent),
+        // so the call is acted on from its item (output_item.done, response.done) instead.
+        if (!SERVER_EVENT_TYPES.has(type)) this.onUnknownType(type);
         break;
     }
   }
 
-  private onTimer(timer: SessionTimer, now: number): void {
+  private onResponseDone(response: Record<string, unknown>): void {
+    const id = idOf(response.id);
+    const usage = usageOf(response.usage);
+    if (usage) {
+      this.record({ kind: 'usage', responseId: String(id), usage });
+      this.emit({ type: 'add-usage', usage });
+    }
+    if (id) this.openResponses.delete(id);
+    // The function calls of a response whose items came without a status are decided here: run
+    // if it completed, skipped otherwise ([SDK] RealtimeResponse `status`, `status_details`).
+    const status = typeof response.status === 'string' ? response.status : undefined;
+    const details = isObject(response.status_details) ? response.status_details : {};
+    const reason = typeof details.reason === 'string' ? details.reason : undefined;
+    for (const item of Array.isArray(response.output) ? response.output : [])
+      if (isObject(item) && item.type === 'function_call')
+        this.onFunctionCallItem(item, id, { status, reason });
+    if (this.sequencer.onResponseDone()) this.send({ type: 'response.create' });
+    this.checkFarewell();
+  }
+
+  /**
+   * A `function_call` item: from `response.output_item.done` (`response` undefined), or from a
+   * `response.done` with the response's status.
+   */
+  private onFunctionCallItem(
+    item: Record<string, unknown>,
+    responseId: string | undefined,
+    response: { status: string | undefined; reason: string | undefined } | undefined,
+  ): void {
+    const fnCallId = idOf(item.call_id);
+    if (!fnCallId || this.handledToolCalls.has(fnCallId)) return;
+    const name = typeof item.name === 'string' ? item.name.slice(0, 64) : '';
+    const args = typeof item.arguments === 'string' ? item.arguments : '';
+    const itemStatus = typeof item.status === 'string' ? item.status : undefined;
+    if (response === undefined) {
+      // output_item.done: act on `completed` (agents-js), skip `incomplete`, and leave an item
+      // without a status to its response.done.
+      if (itemStatus === 'completed') this.onToolCall(fnCallId, name, args, responseId);
+      else if (itemStatus === 'incomplete') this.skipToolCall(fnCallId, name, itemStatus);
+      return;
+    }
+    if (response.status === 'completed' && (itemStatus ?? 'completed') === 'completed')
+      this.onToolCall(fnCallId, name, args, responseId);
+    else this.skipToolCall(fnCallId, name, itemStatus ?? 'incomplete', response.reason);
+  }
+
+  private skipToolCall(fnCallId: string, name: string, status: string, reason?: string): void {
+    this.handledToolCalls.add(fnCallId);
+    const detail = { fnCallId, name, status, ...(reason ? { reason } : {}) };
+    this.log('info', 'interrupted tool call skipped', detail);
+    this.record({ kind: 'event', name: 'tool_call_skipped', detail });
+  }
+
+  private recordTranscript(
+    role: 'caller' | 'assistant',
+    text: string,
+    itemId: string | undefined,
+    now: number,
+  ): void {
+    this.record({
+      kind: 'transcript',
+      role,
+      text,
+      ...(itemId ? { itemId } : {}),
+      order: this.order.keyOf(itemId, now),
+    });
+  }
+
+  private onJunk(what: string): void {
+    this.junkFrames++;
+    if (this.junkFrames <= JUNK_LOGGED)
+      this.log('warn', 'ignored a frame that is not an event', {
+        what: what.slice(0, 80),
+        count: this.junkFrames,
+      });
+  }
+
+  private onUnknownType(type: string): void {
+    if (this.unknownTypes.has(type) || this.unknownTypes.size >= UNKNOWN_TYPES_LOGGED) return;
+    this.unknownTypes.add(type);
+    this.log('debug', 'ignored an unknown event type', { eventType: type.slice(0, 80) });
+  }
+
+  // ── the caller: speech, silence, keys ────────────────────────────────────────────────────────
+
+  /** The caller was heard: no ghost-call hang-up, and idle timeouts count again from zero. */
+  private heard(now: number): void {
+    this.idleInARow = 0;
+    if (this.callerSpoke) return;
+    this.callerSpoke = true;
+    if (this.timersRunning.has('no-speech')) this.cancelTimer('no-speech');
+    // On the record, so a worker taking the call over starts no no-speech timer either.
+    this.updateCall({ kind: 'mark-spoke' }, ['accepted', 'accepting', 'active'], 'active', {
+      callerSpokeAt: now,
+    });
+  }
+
+  /**
+   * `input_audio_buffer.timeout_triggered` ([SDK] InputAudioBufferTimeoutTriggered): with server_vad
+   * `idle_timeout_ms`, nobody spoke for that long after the last response's audio; the server
+   * commits the silence and the model prompts the caller by itself. Recorded and counted; after
+   * `idleTimeoutsBeforeHangup` in a row with no speech between them the caller is taken to be
+   * gone, and the call is hung up (`no_caller_speech`) without waiting for the prompt.
+   */
+  private onIdleTimeout(): void {
+    this.idleInARow++;
+    this.idleTotal++;
+    this.record({
+      kind: 'event',
+      name: 'idle_timeout',
+      detail: { inARow: this.idleInARow, total: this.idleTotal },
+    });
+    const limit = this.settings.idleTimeoutsBeforeHangup;
+    if (limit > 0 && this.idleInARow >= limit && !this.leaving()) {
+      this.log('info', 'the caller stayed silent through the idle timeouts: hanging up', {
+        idleTimeouts: this.idleInARow,
+      });
+      this.hangUp('no_caller_speech', undefined);
+    }
+  }
+
+  private onDtmf(key: unknown, receivedAt: unknown, now: number): void {
+    if (typeof key !== 'string' || !DTMF_KEY.test(key)) return;
+    this.dtmf = `${this.dtmf}${key}`.slice(-DTMF_KEPT);
+    this.record({
+      kind: 'event',
+      name: 'dtmf',
+      detail: { key, ...(typeof receivedAt === 'number' ? { receivedAt } : {}) },
+    });
+    // A key pressed is somebody on the line.
+    this.heard(now);
+    const map = this.setup.session.dtmf;
+    // Own properties only: "__proto__" or "constructor" are not keys of the map.
+    const action: DtmfAction | undefined = map && Object.hasOwn(map, key) ? map[key] : undefined;
+    if (!action || this.leaving()) return;
+    if (action.action === 'hangup') this.hangUp('dtmf', undefined);
+    else this.startTransfer(action.target, 'dtmf', undefined, now);
+  }
+
+  // ── timers ───────────────────────────────────────────────────────────────────────────────────
+
+  private onTimer(timer: SessionTimer): void {
+    if (!this.timersRunning.has(timer)) return;
+    if (timer !== 'ping') this.timersRunning.delete(timer);
     if (timer === 'ping') {
+      // Nothing to ping while a reattach is under way.
+      if (this.reattaching || !this.connected) return;
       if (!this.alive) {
         this.keepaliveFailed = true;
         this.log('warn', 'sideband peer missed a pong; terminating');
@@ -401,13 +883,60 @@ export class CallSessionMachine {
       this.metrics([count('SessionCapHits')]);
       this.record({ kind: 'event', name: 'wrap_up' });
       this.createResponse({
-        instructions: 'The call must end in a minute. Briefly wrap up and say goodbye now.',
+        instructions: this.instructions(
+          'The call must end in a minute. Briefly wrap up and say goodbye now.',
+        ),
       });
       this.startTimer('wrap-up-grace', this.setup.config.wrapUpGraceMs, false);
     } else if (timer === 'wrap-up-grace') {
-      const target = this.setup.config.wrapUpTransferTarget;
-      if (target) this.startTransfer(target, 'wrap_up', undefined, now);
-      else this.hangUp('session_cap', undefined);
+      // A transfer the socket has not confirmed yet does not stop the cap's end.
+      if (this.hangupRequested || this.farewell) return;
+      const name = this.setup.config.wrapUpTransferTarget;
+      const uri = name === undefined ? undefined : this.targetUri(name);
+      if (name !== undefined && uri !== undefined)
+        this.bidFarewell({
+          action: 'transfer',
+          target: name,
+          uri,
+          why: 'wrap_up',
+          call: undefined,
+          responseId: undefined,
+        });
+      else {
+        this.hangupRequested = true;
+        this.hangupCause = 'session_cap';
+        this.bidFarewell({
+          action: 'hangup',
+          why: 'session_cap',
+          call: undefined,
+          responseId: undefined,
+        });
+      }
+      this.checkFarewell();
+    } else if (timer === 'no-speech') {
+      // Somebody is leaving already (a goodbye, a transfer under way).
+      if (this.callerSpoke || this.leaving()) return;
+      this.log('info', 'nobody spoke: hanging up', { afterMs: this.settings.noSpeechTimeoutMs });
+      this.record({
+        kind: 'event',
+        name: 'no_caller_speech',
+        detail: { afterMs: this.settings.noSpeechTimeoutMs },
+      });
+      this.hangUp('no_caller_speech', undefined);
+    } else if (timer === 'farewell') {
+      this.log('warn', 'the goodbye did not finish playing in time', {
+        capMs: this.settings.goodbyeDrainCapMs,
+      });
+      this.actOnFarewell();
+    } else if (timer === 'tool-outputs-poll') {
+      this.loadToolOutputs();
+    } else if (timer === 'end-grace') {
+      this.log('warn', 'tools still running at the end of the session; closing without them');
+      this.closeRecorder();
+    } else if (timer.startsWith('claim-retry-')) {
+      const completed = this.claimRetries.get(timer);
+      this.claimRetries.delete(timer);
+      if (completed) this.claim(completed);
     } else {
       const target = this.confirmDeadlines.get(timer);
       if (target === undefined) return;
@@ -416,77 +945,372 @@ export class CallSessionMachine {
     }
   }
 
-  private onToolCall(fnCallId: string, name: string, args: string): void {
-    // Once per function call id: in memory for this socket, durably across reattaches.
+  // ── tool calls ───────────────────────────────────────────────────────────────────────────────
+
+  private onToolCall(
+    fnCallId: string,
+    name: string,
+    args: string,
+    responseId: string | undefined,
+  ): void {
+    // Once per function call id: in memory for this session, durably across workers.
     if (this.handledToolCalls.has(fnCallId)) return;
     this.handledToolCalls.add(fnCallId);
-    const op = this.open({ kind: 'claim', fnCallId, name, args });
-    this.emit({ type: 'claim-tool-call', op, fnCallId, name });
+    this.claim({ fnCallId, name, args, responseId, attempt: 0 });
   }
 
-  private onClaimed(op: number, claimed: boolean, now: number): void {
+  private claim(completed: Completed): void {
+    const next = { ...completed, attempt: completed.attempt + 1 };
+    const op = this.open({ kind: 'claim', completed: next });
+    this.emit({ type: 'claim-tool-call', op, fnCallId: next.fnCallId, name: next.name });
+  }
+
+  private onClaimed(op: number, claimed: boolean, error: string | undefined, now: number): void {
     const p = this.take(op, 'claim');
     if (!p) return;
-    const { fnCallId, name, args } = p;
-    if (!claimed) {
-      this.log('info', 'tool call already handled', { fnCallId, name });
+    const { completed } = p;
+    const { fnCallId, name, args, responseId } = completed;
+    const call: ToolCall = { fnCallId, name, args, responseId, started: now };
+    if (error !== undefined) {
+      // A throw is not "already claimed": retry, briefly; the end of a session does not wait.
+      if (completed.attempt < CLAIM_ATTEMPTS && !this.ending && !this.handingOff) {
+        const timer: SessionTimer = `claim-retry-${op}`;
+        this.claimRetries.set(timer, completed);
+        this.log('warn', 'tool call claim failed; retrying', { fnCallId, name, error });
+        this.startTimer(timer, CLAIM_BACKOFF_MS * 3 ** (completed.attempt - 1), false);
+        return;
+      }
+      this.log('error', 'tool call claim failed; giving up', { fnCallId, name, error });
+      // Hanging up twice is harmless (the second gets 404): the caller's goodbye wins.
+      if (name === END_CALL && !this.ending && !this.handingOff) this.carryOut(call);
+      else
+        this.finishTool(
+          call,
+          toolError('temporarily_unavailable', `The ${name} tool could not be started; try again.`),
+          'claim_failed',
+          true,
+          now,
+        );
+      this.closeRecorderWhenSettled();
       return;
     }
-    const call: ToolCall = { fnCallId, name, args, started: now };
-    if (name === END_CALL) {
-      this.hangUp('agent_end_call', call);
-    } else if (name === TRANSFER_CALL) {
-      const target = (safeParse(args) as { target?: string } | undefined)?.target ?? '';
-      this.startTransfer(target, 'tool', call, now);
-    } else {
-      const { record } = this.setup;
-      this.emit({
-        type: 'run-tool',
-        op: this.open({ kind: 'user-tool', call }),
-        name,
-        arguments: args,
-        context: {
-          callId: record.callId,
-          ...(record.from ? { from: record.from } : {}),
-          ...(record.to ? { to: record.to } : {}),
-          sessionKey: record.sessionKey ?? 'default',
-        },
-      });
+    if (!claimed) {
+      this.log('info', 'tool call already handled', { fnCallId, name });
+      this.closeRecorderWhenSettled();
+      return;
     }
+    this.ownClaims.add(fnCallId);
+    if (this.ending && !this.handingOff) {
+      // The call is over: nothing runs; the claim is closed as skipped.
+      this.recordTool(call, '', 'skipped', 'call_ended', now);
+      this.closeRecorderWhenSettled();
+      return;
+    }
+    this.carryOut(call);
   }
 
-  /** A tool call's result goes back to the model, then (unless the caller is leaving) a response. */
+  /** A claimed call: refused, a goodbye, a transfer, or a user tool run. */
+  private carryOut(call: ToolCall): void {
+    const { fnCallId, name, args } = call;
+    if (!this.allowedTools.has(name)) {
+      // Not this session's: the model gets an error (and a response), never another tool.
+      this.log('warn', 'tool call refused: not one of the session tools', { fnCallId, name });
+      this.finishTool(
+        call,
+        toolError('unknown_tool', `There is no tool named ${name} in this call.`),
+        'unknown_tool',
+        true,
+        call.started,
+        { metrics: false },
+      );
+      return;
+    }
+    if (this.handingOff && name !== END_CALL && name !== TRANSFER_CALL) {
+      this.runTool(call);
+      return;
+    }
+    if (this.handingOff) {
+      // The built-ins need the socket: the next worker tells the model to try again.
+      this.finishTool(
+        call,
+        JSON.stringify({
+          ok: false,
+          message: 'Interrupted by a server hand-off; call it again if it is still needed.',
+        }),
+        'handed_off',
+        true,
+        call.started,
+      );
+      return;
+    }
+    if (name === END_CALL) {
+      this.hangupRequested = true;
+      this.hangupCause = 'agent_end_call';
+      this.bidFarewell({
+        action: 'hangup',
+        why: 'agent_end_call',
+        call,
+        responseId: call.responseId,
+      });
+      this.checkFarewell();
+    } else if (name === TRANSFER_CALL) {
+      const parsed = safeParse(args);
+      const target = isObject(parsed) && typeof parsed.target === 'string' ? parsed.target : '';
+      const uri = this.targetUri(target);
+      if (uri === undefined) {
+        this.refuseTarget(call, call.started);
+        return;
+      }
+      this.bidFarewell({
+        action: 'transfer',
+        target,
+        uri,
+        why: 'tool',
+        call,
+        responseId: call.responseId,
+      });
+      this.checkFarewell();
+    } else this.runTool(call);
+  }
+
+  private runTool(call: ToolCall): void {
+    const { record } = this.setup;
+    this.emit({
+      type: 'run-tool',
+      op: this.open({ kind: 'user-tool', call }),
+      name: call.name,
+      arguments: call.args,
+      context: {
+        callId: record.callId,
+        // The same id on a repeated event: the tool can deduplicate on it.
+        fnCallId: call.fnCallId,
+        ...(record.from ? { from: record.from } : {}),
+        ...(record.to ? { to: record.to } : {}),
+        sessionKey: record.sessionKey ?? 'default',
+        ...(this.dtmf ? { dtmf: this.dtmf } : {}),
+      },
+    });
+  }
+
+  /**
+   * A tool call's result goes back to the model, then (unless the caller is leaving) a response.
+   * Handing off, it is stored for the next worker instead; after the end, only recorded.
+   */
   private finishTool(
     call: ToolCall,
-    output: string,
+    rawOutput: string,
     error: string | undefined,
     respond: boolean,
     now: number,
+    options: { metrics: boolean } = { metrics: true },
   ): void {
     const { fnCallId, name } = call;
     const latencyMs = now - call.started;
-    this.record({
-      kind: 'tool',
-      fnCallId,
-      name,
-      arguments: call.args,
-      output,
-      latencyMs,
-      status: error ? 'failed' : 'done',
-      ...(error ? { error } : {}),
-    });
+    const capped = capOutput(rawOutput, this.settings.maxToolOutputBytes);
+    const output = capped.output;
+    if (capped.truncated)
+      this.log('warn', 'tool output truncated', {
+        name,
+        fnCallId,
+        bytes: capped.bytes,
+        maxBytes: this.settings.maxToolOutputBytes,
+      });
+    const cut = capped.truncated ? { truncated: true, outputBytes: capped.bytes } : {};
     this.log('info', 'tool call', { name, fnCallId, latencyMs, error });
-    const tool = { name: 'Tool', value: name } as const;
-    this.metrics([
-      count('ToolCalls', tool),
-      { name: 'ToolLatency', value: latencyMs, dimension: tool },
-      ...(error ? [count('ToolErrors', tool)] : []),
-    ]);
+    if (options.metrics && !this.recorderClosing) {
+      const tool = { name: 'Tool', value: name } as const;
+      this.metrics([
+        count('ToolCalls', tool),
+        { name: 'ToolLatency', value: latencyMs, dimension: tool },
+        ...(error ? [count('ToolErrors', tool)] : []),
+      ]);
+    }
+    if (this.handingOff) {
+      // The socket is going or gone: the worker that takes the call over sends it. Stored on the
+      // claim, not through the recorder, whose later write of the part would undo "undelivered".
+      this.emit({
+        type: 'store-tool-output',
+        op: this.open({ kind: 'store-output', fnCallId }),
+        output: {
+          fnCallId,
+          name,
+          arguments: call.args,
+          output,
+          status: error ? 'failed' : 'done',
+          latencyMs,
+          ...(error ? { error } : {}),
+          ...cut,
+        },
+      });
+      return;
+    }
+    this.recordTool(call, output, error ? 'failed' : 'done', error, now, cut);
+    if (this.ending) {
+      this.closeRecorderWhenSettled();
+      return;
+    }
     this.send({
       type: 'conversation.item.create',
       item: { type: 'function_call_output', call_id: fnCallId, output },
     });
     if (respond) this.createResponse();
+  }
+
+  private recordTool(
+    call: ToolCall,
+    output: string,
+    status: ToolPart['status'],
+    error: string | undefined,
+    now: number,
+    cut: Pick<ToolPart, 'truncated' | 'outputBytes'> = {},
+  ): void {
+    this.record({
+      kind: 'tool',
+      fnCallId: call.fnCallId,
+      name: call.name,
+      arguments: call.args,
+      output,
+      latencyMs: now - call.started,
+      status,
+      ...(error ? { error } : {}),
+      ...cut,
+    });
+  }
+
+  // ── outputs another worker stored (hand-off) ─────────────────────────────────────────────────
+
+  private loadToolOutputs(): void {
+    if (this.ending || this.handingOff) return;
+    this.emit({ type: 'load-tool-outputs', op: this.open({ kind: 'load-outputs' }) });
+  }
+
+  private onOutputsLoaded(
+    loaded: PendingToolOutputs & { readonly error?: string },
+    now: number,
+  ): void {
+    if (this.ending || this.handingOff) return;
+    let waiting = loaded.error !== undefined;
+    if (loaded.error !== undefined)
+      this.log('warn', 'could not read stored tool outputs', { error: loaded.error });
+    for (const stored of loaded.undelivered) {
+      if (this.ownClaims.has(stored.fnCallId) || this.delivering.has(stored.fnCallId)) continue;
+      this.delivering.add(stored.fnCallId);
+      this.handledToolCalls.add(stored.fnCallId);
+      this.emit({
+        type: 'mark-tool-output-delivered',
+        op: this.open({ kind: 'mark-delivered', ...stored }),
+        fnCallId: stored.fnCallId,
+      });
+    }
+    for (const running of loaded.running) {
+      // Claimed by another worker, whose tool is still running: wait for its output, up to the
+      // tool's timeout (a worker killed mid-tool never stores one).
+      if (this.ownClaims.has(running.fnCallId)) continue;
+      this.handledToolCalls.add(running.fnCallId);
+      if (now < running.at + this.toolDeadlineMs) waiting = true;
+      else if (!this.lostOutputs.has(running.fnCallId)) {
+        this.lostOutputs.add(running.fnCallId);
+        this.log('warn', 'a tool of the previous worker never finished', {
+          fnCallId: running.fnCallId,
+          name: running.name,
+        });
+        this.record({
+          kind: 'event',
+          name: 'tool_output_lost',
+          detail: { fnCallId: running.fnCallId, name: running.name },
+        });
+      }
+    }
+    const firstLoadAt = this.attachedAt ?? now;
+    if (waiting && now < firstLoadAt + this.toolDeadlineMs)
+      this.startTimer('tool-outputs-poll', OUTPUTS_POLL_MS, false);
+  }
+
+  private onOutputMarked(
+    p: Extract<Pending, { kind: 'mark-delivered' }>,
+    delivered: boolean,
+    error: string | undefined,
+  ): void {
+    if (error !== undefined) {
+      // Not sent: the next poll finds it undelivered again.
+      this.delivering.delete(p.fnCallId);
+      this.log('warn', 'could not mark a stored tool output delivered', { error });
+      return;
+    }
+    if (!delivered || this.ending) return;
+    this.log('info', 'delivered a tool output stored by the previous worker', {
+      fnCallId: p.fnCallId,
+      name: p.name,
+    });
+    this.record({
+      kind: 'event',
+      name: 'tool_output_delivered',
+      detail: { fnCallId: p.fnCallId, name: p.name },
+    });
+    this.send({
+      type: 'conversation.item.create',
+      item: { type: 'function_call_output', call_id: p.fnCallId, output: p.output },
+    });
+    this.createResponse();
+  }
+
+  // ── goodbyes, hang-ups and transfers ─────────────────────────────────────────────────────────
+
+  private bidFarewell(farewell: Farewell): void {
+    this.farewell = farewell;
+  }
+
+  /** Acts on a farewell once its response is done and the audio drained; else waits (capped). */
+  private checkFarewell(): void {
+    const f = this.farewell;
+    if (!f || this.reattaching) return;
+    const responseDone =
+      f.responseId === undefined
+        ? this.openResponses.size === 0
+        : !this.openResponses.has(f.responseId);
+    if (responseDone && !this.audioPlaying) {
+      this.actOnFarewell();
+      return;
+    }
+    if (!this.timersRunning.has('farewell'))
+      this.startTimer('farewell', this.settings.goodbyeDrainCapMs, false);
+  }
+
+  private actOnFarewell(): void {
+    const f = this.farewell;
+    if (!f) return;
+    this.farewell = undefined;
+    if (this.timersRunning.has('farewell')) this.cancelTimer('farewell');
+    if (f.action === 'hangup') this.hangUp(f.why, f.call);
+    else this.refer(f.target, f.uri, f.why, f.call);
+  }
+
+  /** A hang-up or a transfer is under way (or waiting for its goodbye to play). */
+  private leaving(): boolean {
+    return this.hangupRequested || this.farewell !== undefined || this.transfer !== undefined;
+  }
+
+  private hangUp(why: HangupCause, call: ToolCall | undefined): void {
+    this.hangupRequested = true;
+    this.hangupCause ??= why;
+    this.record({ kind: 'event', name: 'hangup', detail: { why } });
+    this.emit({ type: 'hangup', op: this.open({ kind: 'hangup', call }) });
+  }
+
+  /** The URI of an allowlisted transfer target; own properties only ("toString" is no target). */
+  private targetUri(name: string): string | undefined {
+    const targets = this.setup.config.transferTargets;
+    const uri = Object.hasOwn(targets, name) ? targets[name] : undefined;
+    return typeof uri === 'string' ? uri : undefined;
+  }
+
+  private refuseTarget(call: ToolCall | undefined, now: number): void {
+    const names = Object.keys(this.setup.config.transferTargets).join(', ');
+    this.transferAnswered(
+      call,
+      { ok: false, message: `Transfers are allowed only to: ${names}.` },
+      now,
+    );
   }
 
   private startTransfer(
@@ -495,24 +1319,13 @@ export class CallSessionMachine {
     call: ToolCall | undefined,
     now: number,
   ): void {
-    const { transferTargets } = this.setup.config;
-    const uri = transferTargets[targetName];
-    if (!uri) {
-      this.transferAnswered(
-        call,
-        {
-          ok: false,
-          message: `Transfers are allowed only to: ${Object.keys(transferTargets).join(', ')}.`,
-        },
-        now,
-      );
-      return;
-    }
-    this.emit({
-      type: 'refer',
-      op: this.open({ kind: 'refer', target: targetName, why, call }),
-      uri,
-    });
+    const uri = this.targetUri(targetName);
+    if (uri === undefined) this.refuseTarget(call, now);
+    else this.refer(targetName, uri, why, call);
+  }
+
+  private refer(target: string, uri: string, why: TransferCause, call: ToolCall | undefined): void {
+    this.emit({ type: 'refer', op: this.open({ kind: 'refer', target, why, call }), uri });
   }
 
   private onReferred(
@@ -536,6 +1349,11 @@ export class CallSessionMachine {
       transferTarget: target,
       transferStatus: 'pending',
     });
+    // A second transfer replaces the first: its deadline must not fail the second one.
+    if (this.transfer) {
+      this.cancelTimer(this.transfer.deadline);
+      this.confirmDeadlines.delete(this.transfer.deadline);
+    }
     // REFER can answer 200 and never happen: only the socket closing confirms the transfer.
     const deadline: SessionTimer = `transfer-confirm-${++this.transfersStarted}`;
     this.transfer = { target, deadline };
@@ -569,12 +1387,6 @@ export class CallSessionMachine {
     });
   }
 
-  private hangUp(why: HangupCause, call: ToolCall | undefined): void {
-    this.hangupRequested = true;
-    this.record({ kind: 'event', name: 'hangup', detail: { why } });
-    this.emit({ type: 'hangup', op: this.open({ kind: 'hangup', call }) });
-  }
-
   private onCallUpdated(op: number, error: string | undefined, now: number): void {
     const p = this.pending.get(op);
     if (!p || !CALL_UPDATES.has(p.kind)) return;
@@ -583,7 +1395,12 @@ export class CallSessionMachine {
       case 'mark-active':
         if (error !== undefined) this.log('error', 'could not mark call active', { error });
         break;
+      case 'mark-spoke':
+      case 'mark-reattached':
+        if (error !== undefined) this.log('warn', 'could not update the call record', { error });
+        break;
       case 'mark-transfer-failed': {
+        if (this.ending) break;
         const { target, then } = p;
         if (then === 'tell-model') {
           this.send({
@@ -617,34 +1434,46 @@ export class CallSessionMachine {
     }
   }
 
-  private onClose(code: number, now: number): void {
-    const transferPending = this.transfer !== undefined;
-    if (this.transfer) {
-      this.cancelTimer(this.transfer.deadline);
-      this.confirmDeadlines.delete(this.transfer.deadline);
-      this.transferConfirmed = true;
-    }
-    if (transferPending) this.metrics([count('TransfersConfirmed')]);
-    const reason = endReasonOf(code, {
-      sessionExpired: this.sessionExpired,
-      keepaliveFailed: this.keepaliveFailed,
-      hangupRequested: this.hangupRequested,
-      transferPending,
-      handingOff: this.handingOff,
-    });
-    this.finish(reason, code, now);
-  }
+  // ── the end ──────────────────────────────────────────────────────────────────────────────────
 
   /** Ends the session: the first cause wins (a refused attach can also raise an error, then a close). */
   private finish(reason: CallEndReason, code: number, now: number): void {
     if (this.ending) return;
     this.ending = { reason, code, endedAt: now };
-    for (const timer of SESSION_TIMERS) if (this.timersStarted.has(timer)) this.cancelTimer(timer);
+    this.connected = false;
+    for (const timer of [...this.timersRunning]) this.cancelTimer(timer);
+    this.claimRetries.clear();
+    // A goodbye still waiting to play: the call is over (or moves to another worker).
+    const farewell = this.farewell;
+    this.farewell = undefined;
+    if (farewell?.call) {
+      if (this.handingOff) this.carryOut(farewell.call);
+      else this.recordTool(farewell.call, '', 'skipped', 'call_ended', now);
+    }
     this.record({
       kind: 'event',
       name: this.handingOff ? 'handed_off' : 'ended',
       detail: { reason, code },
     });
+    // Tools still running (or being claimed) finish first, so their parts are recorded (or, on a
+    // hand-off, their outputs stored for the next worker); each has its own timeout.
+    if (this.hasWorkAnEndWaitsFor()) this.startTimer('end-grace', this.toolDeadlineMs, false);
+    else this.closeRecorder();
+  }
+
+  private hasWorkAnEndWaitsFor(): boolean {
+    for (const p of this.pending.values()) if (WORK_AN_END_WAITS_FOR.has(p.kind)) return true;
+    return false;
+  }
+
+  private closeRecorderWhenSettled(): void {
+    if (this.ending && !this.recorderClosing && !this.hasWorkAnEndWaitsFor()) this.closeRecorder();
+  }
+
+  private closeRecorder(): void {
+    if (this.recorderClosing) return;
+    this.recorderClosing = true;
+    if (this.timersRunning.has('end-grace')) this.cancelTimer('end-grace');
     this.emit({ type: 'close-recorder', op: this.open({ kind: 'close-recorder' }) });
   }
 
@@ -667,6 +1496,7 @@ export class CallSessionMachine {
         endedAt: ending.endedAt,
         durationMs,
         ...(this.transferConfirmed ? { transferStatus: 'confirmed' as const } : {}),
+        ...(this.idleTotal > 0 ? { idleTimeouts: this.idleTotal } : {}),
       },
       true,
     );
@@ -689,7 +1519,22 @@ export class CallSessionMachine {
 
   private sessionEnded(ending: Ending): void {
     this.endedWith = { reason: ending.reason, code: ending.code, handedOff: this.handingOff };
+    this.pending.clear();
     this.emit({ type: 'session-ended', end: this.endedWith });
+  }
+
+  // ── plumbing ─────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Instructions for one response: the session's own, then `extra`. `response.instructions`
+   * REPLACES the session instructions for that response ([SDK] RealtimeResponseCreateParams
+   * `instructions`, ResponseCreateEvent: "If these are set, they will override the Session's
+   * configuration for this Response only"; openai-protocol.md §4.5), so a greeting or a wrap-up
+   * sent with its line alone would drop the persona.
+   */
+  private instructions(extra: string): string {
+    const own = this.setup.session.instructions?.trim();
+    return own ? `${own}\n\n${extra}` : extra;
   }
 
   private createResponse(response: Record<string, unknown> = {}): void {
@@ -718,11 +1563,12 @@ export class CallSessionMachine {
   }
 
   private startTimer(timer: SessionTimer, ms: number, repeat: boolean): void {
-    this.timersStarted.add(timer);
+    this.timersRunning.add(timer);
     this.emit({ type: 'start-timer', timer, ms, repeat });
   }
 
   private cancelTimer(timer: SessionTimer): void {
+    this.timersRunning.delete(timer);
     this.emit({ type: 'cancel-timer', timer });
   }
 
@@ -744,10 +1590,14 @@ export class CallSessionMachine {
   }
 
   private send(frame: WireEvent): void {
-    this.emit({ type: 'send', frame });
+    // Held while a reattach is under way (the old socket is gone), sent once the new one opens.
+    if (this.reattaching) this.held.push(frame);
+    else this.emit({ type: 'send', frame });
   }
 
   private record(part: CallPart): void {
+    // The recorder is closing: a part now would be lost; nothing should come this late.
+    if (this.recorderClosing) return;
     this.emit({ type: 'record', part });
   }
 
@@ -762,6 +1612,11 @@ export class CallSessionMachine {
   private emit(command: SessionCommand): void {
     this.out.push(command);
   }
+}
+
+/** A tool error as the function_call_output the model gets. */
+function toolError(code: string, message: string): string {
+  return JSON.stringify({ error: { code, message } });
 }
 
 function safeParse(text: string): unknown {

@@ -1,10 +1,12 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { SessionConfig } from '#core/calls/session-config';
 import type { WireEvent } from '#core/wire';
-import { localCallsConfig } from '../../local/calls';
+import { localCallsConfig, lookupOrder } from '../../local/calls';
 import type { LocalPipeline } from '../../local/pipeline';
+import { sampleEvent } from '../../local/samples';
 import type { SimulatedCall } from '../../local/stand-ins/realtime-simulator';
 import { callParts, callRecord, ring, waitForSent, waitForStatus } from '../support/calls';
-import { eventually, holdsFor, startPipeline } from '../support/webhooks';
+import { eventually, holdsFor, post, signedDelivery, startPipeline } from '../support/webhooks';
 
 // Fast leases and sweeps so hand-off and crash tests finish in seconds.
 const FAST_WORKERS = {
@@ -15,6 +17,14 @@ const FAST_WORKERS = {
   SIGNAL_WAIT_SECONDS: '1',
   PING_INTERVAL_MS: '1000',
 };
+/** Slow, but within its timeout: still running when its worker is told to stop. */
+const SLOW_LOOKUP = {
+  name: 'slow_lookup',
+  description: 'Takes a while.',
+  parameters: { type: 'object', properties: { q: { type: 'string' } } },
+  functionName: 'slow-lookup',
+  timeoutMs: 5000,
+};
 const SLOW_TOOL = {
   name: 'slow_tool',
   description: 'Takes too long.',
@@ -22,6 +32,52 @@ const SLOW_TOOL = {
   functionName: 'slow-tool',
   timeoutMs: 300,
 };
+
+/** Configured, but in no session: a call may not run it. */
+const ADMIN_TOOL = {
+  name: 'admin_tool',
+  description: 'Not for callers.',
+  parameters: { type: 'object', properties: {} },
+  functionName: 'admin-tool',
+  timeoutMs: 300,
+};
+/** Dialled, this number gets a session with a DTMF map. */
+const DTMF_NUMBER = '+18005550199';
+
+/**
+ * OpenAI rings us with a call whose sideband plays a named simulator scenario
+ * (local/stand-ins/realtime-scenarios.ts), dialled to `to`.
+ */
+async function ringScenario(p: LocalPipeline, scenario: string, options: { to?: string } = {}) {
+  const realtime = p.realtime;
+  if (!realtime) throw new Error('The pipeline has no calls.');
+  const call = realtime.createCall({ scenario, ...(options.to ? { to: options.to } : {}) });
+  const event = sampleEvent('realtime.call.incoming', {
+    objectId: call.id,
+    sipHeaders: call.sipHeaders,
+  });
+  const response = await post(
+    p.url,
+    signedDelivery(p.webhookSecret, event, { webhookId: `wh_${event.id.slice(4)}` }),
+  );
+  expect(response.status).toBe(200);
+  return call;
+}
+
+/** Waits for the scenario's call to end on OpenAI's side, then for the record to end. */
+async function playedOut(p: LocalPipeline, call: SimulatedCall, timeoutMs = 15_000) {
+  await eventually(
+    async () => (call.state === 'ended' ? true : undefined),
+    timeoutMs,
+    `the ${call.scenario} scenario to end`,
+  );
+  return waitForStatus(p, call.id, ['ended']);
+}
+
+/** What the simulator saw the worker do that a correct worker would not have. */
+function warnings(call: SimulatedCall): string[] {
+  return call.facts.filter((f) => f.warn).map((f) => `${f.kind}: ${f.text}`);
+}
 
 const pipelines: LocalPipeline[] = [];
 afterAll(async () => {
@@ -35,18 +91,26 @@ async function pipeline(options: Parameters<typeof startPipeline>[0]) {
 
 describe('phone calls on one worker', () => {
   let p: LocalPipeline;
+  const toolPayloads: WireEvent[] = [];
   beforeAll(async () => {
     const config = localCallsConfig({
-      tools: [...localCallsConfig().tools, SLOW_TOOL],
+      tools: [...localCallsConfig().tools, SLOW_TOOL, ADMIN_TOOL],
       transferConfirmMs: 800,
     });
-    const defaultSession = config.policy.sessions.default;
+    const defaultSession = config.policy.sessions.default as SessionConfig;
+    const session: SessionConfig = { ...defaultSession, tools: ['lookup_order', 'slow_tool'] };
     p = await pipeline({
       calls: {
         ...config,
         policy: {
           ...config.policy,
-          sessions: { default: { ...defaultSession, tools: ['lookup_order', 'slow_tool'] } },
+          sessions: {
+            default: session,
+            [DTMF_NUMBER]: {
+              ...session,
+              dtmf: { '#': { action: 'hangup' }, '0': { action: 'transfer', target: 'support' } },
+            },
+          },
         },
       },
       workers: 1,
@@ -56,6 +120,12 @@ describe('phone calls on one worker', () => {
       'slow-tool',
       () => new Promise((resolve) => setTimeout(() => resolve({ late: true }), 2000)),
     );
+    p.aws.functions.set('admin-tool', async () => ({ secret: true }));
+    // The demo tool, keeping what each call passed it.
+    p.aws.functions.set('lookup-order', async (payload: unknown) => {
+      toolPayloads.push(payload as WireEvent);
+      return lookupOrder(payload);
+    });
   });
 
   it('accepts, attaches, greets, runs a tool, and records the end when the caller hangs up (1006)', async () => {
@@ -77,7 +147,7 @@ describe('phone calls on one worker', () => {
       model: 'gpt-realtime-2.1',
       audio: {
         output: { voice: 'marin' },
-        input: { transcription: { model: 'gpt-4o-transcribe' } },
+        input: { transcription: { model: 'gpt-live-transcribe' } },
       },
     });
     expect(body.audio.input.format).toBeUndefined();
@@ -141,6 +211,26 @@ describe('phone calls on one worker', () => {
       inputTokens: sum('input_tokens'),
       outputTokens: sum('output_tokens'),
       responses: usages.length,
+    });
+    // Each usage keeps its token details, and the record sums them by kind (the simulator's usage
+    // has them, as realtime.d.ts RealtimeResponseUsage does).
+    const detail = (side: string, field: string) =>
+      usages.reduce((total, x) => {
+        const usage = x.usage as Record<string, Record<string, unknown> | undefined>;
+        return total + Number(usage[side]?.[field] ?? 0);
+      }, 0);
+    expect(detail('input_token_details', 'audio_tokens')).toBeGreaterThan(0);
+    expect(await callRecord(p, call.id)).toMatchObject({
+      inputTextTokens: detail('input_token_details', 'text_tokens'),
+      inputAudioTokens: detail('input_token_details', 'audio_tokens'),
+      cachedTokens: detail('input_token_details', 'cached_tokens'),
+      outputTextTokens: detail('output_token_details', 'text_tokens'),
+      outputAudioTokens: detail('output_token_details', 'audio_tokens'),
+    });
+    // The tool had the function call id to deduplicate on.
+    expect(toolPayloads.find((x) => x.call?.fnCallId === fnCallId)?.call).toMatchObject({
+      callId: call.id,
+      fnCallId,
     });
   });
 
@@ -332,6 +422,138 @@ describe('phone calls on one worker', () => {
     expect(call.accepts).toBe(0);
   });
 
+  it.each([
+    ['interrupted-end-call', 'end_call'],
+    ['interrupted-transfer', 'transfer_call'],
+    ['interrupted-tool', 'lookup_order'],
+  ])('never acts on a function call the caller interrupted (%s)', async (scenario, name) => {
+    const call = await ringScenario(p, scenario);
+    const ended = await playedOut(p, call);
+    // Neither /hangup nor /refer: the caller hung up, at the end of the scenario.
+    expect(ended.endReason).toBe('caller_hung_up');
+    expect(call.hangups).toBe(0);
+    expect(call.referTarget).toBeUndefined();
+    expect(warnings(call)).toEqual([]);
+    const interrupted = call.functionCalls.filter((f) => f.status === 'incomplete');
+    expect(interrupted.map((f) => [f.name, f.outputs])).toEqual([[name, 0]]);
+    // A later call that completed runs (interrupted-tool asks again for another order).
+    for (const f of call.functionCalls.filter((x) => x.status === 'completed'))
+      expect(f.outputs).toBe(1);
+    const parts = await eventually(async () => {
+      const found = await callParts(p, call.id);
+      return found.some((x) => x.name === 'ended') ? found : undefined;
+    });
+    expect(parts.find((x) => x.name === 'tool_call_skipped')?.detail).toMatchObject({
+      fnCallId: interrupted[0]?.callId,
+      name,
+      status: 'incomplete',
+    });
+  });
+
+  it.each([
+    ['goodbye', 'hung_up_by_agent'],
+    ['goodbye-transfer', 'transferred'],
+  ])('lets the last words play before /hangup or /refer (%s)', async (scenario, endReason) => {
+    const call = await ringScenario(p, scenario);
+    const ended = await playedOut(p, call);
+    expect(ended.endReason).toBe(endReason);
+    // Nothing cut off: /hangup or /refer came after output_audio_buffer.stopped.
+    expect(call.cutOffs).toEqual([]);
+    expect(warnings(call)).toEqual([]);
+    const stopped = call.log.find(
+      (e) =>
+        e.dir === 'out' &&
+        e.type === 'output_audio_buffer.stopped' &&
+        e.at > (call.timeline.attached ?? 0) + 100,
+    );
+    const acted = call.log.find((e) => e.dir === 'api' && /POST \/(hangup|refer)/.test(e.type));
+    expect(stopped && acted && acted.at >= stopped.at).toBe(true);
+  });
+
+  it.each([
+    ['rotation', 1001],
+    ['rotation-1000', 1000],
+  ])(
+    'reattaches once after a clean close it did not cause (%s), and the call goes on',
+    async (scenario, code) => {
+      const call = await ringScenario(p, scenario);
+      const ended = await playedOut(p, call);
+      expect(ended).toMatchObject({ endReason: 'caller_hung_up', reattaches: 1 });
+      expect(call.connections).toBe(2);
+      expect(warnings(call)).toEqual([]);
+      const parts = await eventually(async () => {
+        const found = await callParts(p, call.id);
+        return found.some((x) => x.name === 'ended') ? found : undefined;
+      });
+      expect(parts.find((x) => x.name === 'reattached')?.detail).toEqual({ code, reattaches: 1 });
+      // Both sides of the conversation, across the two sockets, under the one record.
+      expect(parts.filter((x) => x.kind === 'transcript' && x.role === 'caller')).toHaveLength(2);
+      // One greeting only.
+      expect(
+        p.realtime?.sent(call.id, 'response.create').filter((e) => e.response?.instructions),
+      ).toHaveLength(1);
+    },
+  );
+
+  it('ignores frames that are not events, and plays the call as usual (junk)', async () => {
+    const call = await ringScenario(p, 'junk');
+    const ended = await playedOut(p, call);
+    expect(ended.endReason).toBe('caller_hung_up');
+    expect(warnings(call)).toEqual([]);
+    expect(call.functionCalls.map((f) => f.outputs)).toEqual([1]);
+    const worker = p.workers[0];
+    expect(worker?.logs.some((l) => l.includes('ignored a frame that is not an event'))).toBe(true);
+    expect(worker?.child.exitCode).toBeNull();
+    expect((await fetch(worker?.healthUrl ?? '')).status).toBe(200);
+  });
+
+  it('records keypad keys, and acts on the session DTMF map', async () => {
+    const keys = async (callId: string) =>
+      (await callParts(p, callId))
+        .filter((x) => x.name === 'dtmf')
+        .sort((a, b) => a.at - b.at || String(a.sk).localeCompare(String(b.sk)))
+        .map((x) => x.detail.key)
+        .join('');
+    const plain = await ringScenario(p, 'dtmf');
+    expect((await playedOut(p, plain)).endReason).toBe('caller_hung_up');
+    expect(await keys(plain.id)).toBe('1234#*0');
+    // With the map, # hangs up.
+    const mapped = await ringScenario(p, 'dtmf', { to: DTMF_NUMBER });
+    expect((await playedOut(p, mapped)).endReason).toBe('hung_up_by_agent');
+    expect(mapped.hangups).toBe(1);
+    expect(await keys(mapped.id)).toBe('1234#');
+    const hangup = (await callParts(p, mapped.id)).find((x) => x.name === 'hangup');
+    expect(hangup?.detail).toEqual({ why: 'dtmf' });
+  });
+
+  it('stores transcripts in conversation order, though the caller’s arrived after the answer (late-transcript)', async () => {
+    const call = await ringScenario(p, 'late-transcript');
+    await playedOut(p, call);
+    const parts = await eventually(async () => {
+      const found = await callParts(p, call.id);
+      return found.some((x) => x.name === 'ended') ? found : undefined;
+    });
+    const lines = parts.filter((x) => x.kind === 'transcript');
+    const caller = lines.find((x) => x.role === 'caller');
+    const answer = lines.find((x) => String(x.text).startsWith('We are open'));
+    expect(caller?.text).toBe('What are your opening hours?');
+    // Arrived later, placed earlier.
+    expect(caller?.at).toBeGreaterThanOrEqual(answer?.at);
+    expect(caller?.order).toBeLessThan(answer?.order);
+  });
+
+  it('runs only the tools of the call’s session', async () => {
+    const { call } = await ring(p);
+    await waitForStatus(p, call.id, ['active']);
+    const fnCallId = p.realtime?.requestTool(call.id, 'admin_tool', {}) ?? '';
+    const [output] = await waitForSent(call, 'conversation.item.create');
+    expect(output?.event.item.call_id).toBe(fnCallId);
+    expect(JSON.parse(output?.event.item.output).error.code).toBe('unknown_tool');
+    expect(p.aws.calls.some((c) => c.target === 'lambda.Invoke:admin-tool')).toBe(false);
+    p.realtime?.callerHangsUp(call.id);
+    await waitForStatus(p, call.id, ['ended']);
+  });
+
   it('reports readiness and active calls on /healthz', async () => {
     const worker = p.workers[0];
     const health = (await (await fetch(worker?.healthUrl ?? '')).json()) as Record<string, unknown>;
@@ -378,11 +600,51 @@ describe('timers', () => {
   });
 });
 
+describe('ghost calls', () => {
+  it('hangs up a call in which nobody ever speaks, as no_caller_speech (ghost)', async () => {
+    const p = await pipeline({
+      // The shortest no-speech timeout the config takes; the simulator's server gives up at 15 s.
+      calls: localCallsConfig({ noSpeechTimeoutMs: 5000 }),
+      workers: 1,
+      workerEnv: FAST_WORKERS,
+    });
+    const call = await ringScenario(p, 'ghost');
+    const ended = await playedOut(p, call, 12_000);
+    expect(ended.endReason).toBe('no_caller_speech');
+    expect(call.hangups).toBe(1);
+    expect(warnings(call)).toEqual([]);
+    const parts = await callParts(p, call.id);
+    expect(parts.find((x) => x.name === 'hangup')?.detail).toEqual({ why: 'no_caller_speech' });
+  });
+});
+
 describe('zero-drop deploys and crashes', () => {
   let p: LocalPipeline;
   let started = 0;
   beforeAll(async () => {
-    p = await pipeline({ calls: localCallsConfig(), workers: 0, workerEnv: FAST_WORKERS });
+    const base = localCallsConfig({ tools: [...localCallsConfig().tools, SLOW_LOOKUP] });
+    const defaultSession = base.policy.sessions.default as SessionConfig;
+    p = await pipeline({
+      calls: {
+        ...base,
+        policy: {
+          ...base.policy,
+          sessions: { default: { ...defaultSession, tools: ['lookup_order', 'slow_lookup'] } },
+        },
+      },
+      workers: 0,
+      workerEnv: FAST_WORKERS,
+    });
+    p.aws.functions.set(
+      'slow-lookup',
+      (payload: unknown) =>
+        new Promise((resolve) =>
+          setTimeout(
+            () => resolve({ found: (payload as { arguments?: unknown }).arguments }),
+            1500,
+          ),
+        ),
+    );
   });
   // On a failure, show what the workers said (their logs are kept in memory, not printed).
   afterEach((context) => {
@@ -443,6 +705,51 @@ describe('zero-drop deploys and crashes', () => {
       endReason: 'caller_hung_up',
     });
     await p.startWorker('worker-3');
+  });
+
+  it('gets the output of a tool still running at a SIGTERM to the model through the worker that takes the call over', async () => {
+    const { call } = await ring(p);
+    const first = await waitForStatus(p, call.id, ['active']);
+    const owner = p.workers.find((w) => w.id === first.owner);
+    const invokes = () =>
+      p.aws.calls.filter((c) => c.target === 'lambda.Invoke:slow-lookup').length;
+    const before = invokes();
+    const fnCallId = p.realtime?.requestTool(call.id, 'slow_lookup', { q: 'order 9' }) ?? '';
+    await eventually(
+      async () => (invokes() > before ? true : undefined),
+      5000,
+      'the tool to start',
+    );
+    // The tool takes 1.5 s: the worker stops while it runs.
+    expect(await owner?.stop()).toBe(0);
+    const outputs = await eventually(
+      async () => {
+        const sent = p.realtime?.sent(call.id, 'conversation.item.create') ?? [];
+        return sent.length > 0 ? sent : undefined;
+      },
+      10_000,
+      'the output through the new owner',
+    );
+    expect(outputs).toHaveLength(1);
+    expect(outputs[0]?.item).toMatchObject({ type: 'function_call_output', call_id: fnCallId });
+    expect(JSON.parse(outputs[0]?.item.output)).toEqual({ found: { q: 'order 9' } });
+    // Sent by the worker that took the call over, with a response to speak it.
+    const record = await callRecord(p, call.id);
+    expect(record?.owner).not.toBe(first.owner);
+    const after = call.received.findIndex((r) => r.event.type === 'conversation.item.create');
+    expect(call.received.slice(after + 1).some((r) => r.event.type === 'response.create')).toBe(
+      true,
+    );
+    expect(warnings(call)).toEqual([]);
+    // The tool ran once; its claim says delivered.
+    expect(invokes()).toBe(before + 1);
+    const claim = await eventually(async () => {
+      const found = (await callParts(p, call.id)).find((x) => x.sk === `TOOL#${fnCallId}`);
+      return found?.delivered === true ? found : undefined;
+    });
+    expect(claim).toMatchObject({ status: 'done', name: 'slow_lookup' });
+    p.realtime?.callerHangsUp(call.id);
+    await waitForStatus(p, call.id, ['ended']);
   });
 
   it('re-signals the call of a worker killed with SIGKILL, and another worker takes it within 30 s', async () => {

@@ -7,8 +7,27 @@
 import type { CallStatus } from '#core/calls/call-state';
 import type { Logger } from '#core/observability/logger';
 import type { MetricPoint } from '#core/observability/metrics';
-import type { CallRecord, CallSignal, CallStore, SignalPublisher } from '#core/ports/calls';
-import type { CallLeases, CallPart, QueuedSignal, SignalQueue } from '#core/ports/sideband';
+import type {
+  CallRecord,
+  CallSignal,
+  CallStore,
+  CallsApi,
+  SignalPublisher,
+} from '#core/ports/calls';
+import type {
+  CallLeases,
+  CallPart,
+  CallRecorder,
+  PendingToolOutputs,
+  QueuedSignal,
+  ResponseUsage,
+  SignalQueue,
+  StoredToolOutput,
+  ToolCallClaims,
+  ToolContext,
+  ToolResult,
+  ToolRunner,
+} from '#core/ports/sideband';
 import {
   type AttachResult,
   CallSessionMachine,
@@ -50,6 +69,8 @@ export interface ScriptOptions {
   readonly greeting?: string | null;
   readonly pingIntervalMs?: number;
   readonly config?: Partial<CallSessionSetup['config']>;
+  /** Overrides of the call's session (the local default session: `lookup_order`, no DTMF map). */
+  readonly session?: Partial<CallSessionSetup['session']>;
   /**
    * Answer call record updates and the recorder's close at once, successfully (default). Off, a
    * test answers them itself, to check what waits for them.
@@ -78,17 +99,26 @@ export class SessionScript {
     const config = localCallsConfig();
     const greeting =
       options.greeting === null ? undefined : (options.greeting ?? 'Thanks for calling.');
+    const session = config.policy.sessions.default;
     this.setup = {
       record: callRecord(options.record),
       ...(greeting ? { greeting } : {}),
       greet: options.greet ?? true,
       owner: 'worker-1',
       pingIntervalMs: options.pingIntervalMs ?? 25_000,
+      session: {
+        instructions: session?.instructions ?? '',
+        tools: session?.tools ?? [],
+        ...options.session,
+      },
       config: {
         transferTargets: config.transferTargets,
         transferConfirmMs: 15_000,
         wrapUpAfterMs: 55 * 60_000,
         wrapUpGraceMs: 60_000,
+        tools: config.tools,
+        // Off unless a test turns it on: most scripts move the clock past any no-speech deadline.
+        noSpeechTimeoutMs: 0,
         ...options.config,
       },
     };
@@ -120,6 +150,8 @@ export class SessionScript {
           caused.push(...this.input({ type: 'call-updated', op: command.op }));
         if (command.type === 'close-recorder')
           caused.push(...this.input({ type: 'recorder-closed', op: command.op }));
+        if (command.type === 'store-tool-output')
+          caused.push(...this.input({ type: 'tool-output-stored', op: command.op }));
       }
     return caused;
   }
@@ -150,14 +182,67 @@ export class SessionScript {
     return this.input({ type: 'server-event', event });
   }
 
-  /** The model calls a function: `response.function_call_arguments.done`. */
-  toolCall(fnCallId: string, name: string, args: unknown): SessionCommand[] {
+  /**
+   * The model calls a function, as the API reports a call that completed: the arguments
+   * (`response.function_call_arguments.done`), then the item (`response.output_item.done`, status
+   * `completed`). `status: 'incomplete'` plays a call the caller interrupted. The response is
+   * `responseId` (its `response.created`/`.done` are the test's to send, if it needs them).
+   */
+  toolCall(
+    fnCallId: string,
+    name: string,
+    args: unknown,
+    options: { responseId?: string; status?: 'completed' | 'incomplete' } = {},
+  ): SessionCommand[] {
+    const responseId = options.responseId ?? `resp_${fnCallId}`;
+    const argumentsText = typeof args === 'string' ? args : JSON.stringify(args);
+    return [
+      ...this.server({
+        type: 'response.function_call_arguments.done',
+        response_id: responseId,
+        item_id: `item_${fnCallId}`,
+        output_index: 0,
+        call_id: fnCallId,
+        name,
+        arguments: argumentsText,
+      }),
+      ...this.server({
+        type: 'response.output_item.done',
+        response_id: responseId,
+        output_index: 0,
+        item: functionCallItem(fnCallId, name, argumentsText, options.status ?? 'completed'),
+      }),
+    ];
+  }
+
+  responseCreated(id: string): SessionCommand[] {
+    return this.server({ type: 'response.created', response: { id, status: 'in_progress' } });
+  }
+
+  /** `response.done`; `status` other than completed comes with the barge-in's `turn_detected`. */
+  responseDone(
+    id: string,
+    status: 'completed' | 'cancelled' | 'incomplete' = 'completed',
+    output: unknown[] = [],
+  ): SessionCommand[] {
     return this.server({
-      type: 'response.function_call_arguments.done',
-      call_id: fnCallId,
-      name,
-      arguments: JSON.stringify(args),
+      type: 'response.done',
+      response: {
+        id,
+        status,
+        status_details:
+          status === 'cancelled' ? { type: 'cancelled', reason: 'turn_detected' } : null,
+        output,
+      },
     });
+  }
+
+  audioStarted(responseId: string): SessionCommand[] {
+    return this.server({ type: 'output_audio_buffer.started', response_id: responseId });
+  }
+
+  audioStopped(responseId: string): SessionCommand[] {
+    return this.server({ type: 'output_audio_buffer.stopped', response_id: responseId });
   }
 
   close(code: number): SessionCommand[] {
@@ -221,6 +306,24 @@ export class SessionScript {
     const t = this.timers.get(timer);
     return t ? t.due - this.now : undefined;
   }
+}
+
+/** A `function_call` conversation item ([SDK] realtime.d.ts RealtimeConversationItemFunctionCall). */
+export function functionCallItem(
+  fnCallId: string,
+  name: string,
+  args: string,
+  status: 'completed' | 'incomplete' | 'in_progress' = 'completed',
+): WireEvent {
+  return {
+    id: `item_${fnCallId}`,
+    object: 'realtime.item',
+    type: 'function_call',
+    status,
+    name,
+    call_id: fnCallId,
+    arguments: args,
+  };
 }
 
 // Readers over a list of commands (a script's `commands`, or what one input caused).
@@ -437,6 +540,105 @@ export class FakeHeldCall implements HeldCall {
 
   end(end: Partial<SessionEnd> = {}): void {
     this.resolveEnded({ reason: 'caller_hung_up', code: 1006, handedOff: false, ...end });
+  }
+}
+
+/** The calls API: answers every request, and keeps what was asked. */
+export class FakeCallsApi implements CallsApi {
+  readonly hangups: string[] = [];
+  readonly refers: { callId: string; uri: string }[] = [];
+  async accept(): Promise<'accepted'> {
+    return 'accepted';
+  }
+  async reject(): Promise<'rejected'> {
+    return 'rejected';
+  }
+  async refer(callId: string, uri: string): Promise<'referred'> {
+    this.refers.push({ callId, uri });
+    return 'referred';
+  }
+  async hangup(callId: string): Promise<'hung_up'> {
+    this.hangups.push(callId);
+    return 'hung_up';
+  }
+}
+
+/** User tools: `run` calls `impl` (default: echo the arguments); every run is kept. */
+export class FakeToolRunner implements ToolRunner {
+  readonly runs: { name: string; args: string; context: ToolContext }[] = [];
+  constructor(
+    public impl: (name: string, args: string) => Promise<ToolResult> = async (_n, args) => ({
+      output: args,
+    }),
+  ) {}
+  run(name: string, rawArguments: string, context: ToolContext): Promise<ToolResult> {
+    this.runs.push({ name, args: rawArguments, context });
+    return this.impl(name, rawArguments);
+  }
+}
+
+/** Tool-call claims in memory, with the adapter's semantics; `failNext` throws that many claims. */
+export class FakeToolCallClaims implements ToolCallClaims {
+  readonly items = new Map<
+    string,
+    { claimant: string; status: string; at: number; stored?: StoredToolOutput; delivered?: boolean }
+  >();
+  readonly attempts: string[] = [];
+  failNext = 0;
+
+  async claim(callId: string, fnCallId: string, _name: string, claimant: string): Promise<boolean> {
+    this.attempts.push(fnCallId);
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new Error('injected: ProvisionedThroughputExceededException');
+    }
+    const key = `${callId}/${fnCallId}`;
+    const item = this.items.get(key);
+    if (item && !(item.claimant === claimant && item.status === 'running')) return false;
+    this.items.set(key, { claimant, status: 'running', at: Date.now() });
+    return true;
+  }
+
+  async storeOutput(callId: string, output: StoredToolOutput): Promise<void> {
+    const key = `${callId}/${output.fnCallId}`;
+    const item = this.items.get(key) ?? { claimant: '', status: 'running', at: Date.now() };
+    this.items.set(key, { ...item, status: output.status, stored: output, delivered: false });
+  }
+
+  async pendingOutputs(callId: string): Promise<PendingToolOutputs> {
+    const undelivered: PendingToolOutputs['undelivered'][number][] = [];
+    const running: PendingToolOutputs['running'][number][] = [];
+    for (const [key, item] of this.items) {
+      if (!key.startsWith(`${callId}/`)) continue;
+      const fnCallId = key.slice(callId.length + 1);
+      if (item.delivered === false && item.stored)
+        undelivered.push({ fnCallId, name: item.stored.name, output: item.stored.output });
+      else if (item.status === 'running') running.push({ fnCallId, name: '', at: item.at });
+    }
+    return { undelivered, running };
+  }
+
+  async markDelivered(callId: string, fnCallId: string): Promise<boolean> {
+    const item = this.items.get(`${callId}/${fnCallId}`);
+    if (item?.delivered !== false) return false;
+    item.delivered = true;
+    return true;
+  }
+}
+
+/** A recorder that keeps every part and usage; `closed` once closed. */
+export class FakeRecorder implements CallRecorder {
+  readonly parts: CallPart[] = [];
+  readonly usage: ResponseUsage[] = [];
+  closed = false;
+  record(part: CallPart): void {
+    this.parts.push(part);
+  }
+  addUsage(usage: ResponseUsage): void {
+    this.usage.push(usage);
+  }
+  async close(): Promise<void> {
+    this.closed = true;
   }
 }
 

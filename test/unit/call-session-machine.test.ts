@@ -18,6 +18,8 @@ import {
  */
 
 const WRAP_UP_AFTER = 55 * 60_000;
+/** The local default session's instructions. */
+const PERSONA = 'You are the phone assistant of Example Co. Be brief and friendly.';
 
 /** A call attached and greeted, with the greeting's response already done. */
 function attachedCall(options: ConstructorParameters<typeof SessionScript>[0] = {}) {
@@ -33,8 +35,12 @@ describe('attach and greeting', () => {
     const s = new SessionScript({ greeting: 'Hi there!' });
     const commands = s.open();
     expect(metricPoints(commands)).toEqual([{ name: 'AttachLatency', value: 200 }]);
+    // The session's own instructions, then the greeting: response.instructions replaces them.
     expect(framesSent(commands)).toEqual([
-      { type: 'response.create', response: { instructions: 'Greet the caller: Hi there!' } },
+      {
+        type: 'response.create',
+        response: { instructions: `${PERSONA}\n\nGreet the caller: Hi there!` },
+      },
     ]);
     expect(ofType(commands, 'start-timer')).toEqual([
       { type: 'start-timer', timer: 'ping', ms: 25_000, repeat: true },
@@ -126,8 +132,20 @@ describe('server events', () => {
       ...s.server({ type: 'session.updated' }),
     ];
     expect(parts(commands)).toEqual([
-      { kind: 'transcript', role: 'caller', text: 'Where is my order?', itemId: 'item_1' },
-      { kind: 'transcript', role: 'assistant', text: 'Let me look.', itemId: 'item_2' },
+      {
+        kind: 'transcript',
+        role: 'caller',
+        text: 'Where is my order?',
+        itemId: 'item_1',
+        order: expect.any(Number),
+      },
+      {
+        kind: 'transcript',
+        role: 'assistant',
+        text: 'Let me look.',
+        itemId: 'item_2',
+        order: expect.any(Number),
+      },
       { kind: 'usage', responseId: 'resp_1', usage: { total_tokens: 30, input_tokens: 10 } },
       { kind: 'error', code: 'rate_limited', message: 'Slow down.' },
     ]);
@@ -171,6 +189,7 @@ describe('user tools', () => {
         arguments: '{"order_number":"1234"}',
         context: {
           callId: 'rtc_test',
+          fnCallId: 'call_1',
           from: '+14155550123',
           to: '+18005550100',
           sessionKey: 'default',
@@ -398,12 +417,7 @@ describe('transfers', () => {
     });
     expect(framesSent(refused, 'response.create')).toHaveLength(1);
     // Unreadable arguments name no target at all.
-    s.server({
-      type: 'response.function_call_arguments.done',
-      call_id: 'call_u',
-      name: 'transfer_call',
-      arguments: 'not json',
-    });
+    s.toolCall('call_u', 'transfer_call', 'not json');
     expect(ofType(s.claimed(), 'refer')).toEqual([]);
   });
 
@@ -456,7 +470,7 @@ describe('wrap-up before the session cap', () => {
       {
         type: 'response.create',
         response: {
-          instructions: 'The call must end in a minute. Briefly wrap up and say goodbye now.',
+          instructions: `${PERSONA}\n\nThe call must end in a minute. Briefly wrap up and say goodbye now.`,
         },
       },
     ]);
@@ -565,7 +579,12 @@ describe('how the call ends', () => {
   ])('close %i → %s', (code, reason) => {
     const s = attachedCall();
     s.now += 90_000;
-    const closed = s.close(code);
+    let closed = s.close(code);
+    // A clean close is tried once more: the reattach finds the call gone.
+    if (code === 1000 || code === 1001) {
+      expect(ofType(closed, 'reattach')).toHaveLength(1);
+      closed = s.input({ type: 'attach-refused', status: 404 });
+    }
     expect(callUpdates(closed)).toEqual([
       expect.objectContaining({
         from: ['accepting', 'accepted', 'active'],
@@ -649,11 +668,8 @@ describe('how the call ends', () => {
     const s = attachedCall({ record: { acceptedAt: T0 } });
     s.advance(WRAP_UP_AFTER);
     const closed = s.close(1006);
-    expect(ofType(closed, 'cancel-timer').map((c) => c.timer)).toEqual([
-      'ping',
-      'wrap-up',
-      'wrap-up-grace',
-    ]);
+    // The wrap-up timer has fired already: only what still runs is cancelled.
+    expect(ofType(closed, 'cancel-timer').map((c) => c.timer)).toEqual(['ping', 'wrap-up-grace']);
     expect(s.timerRunning('wrap-up-grace')).toBe(false);
   });
 });
@@ -748,5 +764,737 @@ describe('a whole call', () => {
       'event',
     ]);
     expect(s.machine.ended).toEqual({ reason: 'caller_hung_up', code: 1006, handedOff: false });
+  });
+});
+
+// ── Issue 10 §2: calls that behave right on the real Realtime API ─────────────────────────────
+
+/** The barge-in order of realtime.d.ts and openai-protocol.md §4.5, for a call in `responseId`. */
+function interruptedCall(s: SessionScript, fnCallId: string, name: string, args: unknown) {
+  const responseId = `resp_${fnCallId}`;
+  return [
+    ...s.responseCreated(responseId),
+    ...s.server({
+      type: 'input_audio_buffer.speech_started',
+      item_id: 'item_barge',
+      audio_start_ms: 900,
+    }),
+    ...s.toolCall(fnCallId, name, args, { status: 'incomplete' }),
+    ...s.responseDone(responseId, 'cancelled', [
+      { type: 'function_call', call_id: fnCallId, name, status: 'incomplete' },
+    ]),
+  ];
+}
+
+describe('tools run only for completed function calls (§4.3, §4.5)', () => {
+  it('does nothing on response.function_call_arguments.done alone', () => {
+    const s = attachedCall();
+    const commands = s.server({
+      type: 'response.function_call_arguments.done',
+      response_id: 'resp_1',
+      item_id: 'item_1',
+      call_id: 'call_1',
+      name: 'lookup_order',
+      arguments: '{"order_number":"1"}',
+    });
+    expect(ofType(commands, 'claim-tool-call')).toEqual([]);
+  });
+
+  it.each([
+    ['end_call', { reason: 'bye' }, 'hangup'],
+    ['transfer_call', { target: 'support' }, 'refer'],
+    ['lookup_order', { order_number: '1' }, 'run-tool'],
+  ] as const)('never acts on an interrupted %s, and records it skipped', (name, args, action) => {
+    const s = attachedCall();
+    const commands = interruptedCall(s, 'call_x', name, args);
+    expect(ofType(commands, 'claim-tool-call')).toEqual([]);
+    expect(ofType(s.commands, action)).toEqual([]);
+    expect(framesSent(commands)).toEqual([]);
+    expect(parts(commands).filter((p) => p.kind === 'event')).toEqual([
+      {
+        kind: 'event',
+        name: 'tool_call_skipped',
+        detail: { fnCallId: 'call_x', name, status: 'incomplete' },
+      },
+    ]);
+    // The call goes on; a later close is the caller's.
+    expect(sessionEnd(s.close(1006))?.reason).toBe('caller_hung_up');
+  });
+
+  it('acts on response.done completed when the item came without a status, and skips a cancelled one', () => {
+    const s = attachedCall();
+    s.responseCreated('resp_a');
+    const item = {
+      type: 'function_call',
+      call_id: 'call_a',
+      name: 'lookup_order',
+      arguments: '{}',
+    };
+    s.server({ type: 'response.output_item.done', response_id: 'resp_a', item });
+    expect(ofType(s.commands, 'claim-tool-call')).toEqual([]);
+    const done = s.responseDone('resp_a', 'completed', [item]);
+    expect(ofType(done, 'claim-tool-call')).toEqual([
+      expect.objectContaining({ fnCallId: 'call_a', name: 'lookup_order' }),
+    ]);
+    s.responseCreated('resp_b');
+    const cancelled = s.responseDone('resp_b', 'cancelled', [
+      { type: 'function_call', call_id: 'call_b', name: 'end_call', arguments: '{}' },
+    ]);
+    expect(ofType(cancelled, 'claim-tool-call')).toEqual([]);
+    expect(timeline(cancelled)).toEqual(['tool_call_skipped']);
+    expect(parts(cancelled)[0]).toMatchObject({
+      detail: { fnCallId: 'call_b', name: 'end_call', reason: 'turn_detected' },
+    });
+  });
+});
+
+describe('the last words play before /hangup or /refer', () => {
+  /** A goodbye: the model speaks (audio starts) and calls `name` in the same response. */
+  function goodbye(s: SessionScript, name: string, args: unknown) {
+    s.responseCreated('resp_bye');
+    s.audioStarted('resp_bye');
+    s.toolCall('call_bye', name, args, { responseId: 'resp_bye' });
+    return s.claimed();
+  }
+
+  it('hangs up only once the response is done and the audio has drained', () => {
+    const s = attachedCall();
+    const claimed = goodbye(s, 'end_call', { reason: 'done' });
+    expect(ofType(claimed, 'hangup')).toEqual([]);
+    expect(ofType(s.responseDone('resp_bye'), 'hangup')).toEqual([]);
+    s.now += 1200;
+    const drained = s.audioStopped('resp_bye');
+    expect(ofType(drained, 'hangup')).toHaveLength(1);
+    expect(timeline(drained)).toEqual(['hangup']);
+    s.hungUp();
+    expect(sessionEnd(s.close(1000))?.reason).toBe('hung_up_by_agent');
+  });
+
+  it('hangs up at once on response.done when no audio is playing', () => {
+    const s = attachedCall();
+    s.responseCreated('resp_bye');
+    s.toolCall('call_bye', 'end_call', {}, { responseId: 'resp_bye' });
+    expect(ofType(s.claimed(), 'hangup')).toEqual([]);
+    expect(ofType(s.responseDone('resp_bye'), 'hangup')).toHaveLength(1);
+  });
+
+  it('gives up waiting after goodbyeDrainCapMs', () => {
+    const s = attachedCall({ config: { goodbyeDrainCapMs: 3000 } });
+    goodbye(s, 'end_call', {});
+    s.responseDone('resp_bye');
+    expect(s.advance(2999)).toEqual([]);
+    const capped = s.advance(1);
+    expect(ofType(capped, 'hangup')).toHaveLength(1);
+    expect(logMessages(capped)).toContain('warn: the goodbye did not finish playing in time');
+  });
+
+  it('waits the same way before /refer', () => {
+    const s = attachedCall();
+    const claimed = goodbye(s, 'transfer_call', { target: 'support' });
+    expect(ofType(claimed, 'refer')).toEqual([]);
+    s.responseDone('resp_bye');
+    expect(ofType(s.audioStopped('resp_bye'), 'refer')).toEqual([
+      expect.objectContaining({ uri: 'sip:support@example.com' }),
+    ]);
+  });
+
+  it('lets the wrap-up goodbye play before the session-cap hang-up', () => {
+    const s = attachedCall({ record: { acceptedAt: T0 } });
+    s.advance(WRAP_UP_AFTER);
+    s.responseCreated('resp_wrap');
+    s.audioStarted('resp_wrap');
+    expect(ofType(s.advance(60_000), 'hangup')).toEqual([]);
+    s.responseDone('resp_wrap');
+    expect(ofType(s.audioStopped('resp_wrap'), 'hangup')).toHaveLength(1);
+  });
+});
+
+describe('ghost and silent calls', () => {
+  it('hangs up a call in which nobody spoke within noSpeechTimeoutMs, and ends it as no_caller_speech', () => {
+    const s = attachedCall({ config: { noSpeechTimeoutMs: 30_000 } });
+    expect(s.timerDueIn('no-speech')).toBe(30_000);
+    const silent = s.advance(30_000);
+    expect(timeline(silent)).toEqual(['no_caller_speech', 'hangup']);
+    expect(ofType(silent, 'hangup')).toHaveLength(1);
+    s.hungUp();
+    const closed = s.close(1000);
+    expect(sessionEnd(closed)?.reason).toBe('no_caller_speech');
+    expect(callUpdates(closed).at(-1)?.fields).toMatchObject({ endReason: 'no_caller_speech' });
+  });
+
+  it.each([
+    ['speech_started', { type: 'input_audio_buffer.speech_started', item_id: 'i1' }],
+    [
+      'a caller transcript',
+      {
+        type: 'conversation.item.input_audio_transcription.completed',
+        item_id: 'i1',
+        transcript: 'Hello?',
+      },
+    ],
+  ])('counts %s as speech', (_what, event) => {
+    const s = attachedCall({ config: { noSpeechTimeoutMs: 30_000 } });
+    s.advance(10_000);
+    const spoke = s.server(event);
+    expect(ofType(spoke, 'cancel-timer').map((c) => c.timer)).toContain('no-speech');
+    expect(callUpdates(spoke)).toEqual([
+      expect.objectContaining({ to: 'active', fields: { callerSpokeAt: T0 + 10_000 } }),
+    ]);
+    expect(ofType(s.advance(60_000), 'hangup')).toEqual([]);
+  });
+
+  it('starts no no-speech timer on a reattach once the caller has spoken', () => {
+    const spoke = new SessionScript({
+      greet: false,
+      record: { callerSpokeAt: T0 - 5000 },
+      config: { noSpeechTimeoutMs: 30_000 },
+    });
+    spoke.open();
+    expect(spoke.timerRunning('no-speech')).toBe(false);
+    // Not yet: the deadline counts from the previous attach.
+    const silent = new SessionScript({
+      greet: false,
+      record: { attachedAt: T0 - 20_000 },
+      config: { noSpeechTimeoutMs: 30_000 },
+    });
+    silent.open();
+    expect(silent.timerDueIn('no-speech')).toBe(10_000);
+  });
+
+  it('records each idle timeout and hangs up after idleTimeoutsBeforeHangup in a row without speech', () => {
+    const s = attachedCall({ config: { idleTimeoutsBeforeHangup: 2, noSpeechTimeoutMs: 0 } });
+    const timeout = {
+      type: 'input_audio_buffer.timeout_triggered',
+      item_id: 'i',
+      audio_start_ms: 0,
+      audio_end_ms: 5000,
+    };
+    const first = s.server(timeout);
+    expect(parts(first)).toEqual([
+      { kind: 'event', name: 'idle_timeout', detail: { inARow: 1, total: 1 } },
+    ]);
+    expect(ofType(first, 'hangup')).toEqual([]);
+    // Speech in between starts the count again.
+    s.server({ type: 'input_audio_buffer.speech_started', item_id: 'i2' });
+    expect(ofType(s.server(timeout), 'hangup')).toEqual([]);
+    const last = s.server(timeout);
+    expect(parts(last)[0]).toMatchObject({ detail: { inARow: 2, total: 3 } });
+    expect(ofType(last, 'hangup')).toHaveLength(1);
+    s.hungUp();
+    const closed = s.close(1000);
+    expect(sessionEnd(closed)?.reason).toBe('no_caller_speech');
+    expect(callUpdates(closed).at(-1)?.fields).toMatchObject({ idleTimeouts: 3 });
+  });
+});
+
+describe('a clean close the worker did not cause', () => {
+  it.each([1000, 1001, 1009])(
+    'reattaches once after %i, and the call goes on under the same record',
+    (code) => {
+      const s = attachedCall({ record: { acceptedAt: T0 } });
+      s.toolCall('call_1', 'lookup_order', { order_number: '1' });
+      s.claimed();
+      s.toolFinished('{"ok":1}');
+      s.now += 1000;
+      const closed = s.close(code);
+      expect(closed).toEqual([
+        expect.objectContaining({
+          type: 'log',
+          message: 'sideband closed while the call may live: reattaching once',
+        }),
+        { type: 'reattach' },
+      ]);
+      expect(s.machine.ended).toBeUndefined();
+      s.now += 100;
+      const reopened = s.open();
+      expect(framesSent(reopened)).toEqual([]);
+      expect(ofType(reopened, 'start-timer')).toEqual([]);
+      expect(parts(reopened)).toEqual([
+        { kind: 'event', name: 'reattached', detail: { code, reattaches: 1 } },
+      ]);
+      expect(callUpdates(reopened)).toEqual([
+        expect.objectContaining({ from: ['active'], to: 'active', fields: { reattaches: 1 } }),
+      ]);
+      // The wrap-up keeps its deadline; the tool stays done once.
+      expect(s.timerDueIn('wrap-up')).toBe(WRAP_UP_AFTER - 1100);
+      expect(
+        ofType(s.toolCall('call_1', 'lookup_order', { order_number: '1' }), 'claim-tool-call'),
+      ).toEqual([]);
+      expect(sessionEnd(s.close(1006))?.reason).toBe('caller_hung_up');
+    },
+  );
+
+  it('ends the call as before when the reattach finds it gone (404)', () => {
+    const s = attachedCall();
+    s.close(1001);
+    const refused = s.input({ type: 'attach-refused', status: 404 });
+    expect(sessionEnd(refused)).toEqual({ reason: 'going_away', code: 1001, handedOff: false });
+    expect(callUpdates(refused).at(-1)?.fields).toMatchObject({ endReason: 'going_away' });
+  });
+
+  it('does not reattach after its own hang-up or hand-off, after session_expired, or twice in a row', () => {
+    const expired = attachedCall();
+    expired.server({ type: 'error', error: { code: 'session_expired' } });
+    expect(ofType(expired.close(1001), 'reattach')).toEqual([]);
+    const handed = attachedCall();
+    handed.input({ type: 'hand-off' });
+    expect(ofType(handed.close(1000), 'reattach')).toEqual([]);
+    const s = attachedCall();
+    s.close(1000);
+    s.open();
+    s.close(1000);
+    s.open();
+    s.close(1000);
+    s.open();
+    expect(ofType(s.commands, 'reattach')).toHaveLength(3);
+    expect(sessionEnd(s.close(1000))?.reason).toBe('normal_closure');
+  });
+
+  it('holds back what it sends while reattaching, and sends it once reattached', () => {
+    const s = attachedCall();
+    s.toolCall('call_1', 'lookup_order', {});
+    s.claimed();
+    s.close(1000);
+    expect(framesSent(s.toolFinished('{"late":1}'))).toEqual([]);
+    expect(framesSent(s.open()).map((f) => f.type)).toEqual([
+      'conversation.item.create',
+      'response.create',
+    ]);
+  });
+});
+
+describe('the greeting and the wrap-up keep the persona', () => {
+  it('sends the session instructions with the greeting and the wrap-up (response.instructions replaces them)', () => {
+    const s = new SessionScript({
+      greeting: 'Hi there!',
+      session: { instructions: 'You are Ada of Example Co.' },
+      record: { acceptedAt: T0 },
+    });
+    expect(framesSent(s.open())).toEqual([
+      {
+        type: 'response.create',
+        response: { instructions: 'You are Ada of Example Co.\n\nGreet the caller: Hi there!' },
+      },
+    ]);
+    s.responseCreated('resp_greet');
+    s.responseDone('resp_greet');
+    expect(framesSent(s.advance(WRAP_UP_AFTER))).toEqual([
+      {
+        type: 'response.create',
+        response: {
+          instructions:
+            'You are Ada of Example Co.\n\nThe call must end in a minute. Briefly wrap up and say goodbye now.',
+        },
+      },
+    ]);
+  });
+});
+
+describe('tools belong to the session', () => {
+  it.each(['delete_everything', 'slow_tool'])(
+    'answers a call of %s, which the session does not have, with an error and a response',
+    (name) => {
+      const s = attachedCall({ session: { tools: ['lookup_order'] } });
+      s.toolCall('call_x', name, {});
+      const refused = s.claimed();
+      expect(ofType(refused, 'run-tool')).toEqual([]);
+      const [output, create] = framesSent(refused);
+      expect(output?.item).toMatchObject({ type: 'function_call_output', call_id: 'call_x' });
+      expect(JSON.parse(output?.item.output).error.code).toBe('unknown_tool');
+      expect(create).toEqual({ type: 'response.create' });
+      expect(parts(refused)).toEqual([
+        expect.objectContaining({ kind: 'tool', name, status: 'failed', error: 'unknown_tool' }),
+      ]);
+      // No metric dimension from a name the model made up.
+      expect(metricPoints(refused)).toEqual([]);
+    },
+  );
+
+  it('has no transfer_call when the config has no transfer targets', () => {
+    const s = attachedCall({ config: { transferTargets: {} } });
+    s.toolCall('call_t', 'transfer_call', { target: 'support' });
+    const refused = s.claimed();
+    expect(ofType(refused, 'refer')).toEqual([]);
+    expect(JSON.parse(framesSent(refused)[0]?.item.output).error.code).toBe('unknown_tool');
+  });
+});
+
+describe('a tool never stalls the conversation', () => {
+  it('retries a claim that threw with a short backoff; only a definite "already claimed" means done', () => {
+    const s = attachedCall();
+    s.toolCall('call_1', 'lookup_order', {});
+    const op = s.pending('claim-tool-call').op;
+    const failed = s.input({ type: 'tool-call-claimed', op, claimed: false, error: 'throttled' });
+    expect(logMessages(failed)).toEqual(['warn: tool call claim failed; retrying']);
+    expect(ofType(failed, 'run-tool')).toEqual([]);
+    const retried = s.advance(100);
+    expect(ofType(retried, 'claim-tool-call')).toEqual([
+      expect.objectContaining({ fnCallId: 'call_1', name: 'lookup_order' }),
+    ]);
+    expect(ofType(s.claimed(), 'run-tool')).toHaveLength(1);
+  });
+
+  it('gives up after a few attempts and tells the model, never leaving the call waiting', () => {
+    const s = attachedCall();
+    s.toolCall('call_1', 'lookup_order', {});
+    for (let i = 0; i < 4; i++) {
+      s.input({
+        type: 'tool-call-claimed',
+        op: s.pending('claim-tool-call').op,
+        claimed: false,
+        error: 'table unavailable',
+      });
+      s.advance(5000);
+    }
+    expect(ofType(s.commands, 'claim-tool-call')).toHaveLength(4);
+    expect(ofType(s.commands, 'run-tool')).toEqual([]);
+    const sent = framesSent(s.commands);
+    expect(JSON.parse(sent.at(-2)?.item.output).error.code).toBe('temporarily_unavailable');
+    expect(sent.at(-1)).toEqual({ type: 'response.create' });
+  });
+
+  it('caps a tool output at maxToolOutputBytes, with a marker, and records that it was cut', () => {
+    const s = attachedCall({ config: { maxToolOutputBytes: 1024 } });
+    s.toolCall('call_1', 'lookup_order', {});
+    s.claimed();
+    const big = JSON.stringify({ text: 'é'.repeat(2000) });
+    const done = s.toolFinished(big);
+    const output = String(framesSent(done)[0]?.item.output);
+    expect(new TextEncoder().encode(output).length).toBeLessThanOrEqual(1024);
+    expect(output).toMatch(/\[truncated: \d+ of 4011 bytes\]$/);
+    expect(output).not.toContain('\uFFFD');
+    expect(parts(done)[0]).toMatchObject({ truncated: true, outputBytes: 4011, output });
+    expect(logMessages(done)).toContain('warn: tool output truncated');
+  });
+
+  it('passes the function call id and the DTMF digits so far to user tools', () => {
+    const s = attachedCall();
+    for (const key of ['4', '2'])
+      s.server({ type: 'input_audio_buffer.dtmf_event_received', event: key, received_at: 1 });
+    s.toolCall('call_9', 'lookup_order', {});
+    expect(ofType(s.claimed(), 'run-tool')[0]?.context).toEqual({
+      callId: 'rtc_test',
+      fnCallId: 'call_9',
+      from: '+14155550123',
+      to: '+18005550100',
+      sessionKey: 'default',
+      dtmf: '42',
+    });
+  });
+
+  it('on a hand-off, finishes a running tool and stores its output for the next worker instead of losing it', () => {
+    const s = attachedCall();
+    s.toolCall('call_slow', 'lookup_order', { order_number: '7' });
+    s.claimed();
+    s.input({ type: 'hand-off' });
+    const closed = s.close(1000);
+    // The recorder waits for the tool.
+    expect(ofType(closed, 'close-recorder')).toEqual([]);
+    expect(sessionEnd(closed)).toBeUndefined();
+    s.now += 700;
+    const finished = s.toolFinished('{"status":"late"}');
+    expect(framesSent(finished)).toEqual([]);
+    expect(ofType(finished, 'store-tool-output')).toEqual([
+      expect.objectContaining({
+        output: expect.objectContaining({
+          fnCallId: 'call_slow',
+          name: 'lookup_order',
+          arguments: '{"order_number":"7"}',
+          output: '{"status":"late"}',
+          status: 'done',
+          latencyMs: 700,
+        }),
+      }),
+    ]);
+    // Stored (answered at once by the script), then the recorder closes and the session ends.
+    expect(ofType(finished, 'close-recorder')).toHaveLength(1);
+    expect(sessionEnd(finished)).toEqual({ reason: 'handed_off', code: 1000, handedOff: true });
+  });
+
+  it('the worker that takes a call over delivers stored outputs once, and waits for ones still running', () => {
+    const s = new SessionScript({ greet: false });
+    const opened = s.open();
+    const load = ofType(opened, 'load-tool-outputs');
+    expect(load).toHaveLength(1);
+    const loaded = s.input({
+      type: 'tool-outputs-loaded',
+      op: s.pending('load-tool-outputs').op,
+      undelivered: [],
+      running: [{ fnCallId: 'call_slow', name: 'lookup_order', at: T0 - 500 }],
+    });
+    expect(s.timerRunning('tool-outputs-poll')).toBe(true);
+    expect(ofType(loaded, 'mark-tool-output-delivered')).toEqual([]);
+    const again = s.advance(500);
+    expect(ofType(again, 'load-tool-outputs')).toHaveLength(1);
+    const found = s.input({
+      type: 'tool-outputs-loaded',
+      op: s.pending('load-tool-outputs').op,
+      undelivered: [{ fnCallId: 'call_slow', name: 'lookup_order', output: '{"status":"late"}' }],
+      running: [],
+    });
+    expect(ofType(found, 'mark-tool-output-delivered')).toEqual([
+      expect.objectContaining({ fnCallId: 'call_slow' }),
+    ]);
+    const delivered = s.input({
+      type: 'tool-output-marked',
+      op: s.pending('mark-tool-output-delivered').op,
+      delivered: true,
+    });
+    expect(framesSent(delivered)).toEqual([
+      {
+        type: 'conversation.item.create',
+        item: { type: 'function_call_output', call_id: 'call_slow', output: '{"status":"late"}' },
+      },
+      { type: 'response.create' },
+    ]);
+    expect(timeline(delivered)).toEqual(['tool_output_delivered']);
+    expect(s.timerRunning('tool-outputs-poll')).toBe(false);
+  });
+
+  it('does not deliver an output another worker marked first', () => {
+    const s = new SessionScript({ greet: false });
+    s.open();
+    s.input({
+      type: 'tool-outputs-loaded',
+      op: s.pending('load-tool-outputs').op,
+      undelivered: [{ fnCallId: 'call_1', name: 'lookup_order', output: '{}' }],
+      running: [],
+    });
+    const lost = s.input({
+      type: 'tool-output-marked',
+      op: s.pending('mark-tool-output-delivered').op,
+      delivered: false,
+    });
+    expect(framesSent(lost)).toEqual([]);
+  });
+});
+
+describe('DTMF', () => {
+  const dtmf = (key: string) => ({
+    type: 'input_audio_buffer.dtmf_event_received',
+    event: key,
+    received_at: 1_700_000_001,
+  });
+
+  it('records each key on the timeline', () => {
+    const s = attachedCall();
+    const keys = ['1', '2', '#'].flatMap((k) => s.server(dtmf(k)));
+    expect(parts(keys)).toEqual([
+      { kind: 'event', name: 'dtmf', detail: { key: '1', receivedAt: 1_700_000_001 } },
+      { kind: 'event', name: 'dtmf', detail: { key: '2', receivedAt: 1_700_000_001 } },
+      { kind: 'event', name: 'dtmf', detail: { key: '#', receivedAt: 1_700_000_001 } },
+    ]);
+  });
+
+  it('acts on the session DTMF map: a transfer and a hang-up', () => {
+    const map = {
+      '0': { action: 'transfer', target: 'support' },
+      '#': { action: 'hangup' },
+    } as const;
+    const t = attachedCall({ session: { dtmf: map } });
+    expect(ofType(t.server(dtmf('0')), 'refer')).toEqual([
+      expect.objectContaining({ uri: 'sip:support@example.com' }),
+    ]);
+    t.referred('referred');
+    expect(sessionEnd(t.close(1000))?.reason).toBe('transferred');
+    const h = attachedCall({ session: { dtmf: map } });
+    const hungUp = h.server(dtmf('#'));
+    expect(ofType(hungUp, 'hangup')).toHaveLength(1);
+    expect(parts(hungUp)).toContainEqual({
+      kind: 'event',
+      name: 'hangup',
+      detail: { why: 'dtmf' },
+    });
+  });
+
+  it('looks keys up as own properties only, and ignores what is not a keypad key', () => {
+    const s = attachedCall({ session: { dtmf: { '#': { action: 'hangup' } } } });
+    for (const key of ['toString', '__proto__', 'constructor', 'x', '12']) {
+      const commands = s.server(dtmf(key));
+      expect(ofType(commands, 'hangup')).toEqual([]);
+      expect(ofType(commands, 'refer')).toEqual([]);
+      expect(timeline(commands)).toEqual([]);
+    }
+  });
+});
+
+describe('junk from the socket, and known quirks', () => {
+  it('logs frames that are not events, a few times, and goes on', () => {
+    const s = attachedCall();
+    const logged = Array.from({ length: 12 }, () =>
+      s.input({ type: 'junk-frame', what: 'not JSON' }),
+    ).flat();
+    expect(logMessages(logged)).toEqual(
+      Array(5).fill('warn: ignored a frame that is not an event'),
+    );
+    expect(s.machine.ended).toBeUndefined();
+  });
+
+  it('logs an unknown event type once at debug, and never throws on odd shapes', () => {
+    const s = attachedCall();
+    const odd = [
+      { type: 'response.future_event.delta' },
+      { type: 'response.future_event.delta' },
+      { type: 'response.done', response: 'nope' },
+      { type: 'response.done', response: { usage: 42, output: 'x' } },
+      { type: 'response.output_item.done', item: null },
+      { type: 'response.output_item.done', item: { type: 'function_call', call_id: {} } },
+      { type: 'conversation.item.added', item: 7, previous_item_id: {} },
+      { type: 'input_audio_buffer.dtmf_event_received', event: null },
+      { type: 'error', error: 'x' },
+      { type: 'error' },
+    ];
+    const commands = odd.flatMap((e) => s.server(e));
+    expect(logMessages(commands)).toEqual([
+      'debug: ignored an unknown event type',
+      'warn: sideband error event',
+      'warn: sideband error event',
+    ]);
+    expect(ofType(commands, 'claim-tool-call')).toEqual([]);
+  });
+
+  it.each(['toString', '__proto__', 'constructor', 'hasOwnProperty'])(
+    'refuses transfer target %s as unknown',
+    (target) => {
+      const s = attachedCall();
+      s.toolCall('call_t', 'transfer_call', JSON.stringify({ target }));
+      const refused = s.claimed();
+      expect(ofType(refused, 'refer')).toEqual([]);
+      expect(JSON.parse(framesSent(refused)[0]?.item.output)).toMatchObject({ ok: false });
+    },
+  );
+
+  it('a second transfer cancels the first one’s confirm deadline', () => {
+    const s = attachedCall();
+    s.toolCall('call_1', 'transfer_call', { target: 'broken' });
+    s.claimed();
+    s.referred('referred');
+    s.now += 5000;
+    s.toolCall('call_2', 'transfer_call', { target: 'support' });
+    s.claimed();
+    const second = s.referred('referred');
+    expect(ofType(second, 'cancel-timer').map((c) => c.timer)).toContain('transfer-confirm-1');
+    // The first deadline would have passed here.
+    expect(timeline(s.advance(11_000))).toEqual([]);
+    expect(sessionEnd(s.close(1000))?.reason).toBe('transferred');
+  });
+
+  it('runs nothing, records nothing and counts nothing once the session has ended', () => {
+    const s = attachedCall();
+    const claimOf = (fnCallId: string) =>
+      ofType(s.commands, 'claim-tool-call').find((c) => c.fnCallId === fnCallId)?.op ?? 0;
+    s.toolCall('call_1', 'lookup_order', {});
+    s.toolCall('call_2', 'lookup_order', {});
+    s.input({ type: 'tool-call-claimed', op: claimOf('call_2'), claimed: true });
+    s.toolCall('call_3', 'end_call', {});
+    s.input({ type: 'tool-call-claimed', op: claimOf('call_3'), claimed: true });
+    s.close(1006);
+    // The end waits for the running tool and the claim, each bounded: the tool finishes, the claim
+    // never answers.
+    s.toolFinished('{}');
+    expect(s.machine.ended).toBeUndefined();
+    s.advance(10_000);
+    expect(s.machine.ended?.reason).toBe('hung_up_by_agent');
+    const late = [
+      ...s.input({ type: 'tool-call-claimed', op: claimOf('call_1'), claimed: true }),
+      ...s.input({ type: 'tool-finished', op: 999, output: '{}' }),
+      ...s.input({ type: 'hangup-finished', op: s.pending('hangup').op, result: 'hung_up' }),
+      ...s.server({ type: 'response.done', response: { id: 'r', usage: { total_tokens: 1 } } }),
+      ...s.advance(60_000),
+    ];
+    expect(late).toEqual([]);
+  });
+
+  it('does not run a tool whose claim came back after the call ended, and records it skipped', () => {
+    const s = attachedCall();
+    s.toolCall('call_1', 'lookup_order', {});
+    const closed = s.close(1006);
+    expect(ofType(closed, 'close-recorder')).toEqual([]);
+    const claimed = s.claimed();
+    expect(ofType(claimed, 'run-tool')).toEqual([]);
+    expect(parts(claimed)).toEqual([
+      expect.objectContaining({
+        kind: 'tool',
+        fnCallId: 'call_1',
+        status: 'skipped',
+        error: 'call_ended',
+      }),
+    ]);
+    expect(ofType(claimed, 'close-recorder')).toHaveLength(1);
+  });
+});
+
+describe('recording what real calls need', () => {
+  it('keeps transcripts in conversation order, by item ids and previous_item_id', () => {
+    const s = attachedCall();
+    s.server({ type: 'conversation.item.added', previous_item_id: null, item: { id: 'greet' } });
+    s.now += 10;
+    s.server({
+      type: 'conversation.item.added',
+      previous_item_id: 'greet',
+      item: { id: 'user_1' },
+    });
+    s.now += 10;
+    s.server({
+      type: 'conversation.item.added',
+      previous_item_id: 'user_1',
+      item: { id: 'asst_1' },
+    });
+    s.now += 10;
+    // The assistant's words are done before the caller's transcription completes.
+    const first = s.server({
+      type: 'response.output_audio_transcript.done',
+      item_id: 'asst_1',
+      transcript: 'We open at nine.',
+    });
+    s.now += 10;
+    const late = s.server({
+      type: 'conversation.item.input_audio_transcription.completed',
+      item_id: 'user_1',
+      transcript: 'When do you open?',
+    });
+    const [assistant] = parts(first);
+    const [caller] = parts(late);
+    if (assistant?.kind !== 'transcript' || caller?.kind !== 'transcript')
+      throw new Error('no transcripts');
+    expect(caller.order).toBeLessThan(assistant.order ?? 0);
+    // An item inserted between two others sorts between them.
+    s.server({
+      type: 'conversation.item.added',
+      previous_item_id: 'greet',
+      item: { id: 'inserted' },
+    });
+    const between = parts(
+      s.server({
+        type: 'response.output_audio_transcript.done',
+        item_id: 'inserted',
+        transcript: 'x',
+      }),
+    )[0];
+    if (between?.kind !== 'transcript') throw new Error('no transcript');
+    expect(between.order).toBeLessThan(caller.order ?? 0);
+  });
+
+  it('keeps usage with its token details', () => {
+    const s = attachedCall();
+    const usage = {
+      total_tokens: 300,
+      input_tokens: 200,
+      output_tokens: 100,
+      input_token_details: {
+        text_tokens: 120,
+        audio_tokens: 80,
+        image_tokens: 0,
+        cached_tokens: 64,
+        cached_tokens_details: { text_tokens: 64, audio_tokens: 0, image_tokens: 0 },
+      },
+      output_token_details: { text_tokens: 20, audio_tokens: 80 },
+    };
+    const done = s.server({
+      type: 'response.done',
+      response: { id: 'resp_u', usage: { ...usage, junk: { deep: 1 } } },
+    });
+    expect(parts(done)).toEqual([{ kind: 'usage', responseId: 'resp_u', usage }]);
+    expect(ofType(done, 'add-usage')).toEqual([{ type: 'add-usage', usage }]);
   });
 });

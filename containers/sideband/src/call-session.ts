@@ -1,4 +1,5 @@
-import WebSocket from 'ws';
+import { randomUUID } from 'node:crypto';
+import WebSocket, { type RawData } from 'ws';
 import type { CallsConfig } from '#core/calls/calls-config';
 import type { SessionConfig } from '#core/calls/session-config';
 import { errorMessage, type Logger } from '#core/observability/logger';
@@ -37,10 +38,21 @@ export interface CallSessionDeps {
 }
 
 /**
+ * The largest server frame taken (bytes). A sideband carries JSON events only, never audio (SIP
+ * carries it: openai-protocol.md §4.1), and the largest of them (`session.created`, a
+ * `response.done` with its items) are kilobytes; 1 MiB bounds what one frame from a misbehaving
+ * peer can cost this worker, which holds up to `maxCallsPerTask` sockets. A larger frame closes
+ * the socket with 1009 (`ws`'s `maxPayload`).
+ */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
+/**
  * One call's sideband on a real socket: opens `wss://…/realtime?call_id=`, feeds every socket
  * event, timer and command result to the call's state machine (`#core/sideband/call-session-machine`,
  * where every decision is made), and carries out the machine's commands with the socket, real
  * timers, the calls API, the tool runner, the tool-call claims, the call store and the recorder.
+ * It opens a second socket to the same call when the machine asks for a reattach; events of a
+ * socket it has replaced are ignored.
  */
 export class CallSession implements HeldCall {
   readonly ended: Promise<SessionEnd>;
@@ -52,6 +64,8 @@ export class CallSession implements HeldCall {
   /** Inputs waiting while the commands of an earlier one are carried out. */
   private readonly inbox: SessionInput[] = [];
   private feeding = false;
+  /** This session's claimant id on tool-call claims: a retried claim it already holds is its own. */
+  private readonly claimant = randomUUID();
 
   constructor(
     readonly record: CallRecord,
@@ -68,6 +82,7 @@ export class CallSession implements HeldCall {
       greet,
       owner: deps.owner,
       pingIntervalMs: deps.pingIntervalMs,
+      session,
       config: deps.config,
     });
   }
@@ -78,16 +93,7 @@ export class CallSession implements HeldCall {
 
   /** Opens the sideband. `gone`: the call no longer exists (404), and is recorded as ended. */
   async attach(): Promise<AttachResult> {
-    const { deps } = this;
-    const url = `${deps.realtimeUrl}?call_id=${encodeURIComponent(this.callId)}`;
-    const apiKey = await deps.apiKey();
     return new Promise((resolve) => {
-      // Only the bearer token: the OpenAI-Beta header gets the socket closed with 4000.
-      const ws = new WebSocket(url, {
-        headers: { Authorization: `Bearer ${apiKey}` },
-        handshakeTimeout: 5000,
-      });
-      this.ws = ws;
       let settled = false;
       this.settleAttach = (result) => {
         if (!settled) {
@@ -95,21 +101,62 @@ export class CallSession implements HeldCall {
           resolve(result);
         }
       };
-      ws.on('unexpected-response', (_req, res) => {
-        res.resume();
-        this.feed({ type: 'attach-refused', status: res.statusCode ?? 0 });
-      });
-      ws.on('error', (error) => this.feed({ type: 'socket-error', error: errorMessage(error) }));
-      ws.on('open', () => {
-        this.feed({ type: 'socket-opened' });
-        this.settleAttach?.('attached');
-      });
-      ws.on('pong', () => this.feed({ type: 'pong' }));
-      ws.on('message', (data) => {
-        const event = parseFrame(String(data));
-        if (event) this.feed({ type: 'server-event', event });
-      });
-      ws.on('close', (code) => this.feed({ type: 'socket-closed', code }));
+      void this.connect();
+    });
+  }
+
+  /** Opens a socket to the call (the first attach, or a reattach) and feeds its events. */
+  private async connect(): Promise<void> {
+    const { deps } = this;
+    const url = `${deps.realtimeUrl}?call_id=${encodeURIComponent(this.callId)}`;
+    let apiKey: string;
+    try {
+      apiKey = await deps.apiKey();
+    } catch (error) {
+      this.feed({ type: 'socket-error', error: errorMessage(error) });
+      return;
+    }
+    // Only the bearer token: the OpenAI-Beta header gets the socket closed with 4000.
+    const ws = new WebSocket(url, {
+      headers: { Authorization: `Bearer ${apiKey}` },
+      handshakeTimeout: 5000,
+      maxPayload: MAX_FRAME_BYTES,
+    });
+    this.ws = ws;
+    // Events of a socket that was replaced (by a reattach) are not this session's any more.
+    const current = () => this.ws === ws;
+    ws.on('unexpected-response', (_req, res) => {
+      res.resume();
+      if (current()) this.feed({ type: 'attach-refused', status: res.statusCode ?? 0 });
+    });
+    // `ws` closes a socket whose frame exceeds maxPayload with 1009, but its close event then
+    // reports the abnormal 1006 (it stops reading): keep the 1009, so the close does not read as
+    // the caller hanging up.
+    let refusedFrame = false;
+    ws.on('error', (error) => {
+      if ((error as { code?: unknown }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
+        refusedFrame = true;
+      if (current()) this.feed({ type: 'socket-error', error: errorMessage(error) });
+    });
+    ws.on('open', () => {
+      if (!current()) return;
+      this.feed({ type: 'socket-opened' });
+      this.settleAttach?.('attached');
+    });
+    ws.on('pong', () => {
+      if (current()) this.feed({ type: 'pong' });
+    });
+    ws.on('message', (data, isBinary) => {
+      if (!current()) return;
+      const frame = parseFrame(data, isBinary);
+      this.feed(
+        'junk' in frame
+          ? { type: 'junk-frame', what: frame.junk }
+          : { type: 'server-event', event: frame.event },
+      );
+    });
+    ws.on('close', (code) => {
+      if (current()) this.feed({ type: 'socket-closed', code: refusedFrame ? 1009 : code });
     });
   }
 
@@ -119,14 +166,38 @@ export class CallSession implements HeldCall {
     await this.ended;
   }
 
-  /** Gives the machine an input, stamped with the time, and carries out what it answers. */
+  /**
+   * Gives the machine an input, stamped with the time, and carries out what it answers. Nothing
+   * thrown here may escape into a socket or timer callback (it would kill the worker): a throw is
+   * logged and the next input goes on.
+   */
   private feed(event: SessionEvent): void {
     this.inbox.push({ ...event, now: this.deps.clock() });
     if (this.feeding) return;
     this.feeding = true;
     try {
-      for (let input = this.inbox.shift(); input; input = this.inbox.shift())
-        for (const command of this.machine.handle(input)) this.execute(command);
+      for (let input = this.inbox.shift(); input; input = this.inbox.shift()) {
+        let commands: SessionCommand[];
+        try {
+          commands = this.machine.handle(input);
+        } catch (error) {
+          this.deps.log.error('call session input failed', {
+            input: input.type,
+            error: errorMessage(error),
+          });
+          continue;
+        }
+        for (const command of commands) {
+          try {
+            this.execute(command);
+          } catch (error) {
+            this.deps.log.error('call session command failed', {
+              command: command.type,
+              error: errorMessage(error),
+            });
+          }
+        }
+      }
     } finally {
       this.feeding = false;
     }
@@ -139,7 +210,11 @@ export class CallSession implements HeldCall {
         if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(command.frame));
         break;
       case 'send-ping':
-        this.ws?.ping();
+        // `ping` throws on a socket still connecting.
+        if (this.ws?.readyState === WebSocket.OPEN) this.ws.ping();
+        break;
+      case 'reattach':
+        void this.connect();
         break;
       case 'close-socket':
         this.ws?.close(command.code, command.reason);
@@ -165,21 +240,79 @@ export class CallSession implements HeldCall {
         break;
       case 'claim-tool-call': {
         const { op } = command;
-        void deps.claims
-          .claim(callId, command.fnCallId, command.name)
-          .catch(() => false)
-          .then((claimed) => this.feed({ type: 'tool-call-claimed', op, claimed }));
+        // A throw is transient (the machine retries); only `false` means someone else has it.
+        deps.claims.claim(callId, command.fnCallId, command.name, this.claimant).then(
+          (claimed) => this.feed({ type: 'tool-call-claimed', op, claimed }),
+          (error: unknown) =>
+            this.feed({
+              type: 'tool-call-claimed',
+              op,
+              claimed: false,
+              error: errorMessage(error),
+            }),
+        );
         break;
       }
       case 'run-tool': {
         const { op } = command;
-        void deps.tools.run(command.name, command.arguments, command.context).then((result) =>
-          this.feed({
-            type: 'tool-finished',
-            op,
-            output: result.output,
-            ...(result.error !== undefined ? { error: result.error } : {}),
-          }),
+        // `run` should never throw; one that does is the tool's error, never an unhandled rejection.
+        Promise.resolve()
+          .then(() => deps.tools.run(command.name, command.arguments, command.context))
+          .then(
+            (result) =>
+              this.feed({
+                type: 'tool-finished',
+                op,
+                output: result.output,
+                ...(result.error !== undefined ? { error: result.error } : {}),
+              }),
+            (error: unknown) =>
+              this.feed({
+                type: 'tool-finished',
+                op,
+                output: JSON.stringify({
+                  error: { code: 'tool_failed', message: `The ${command.name} tool failed.` },
+                }),
+                error: `tool_failed: ${errorMessage(error)}`,
+              }),
+          );
+        break;
+      }
+      case 'store-tool-output': {
+        const { op } = command;
+        deps.claims.storeOutput(callId, command.output).then(
+          () => this.feed({ type: 'tool-output-stored', op }),
+          (error: unknown) =>
+            this.feed({ type: 'tool-output-stored', op, error: errorMessage(error) }),
+        );
+        break;
+      }
+      case 'load-tool-outputs': {
+        const { op } = command;
+        deps.claims.pendingOutputs(callId).then(
+          (found) => this.feed({ type: 'tool-outputs-loaded', op, ...found }),
+          (error: unknown) =>
+            this.feed({
+              type: 'tool-outputs-loaded',
+              op,
+              undelivered: [],
+              running: [],
+              error: errorMessage(error),
+            }),
+        );
+        break;
+      }
+      case 'mark-tool-output-delivered': {
+        const { op } = command;
+        deps.claims.markDelivered(callId, command.fnCallId).then(
+          (delivered) => this.feed({ type: 'tool-output-marked', op, delivered }),
+          (error: unknown) =>
+            this.feed({
+              type: 'tool-output-marked',
+              op,
+              delivered: false,
+              error: errorMessage(error),
+            }),
         );
         break;
       }
@@ -227,7 +360,9 @@ export class CallSession implements HeldCall {
         break;
       case 'close-recorder': {
         const { op } = command;
-        void deps.recorder.close().then(() => this.feed({ type: 'recorder-closed', op }));
+        // `close` never throws by contract; the session ends either way.
+        const closed = () => this.feed({ type: 'recorder-closed', op });
+        deps.recorder.close().then(closed, closed);
         break;
       }
       case 'metrics':
@@ -237,6 +372,8 @@ export class CallSession implements HeldCall {
         deps.log[command.level](command.message, command.fields);
         break;
       case 'session-ended':
+        // Nothing of the session may keep running (or keep the process alive).
+        for (const timer of [...this.timers.keys()]) this.stopTimer(timer);
         // An attach that never opened learns its result here.
         this.settleAttach?.(command.end.reason === 'gone' ? 'gone' : 'failed');
         this.resolveEnded(command.end);
@@ -252,12 +389,34 @@ export class CallSession implements HeldCall {
   }
 }
 
-/** A server frame as an object, or undefined for anything else (it is ignored). */
-function parseFrame(text: string): WireEvent | undefined {
+/**
+ * A server frame as an event: a JSON object with a string `type` (openai-protocol.md §4.1: "JSON
+ * text frames keyed on `type`"). Anything else (binary, not JSON, null, an array, a number, a
+ * string, an object without a type) is junk, with what it was: logged and ignored, never thrown.
+ */
+export function parseFrame(
+  data: RawData,
+  isBinary: boolean,
+): { readonly event: WireEvent } | { readonly junk: string } {
+  if (isBinary) return { junk: 'a binary frame' };
+  const text = Array.isArray(data)
+    ? Buffer.concat(data).toString('utf8')
+    : data instanceof ArrayBuffer
+      ? Buffer.from(new Uint8Array(data)).toString('utf8')
+      : data.toString('utf8');
+  let parsed: unknown;
   try {
-    const event: unknown = JSON.parse(text);
-    return typeof event === 'object' && event !== null ? (event as WireEvent) : undefined;
+    parsed = JSON.parse(text);
   } catch {
-    return undefined;
+    return { junk: 'not JSON' };
   }
+  if (typeof parsed !== 'object' || parsed === null) return { junk: `a ${typeofJson(parsed)}` };
+  if (Array.isArray(parsed)) return { junk: 'an array' };
+  const type = (parsed as { type?: unknown }).type;
+  if (typeof type !== 'string' || type.length === 0) return { junk: 'an object without a type' };
+  return { event: parsed as WireEvent };
+}
+
+function typeofJson(value: unknown): string {
+  return value === null ? 'null' : typeof value;
 }
