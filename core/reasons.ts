@@ -63,6 +63,11 @@ export const CALL_END_REASONS = [
   'normal_closure',
   'gone',
   'attach_failed',
+  /**
+   * The worker hung up because nobody spoke: no speech within `noSpeechTimeoutMs` of the attach,
+   * or `idleTimeoutsBeforeHangup` server idle timeouts in a row (a ghost or silent call).
+   */
+  'no_caller_speech',
 ] as const;
 
 /** Every `endReason` a call record can carry. */
@@ -70,11 +75,6 @@ export type CallEndReason =
   | (typeof CALL_END_REASONS)[number]
   | CallFailureReason
   | 'handed_off'
-  /**
-   * The worker hung up because nobody spoke: no speech within `noSpeechTimeoutMs` of the attach,
-   * or `idleTimeoutsBeforeHangup` server idle timeouts in a row (a ghost or silent call).
-   */
-  | 'no_caller_speech'
   | 'going_away'
   | 'server_rejected_session'
   | `attach_failed_${number}`

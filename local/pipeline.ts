@@ -24,7 +24,7 @@ import { startDynamoDbLocal } from './stand-ins/dynamodb-local';
 import { EventSourcePoller } from './stand-ins/event-source-poller';
 import { serveFunctionUrl } from './stand-ins/function-url';
 import { OpenAiSimulator } from './stand-ins/openai-simulator';
-import { RealtimeSimulator } from './stand-ins/realtime-simulator';
+import { RealtimeSimulator, type RealtimeSimulatorOptions } from './stand-ins/realtime-simulator';
 import { startSqsEmulator } from './stand-ins/sqs-emulator';
 
 export interface LocalPipelineOptions {
@@ -56,6 +56,8 @@ export interface LocalPipelineOptions {
   readonly pollerConcurrency?: number;
   /** Phone calls: the incoming-call handler, a signal queue, and the Realtime simulator. */
   readonly calls?: CallsConfig;
+  /** Timing of the Realtime simulator (tests shorten its idle timeouts, say). */
+  readonly realtime?: RealtimeSimulatorOptions;
   /** Sideband worker processes to start. @default 0 */
   readonly workers?: number;
   /** A sideband ECS service (in the AWS fake) scaled to `desiredCount`, for scale-from-zero. */
@@ -183,7 +185,7 @@ export class LocalPipeline {
         visibilityTimeoutSeconds: 30,
       });
       if (this.simulator) {
-        this.realtime = new RealtimeSimulator(this.simulator);
+        this.realtime = new RealtimeSimulator(this.simulator, o.realtime);
         this.realtime.attach();
         const realtime = this.realtime;
         // Stops run in reverse: this closes the sockets before the simulator server stops.

@@ -495,6 +495,34 @@ describe('phone calls on one worker', () => {
     },
   );
 
+  it('plays the reference call: greeting, one completed tool call answered, caller hangs up (happy)', async () => {
+    const call = await ringScenario(p, 'happy');
+    const ended = await playedOut(p, call);
+    expect(ended.endReason).toBe('caller_hung_up');
+    expect(warnings(call)).toEqual([]);
+    expect(call.functionCalls.map((f) => [f.name, f.status, f.outputs])).toEqual([
+      ['lookup_order', 'completed', 1],
+    ]);
+    expect(call.hangups).toBe(0);
+  });
+
+  it('never runs the tool call of a response the caller talked over, and goes on (barge-in)', async () => {
+    const call = await ringScenario(p, 'barge-in');
+    const ended = await playedOut(p, call);
+    expect(ended.endReason).toBe('caller_hung_up');
+    expect(warnings(call)).toEqual([]);
+    // The cancelled lookup_order got no output; arguments.done still arrived for it.
+    expect(call.functionCalls.map((f) => [f.name, f.status, f.outputs])).toEqual([
+      ['lookup_order', 'incomplete', 0],
+    ]);
+    const parts = await eventually(async () => {
+      const found = await callParts(p, call.id);
+      return found.some((x) => x.name === 'ended') ? found : undefined;
+    });
+    expect(parts.filter((x) => x.name === 'tool_call_skipped')).toHaveLength(1);
+    expect(parts.some((x) => x.kind === 'tool')).toBe(false);
+  });
+
   it('ignores frames that are not events, and plays the call as usual (junk)', async () => {
     const call = await ringScenario(p, 'junk');
     const ended = await playedOut(p, call);
@@ -614,6 +642,42 @@ describe('ghost calls', () => {
     expect(call.hangups).toBe(1);
     expect(warnings(call)).toEqual([]);
     const parts = await callParts(p, call.id);
+    expect(parts.find((x) => x.name === 'hangup')?.detail).toEqual({ why: 'no_caller_speech' });
+  });
+});
+
+describe('silent callers', () => {
+  it('ends a call after server idle timeouts in a row with no speech, as no_caller_speech (silent-caller)', async () => {
+    const base = localCallsConfig({ idleTimeoutsBeforeHangup: 2 });
+    const session = base.policy.sessions.default as SessionConfig;
+    const p = await pipeline({
+      calls: {
+        ...base,
+        policy: {
+          ...base.policy,
+          sessions: {
+            default: {
+              ...session,
+              turnDetection: { type: 'server_vad', idle_timeout_ms: 5000 },
+            },
+          },
+        },
+      },
+      workers: 1,
+      workerEnv: FAST_WORKERS,
+      // 5 s idle timeouts (the spec's minimum) played at a tenth of the time.
+      realtime: { idleTimeoutScale: 0.1 },
+    });
+    const call = await ringScenario(p, 'silent-caller');
+    const ended = await playedOut(p, call);
+    expect(call.acceptBody).toMatchObject({
+      audio: { input: { turn_detection: { type: 'server_vad', idle_timeout_ms: 5000 } } },
+    });
+    expect(call.idleTimeouts).toBe(2);
+    expect(ended).toMatchObject({ endReason: 'no_caller_speech', idleTimeouts: 2 });
+    expect(call.hangups).toBe(1);
+    const parts = await callParts(p, call.id);
+    expect(parts.filter((x) => x.name === 'idle_timeout')).toHaveLength(2);
     expect(parts.find((x) => x.name === 'hangup')?.detail).toEqual({ why: 'no_caller_speech' });
   });
 });
