@@ -1,6 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import type { IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { validateCallPolicy } from '#core/calls/call-policy';
 import { CALL_DEFAULTS, type CallsConfig, validateCallsConfig } from '#core/calls/calls-config';
 import type { SessionConfig } from '#core/calls/session-config';
 
@@ -19,7 +20,13 @@ export interface CallToolProps {
 }
 
 /** The sideband service's defaults (the `SidebandService` construct's too). */
-export const SERVICE_DEFAULTS = { minTasks: 1, maxTasks: 10, cpu: 256, memoryMiB: 512 } as const;
+export const SERVICE_DEFAULTS = {
+  minTasks: 1,
+  maxTasks: 10,
+  cpu: 256,
+  memoryMiB: 512,
+  cpuTargetPercent: 60,
+} as const;
 
 /** Fargate CPU units the service may use. */
 export const FARGATE_CPUS = [256, 512, 1024, 2048, 4096] as const;
@@ -34,6 +41,11 @@ export interface SidebandServiceOptions {
   /** Memory per task in MiB: at least 512, and a size Fargate offers for `cpu`. @default 512 */
   readonly memoryMiB?: number;
   /**
+   * Average CPU use (%) the service scales out to keep, besides calls per task (10 to 90): tool
+   * calls and transcripts cost CPU that a call count does not show. @default 60
+   */
+  readonly cpuTargetPercent?: number;
+  /**
    * An existing VPC. Its private subnets (with egress to api.openai.com:443) are used unless
    * `vpcSubnets` says otherwise. @default a new VPC with public subnets and no NAT gateway
    */
@@ -42,13 +54,37 @@ export interface SidebandServiceOptions {
   readonly vpcSubnets?: SubnetSelection;
 }
 
+/** An allow list and a deny list. */
+export interface NumberListProps {
+  /** Only these (empty: everyone). @default everyone */
+  readonly allow?: readonly string[];
+  /** Never these; checked before `allow`. @default none */
+  readonly deny?: readonly string[];
+}
+
 export interface CallsProps {
   /** Session per dialled number (`+18005550100`), and `default` for the rest. */
   readonly sessions: { readonly default: SessionConfig } & Readonly<Record<string, SessionConfig>>;
-  /** Callers or dialled numbers allowed (`+1415*` for a prefix). @default everyone */
-  readonly allow?: readonly string[];
-  /** Callers or dialled numbers refused. @default none */
-  readonly deny?: readonly string[];
+  /**
+   * Callers allowed and refused, as E.164 numbers (`+14155550123`), prefixes (`+1415*`) or SIP
+   * user names (`alice`); `deny` wins. The caller is the `From` header, which the caller chooses,
+   * unless `trustAssertedIdentity`. @default everyone
+   */
+  readonly callers?: NumberListProps;
+  /** Dialled numbers (the `To` header) allowed and refused, written the same way. @default every number */
+  readonly dialled?: NumberListProps;
+  /**
+   * The country calling code (`'1'`, `'44'`) of numbers your trunk sends without `+`: `'1'` reads
+   * `14155550123` and `4155550123` as `+14155550123` (core/calls/sip.ts `normalisedNumber`).
+   * @default none: numbers without `+` (other than `00…`) match no pattern
+   */
+  readonly defaultCountry?: string;
+  /**
+   * Your SIP trunk sets `P-Asserted-Identity` to the caller it verified: take the caller from it
+   * (the call record says `callerVerified: true`). Anyone can send that header, so only for a
+   * trunk that replaces it. @default false: the caller is `From`, unverified
+   */
+  readonly trustAssertedIdentity?: boolean;
   /** Calls at once across the account; more are refused with 486. @default 100 */
   readonly maxConcurrentCalls?: number;
   /** A call whose webhook is older than this is not accepted (it is a retry of a dead call). @default Duration.seconds(30) */
@@ -104,6 +140,7 @@ export interface ResolvedCalls {
   readonly maxTasks: number;
   readonly cpu: number;
   readonly memoryMiB: number;
+  readonly cpuTargetPercent: number;
   readonly vpc: IVpc | undefined;
   readonly vpcSubnets: SubnetSelection | undefined;
 }
@@ -112,8 +149,12 @@ export function resolveCalls(props: CallsProps): { resolved: ResolvedCalls; prob
   const service = props.service ?? {};
   const config: CallsConfig = {
     policy: {
-      allow: props.allow ?? [],
-      deny: props.deny ?? [],
+      ...(props.callers ? { callers: props.callers } : {}),
+      ...(props.dialled ? { dialled: props.dialled } : {}),
+      ...(props.defaultCountry !== undefined ? { defaultCountry: props.defaultCountry } : {}),
+      ...(props.trustAssertedIdentity !== undefined
+        ? { trustAssertedIdentity: props.trustAssertedIdentity }
+        : {}),
       maxConcurrentCalls: props.maxConcurrentCalls ?? CALL_DEFAULTS.maxConcurrentCalls,
       maxRingAgeSeconds: (
         props.maxRingAge ?? Duration.seconds(CALL_DEFAULTS.maxRingAgeSeconds)
@@ -145,7 +186,19 @@ export function resolveCalls(props: CallsProps): { resolved: ResolvedCalls; prob
       props.recordRetention ?? Duration.seconds(CALL_DEFAULTS.recordTtlSeconds)
     ).toSeconds(),
   };
-  const problems = validateCallsConfig(config);
+  // The old single lists matched the caller or the dialled number alike: never reinterpret them.
+  const legacy = ['allow', 'deny'].filter((key) => Object.hasOwn(props, key));
+  // Set: validateCallsConfig may one day include validateCallPolicy; a problem is listed once.
+  const problems = [
+    ...new Set([
+      ...legacy.map(
+        (key) =>
+          `calls.${key} is no longer supported: it matched the caller or the dialled number alike. Use calls.callers.${key} for callers and calls.dialled.${key} for dialled numbers (E.164 patterns, e.g. { callers: { ${key}: ['+1900*'] } }).`,
+      ),
+      ...validateCallsConfig(config),
+      ...validateCallPolicy(config.policy),
+    ]),
+  ];
   const tooLarge = callsConfigSizeProblem(config);
   if (tooLarge) problems.push(tooLarge);
   const minTasks = service.minTasks ?? SERVICE_DEFAULTS.minTasks;
@@ -160,6 +213,9 @@ export function resolveCalls(props: CallsProps): { resolved: ResolvedCalls; prob
     problems.push('calls.service.cpu must be a Fargate size: 256, 512, 1024, 2048 or 4096.');
   if (!Number.isInteger(memoryMiB) || memoryMiB < 512)
     problems.push('calls.service.memoryMiB must be at least 512.');
+  const cpuTargetPercent = service.cpuTargetPercent ?? SERVICE_DEFAULTS.cpuTargetPercent;
+  if (!(cpuTargetPercent >= 10 && cpuTargetPercent <= 90))
+    problems.push('calls.service.cpuTargetPercent must be from 10 to 90.');
   if (service.vpcSubnets && !service.vpc)
     problems.push('calls.service.vpcSubnets needs calls.service.vpc.');
   return {
@@ -171,6 +227,7 @@ export function resolveCalls(props: CallsProps): { resolved: ResolvedCalls; prob
       maxTasks,
       cpu,
       memoryMiB,
+      cpuTargetPercent,
       vpc: service.vpc,
       vpcSubnets: service.vpcSubnets,
     },

@@ -48,6 +48,12 @@ export interface AlarmThresholds {
    * this is far tighter than `oldestMessageAge`. @default Duration.minutes(1)
    */
   readonly signalAge?: Duration;
+  /**
+   * The same alarm when `calls.service.minTasks` is 0: then the first call after a quiet spell
+   * waits for a Fargate task to start (image pull and start, typically 1 to 3 minutes), which is
+   * not an outage. At least `signalAge`. @default Duration.minutes(5)
+   */
+  readonly signalAgeScaledToZero?: Duration;
   /** p95 of webhook received → call accepted, over 5 minutes. @default Duration.seconds(2) */
   readonly acceptLatencyP95?: Duration;
   /** Share of `calls.maxConcurrentCalls` in use that alarms. @default 0.8 */
@@ -152,6 +158,8 @@ export const DEFAULTS = {
   dlqRetention: Duration.days(14),
   batchSize: 10,
   consumerTimeout: Duration.seconds(60),
+  // The realtime consumer when it answers calls: see CategoryConsumerOptions.timeout.
+  incomingCallTimeout: Duration.seconds(10),
   consumerMemorySize: 512,
   removalPolicy: RemovalPolicy.RETAIN,
   logRetention: RetentionDays.ONE_MONTH,
@@ -161,6 +169,7 @@ export const DEFAULTS = {
     signatureFailures: 20,
     oldestMessageAge: Duration.minutes(15),
     signalAge: Duration.minutes(1),
+    signalAgeScaledToZero: Duration.minutes(5),
     acceptLatencyP95: Duration.seconds(2),
     activeCallsRatio: 0.8,
     transferFailures: 3,
@@ -241,11 +250,24 @@ export function resolveConfig(props: OpenAiWebhooksConfig = {}): ResolvedConfig 
       batchSize <= 10 || window.toSeconds() > 0,
       `${where}.batchSize above 10 needs a maxBatchingWindow.`,
     );
-    const timeout = options.timeout ?? DEFAULTS.consumerTimeout;
+    const answersCalls = category === 'realtime' && props.calls !== undefined;
+    const timeout =
+      options.timeout ?? (answersCalls ? DEFAULTS.incomingCallTimeout : DEFAULTS.consumerTimeout);
     check(
       timeout.toSeconds() >= 5 && timeout.toSeconds() <= 900,
       `${where}.timeout must be 5 to 900 seconds.`,
     );
+    if (answersCalls) {
+      // A caller rings for about 30 s: see CategoryConsumerOptions in category-fanout.ts.
+      check(
+        timeout.toSeconds() <= DEFAULTS.incomingCallTimeout.toSeconds(),
+        `${where}.timeout must be at most 10 seconds with calls on: the realtime consumer answers phone calls, and its queue redelivers a failed call after 6× the timeout.`,
+      );
+      check(
+        window.toSeconds() === 0,
+        `${where}.maxBatchingWindow must be 0 with calls on: a batching window holds a ringing call back before it is even looked at.`,
+      );
+    }
     // The queue's visibility timeout is 6x the function timeout and SQS caps it at 12 hours.
     const memorySize = options.memorySize ?? DEFAULTS.consumerMemorySize;
     check(validMemory(memorySize), `${where}.memorySize must be an integer from 128 to 10240 MiB.`);
@@ -289,7 +311,17 @@ export function resolveConfig(props: OpenAiWebhooksConfig = {}): ResolvedConfig 
   const baseUrl = props.openAiBaseUrl ?? DEFAULTS.openAiBaseUrl;
   check(/^https:\/\//.test(baseUrl), 'openAiBaseUrl must be an https:// URL.');
 
-  const alarms = { ...DEFAULTS.alarms, ...props.alarms };
+  const alarms: Required<AlarmThresholds> = {
+    ...DEFAULTS.alarms,
+    ...props.alarms,
+    // Never below signalAge unless set: a long signalAge alone must not make it invalid.
+    signalAgeScaledToZero:
+      props.alarms?.signalAgeScaledToZero ??
+      (props.alarms?.signalAge &&
+      props.alarms.signalAge.toSeconds() > DEFAULTS.alarms.signalAgeScaledToZero.toSeconds()
+        ? props.alarms.signalAge
+        : DEFAULTS.alarms.signalAgeScaledToZero),
+  };
   for (const name of ['ingress5xx', 'signatureFailures', 'transferFailures'] as const) {
     check(
       Number.isInteger(alarms[name]) && alarms[name] >= 1,
@@ -307,6 +339,10 @@ export function resolveConfig(props: OpenAiWebhooksConfig = {}): ResolvedConfig 
   check(
     alarms.signalAge.toSeconds() >= 60,
     'alarms.signalAge must be at least 1 minute (SQS reports the age once a minute).',
+  );
+  check(
+    alarms.signalAgeScaledToZero.toSeconds() >= alarms.signalAge.toSeconds(),
+    'alarms.signalAgeScaledToZero must be at least alarms.signalAge.',
   );
   check(
     alarms.acceptLatencyP95.toMilliseconds() >= 100,

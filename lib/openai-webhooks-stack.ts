@@ -56,6 +56,8 @@ export class OpenAiWebhooksStack extends Stack {
       openAiBaseUrl: config.openAiBaseUrl,
       ...(apiKeySecret ? { openAiApiKey: apiKeySecret } : {}),
       logging,
+      // The realtime consumer answers phone calls: a short timeout and redelivery, no batching window.
+      incomingCalls: config.calls !== undefined,
     });
     this.ingress = new WebhookIngress(this, 'Ingress', {
       store: this.store,
@@ -82,6 +84,7 @@ export class OpenAiWebhooksStack extends Stack {
         maxTasks: calls.maxTasks,
         cpu: calls.cpu,
         memoryMiB: calls.memoryMiB,
+        cpuTargetPercent: calls.cpuTargetPercent,
         ...(calls.vpc ? { vpc: calls.vpc } : {}),
         ...(calls.vpcSubnets ? { vpcSubnets: calls.vpcSubnets } : {}),
         dlqRetention: config.dlqRetention,

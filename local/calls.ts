@@ -9,8 +9,7 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 export function localCallsConfig(overrides: Partial<CallsConfig> = {}): CallsConfig {
   return {
     policy: {
-      allow: [],
-      deny: ['+1900*'],
+      callers: { deny: ['+1900*'] },
       maxConcurrentCalls: CALL_DEFAULTS.maxConcurrentCalls,
       maxRingAgeSeconds: CALL_DEFAULTS.maxRingAgeSeconds,
       rejectStatus: CALL_DEFAULTS.rejectStatus,

@@ -3,13 +3,17 @@
  * is learned from the sideband socket.
  *
  *   ringing → accepting → accepted → active → ended
- *      ↘ rejected   ↘ missed            ↘ ended (never attached: 404, accept failed)
+ *      ↘ rejecting → rejected | missed  ↘ ended (never attached: 404, accept failed)
+ *
+ * `rejecting` is the claimed decision to reject (status and reason recorded) before `/reject` is
+ * called: one delivery makes it, and a redelivery after a crash finishes it.
  */
 import { type CallEndReason, SIDEBAND_CLOSE_REASONS, type SidebandCloseCode } from '../reasons';
 
 export const CALL_STATUSES = [
   'ringing',
   'accepting',
+  'rejecting',
   'accepted',
   'active',
   'ended',
@@ -19,7 +23,8 @@ export const CALL_STATUSES = [
 export type CallStatus = (typeof CALL_STATUSES)[number];
 
 const NEXT: Readonly<Record<CallStatus, readonly CallStatus[]>> = {
-  ringing: ['accepting', 'rejected', 'missed', 'ended'],
+  ringing: ['accepting', 'rejecting', 'rejected', 'missed', 'ended'],
+  rejecting: ['rejected', 'missed'],
   // After a crash mid-accept we cannot know if OpenAI took it: the worker finds out (attach or 404).
   accepting: ['accepted', 'active', 'ended'],
   accepted: ['active', 'ended'],

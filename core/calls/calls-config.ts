@@ -3,7 +3,7 @@
  * worker (both read it as JSON from `CALLS_CONFIG`). The stack builds it from props and validates
  * it at synth; `parseCallsConfig` validates it again at start-up.
  */
-import type { CallPolicy } from './call-policy';
+import { type CallPolicy, validateCallPolicy } from './call-policy';
 import { type SessionConfig, type ToolDefinition, validateSessionConfig } from './session-config';
 
 export interface UserToolConfig extends ToolDefinition {
@@ -98,6 +98,7 @@ export function validateCallsConfig(config: CallsConfig): string[] {
   if (!Number.isInteger(p.rejectStatus) || p.rejectStatus < 300 || p.rejectStatus > 699)
     problems.push('calls.rejectStatus must be a SIP status from 300 to 699.');
   if (!p.sessions.default) problems.push('calls.sessions needs a "default" session.');
+  problems.push(...validateCallPolicy(p));
   const toolNames = new Set(config.tools.map((t) => t.name));
   for (const [key, session] of Object.entries(p.sessions) as [string, SessionConfig][]) {
     problems.push(...validateSessionConfig(session, `calls.sessions["${key}"]`));

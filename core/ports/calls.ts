@@ -1,5 +1,5 @@
 import type { CallStatus } from '../calls/call-state';
-import type { SipMediaSecurity } from '../calls/sip';
+import type { CallerSource, SipMediaSecurity } from '../calls/sip';
 import type { CallEndReason, CallMissedReason, CallRejectReason } from '../reasons';
 
 export interface CallRecord {
@@ -7,6 +7,15 @@ export interface CallRecord {
   readonly status: CallStatus;
   readonly from?: string;
   readonly to?: string;
+  /** `from` came from `From` (caller-chosen) or a trusted trunk's `P-Asserted-Identity`. */
+  readonly callerSource?: CallerSource;
+  /**
+   * True only for `asserted`: anything else is a number the caller claims, not one we know. Tools
+   * get it beside the number, so none authenticates anyone by caller id.
+   */
+  readonly callerVerified?: boolean;
+  /** The delivery attempt that has been deciding the call since `handledAt`. */
+  readonly handledBy?: string;
   /** `srtp`, `rtp` or `unknown`, from the incoming event's `sip_media_security`, when it had one. */
   readonly sipMediaSecurity?: SipMediaSecurity;
   readonly eventId: string;

@@ -57,7 +57,12 @@ export class Alarms extends Construct {
 
   constructor(scope: Construct, id: string, props: AlarmsProps) {
     super(scope, id);
-    const t: Required<AlarmThresholds> = { ...DEFAULTS.alarms, ...definedOnly(props.thresholds) };
+    const given = definedOnly(props.thresholds);
+    const t: Required<AlarmThresholds> = {
+      ...DEFAULTS.alarms,
+      ...given,
+      signalAgeScaledToZero: given.signalAgeScaledToZero ?? scaledToZeroDefault(given.signalAge),
+    };
     const check = new PropsCheck('Alarms', id);
     for (const name of ['ingress5xx', 'signatureFailures', 'transferFailures'] as const)
       check.integer(`thresholds.${name}`, t[name], 1, undefined, 'a count within the window');
@@ -75,6 +80,10 @@ export class Alarms extends Construct {
       .duration('thresholds.signalAge', t.signalAge, {
         min: Duration.minutes(1),
         why: 'SQS reports the age once a minute',
+      })
+      .duration('thresholds.signalAgeScaledToZero', t.signalAgeScaledToZero, {
+        min: t.signalAge.isUnresolved() ? Duration.minutes(1) : t.signalAge,
+        why: 'at least thresholds.signalAge',
       })
       .duration('thresholds.acceptLatencyP95', t.acceptLatencyP95, { min: Duration.millis(100) })
       .that(
@@ -132,10 +141,13 @@ export class Alarms extends Construct {
         description:
           'Call signals failed 5 times: accepted calls may have had no sideband worker. Check the sideband service logs.',
       });
+      // Scaled to zero, the first call after a quiet spell waits for a task to start: its signal
+      // ages for minutes every time, so the alarm allows for a cold start.
+      const signalAge = sideband.minTasks === 0 ? t.signalAgeScaledToZero : t.signalAge;
       this.addAlarm('OldestMessage-signals', {
         metric: sideband.metricSignalAge(),
-        threshold: t.signalAge.toSeconds(),
-        description: `A call signal has waited over ${t.signalAge.toHumanString()}: an accepted caller hears silence. No worker is taking signals (none running, all full, or failing).`,
+        threshold: signalAge.toSeconds(),
+        description: `A call signal has waited over ${signalAge.toHumanString()}: an accepted caller hears silence. No worker is taking signals (none running, all full, or failing)${sideband.minTasks === 0 ? '; the service scales to zero, so this allows for a task to start' : ''}.`,
       });
       this.addAlarm('AcceptLatency', {
         metric: sideband.metricCalls('AcceptLatency', { statistic: 'p95', ...fiveMinutes }),
@@ -210,6 +222,13 @@ export class Alarms extends Construct {
     this.alarms.push(alarm);
     return alarm;
   }
+}
+
+/** The default `signalAgeScaledToZero`: 5 minutes, or `signalAge` when that is longer. */
+export function scaledToZeroDefault(signalAge: Duration | undefined): Duration {
+  const fallback = DEFAULTS.alarms.signalAgeScaledToZero;
+  if (!signalAge || signalAge.isUnresolved()) return fallback;
+  return signalAge.toSeconds() > fallback.toSeconds() ? signalAge : fallback;
 }
 
 /** `{ a: undefined }` must not hide a default. */

@@ -8,6 +8,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { DECISION_LEASE_MS } from '#core/calls/incoming-call';
 import { ENV } from '#core/env';
 import type { MetricName } from '#core/observability/metrics';
 import { CATEGORIES, type Category, isCategory } from '#core/webhooks/categories';
@@ -40,7 +41,11 @@ export interface CategoryConsumerOptions {
   readonly maxBatchingWindow?: Duration;
   /** Cap on concurrent consumer invocations for this queue (2 to 1000). @default no cap */
   readonly maxConcurrency?: number;
-  /** Consumer Lambda timeout (5 s to 15 min); the queue's visibility timeout is 6× this. @default Duration.seconds(60) */
+  /**
+   * Consumer Lambda timeout (5 s to 15 min); the queue's visibility timeout is 6× this. For the
+   * `realtime` consumer of a fan-out with `incomingCalls`, at most 10 s.
+   * @default Duration.seconds(60); Duration.seconds(10) for the realtime consumer with `incomingCalls`
+   */
   readonly timeout?: Duration;
   /** Consumer Lambda memory in MiB (128 to 10240). @default 512 */
   readonly memorySize?: number;
@@ -79,6 +84,13 @@ export interface CategoryFanoutProps {
   readonly openAiApiKey?: ISecret;
   /** Log groups, `LOG_LEVEL` and tracing of the consumers. @default the LoggingProps defaults */
   readonly logging?: LoggingProps;
+  /**
+   * The `realtime` consumer answers phone calls (`realtime.call.incoming`; give it to
+   * `SidebandService.bindIncomingCallHandler`). A caller rings for about 30 s, so its timeout
+   * defaults to 10 s and may be at most that, its queue's visibility timeout (6× the timeout)
+   * is then at most 60 s, and a batching window is refused. @default false
+   */
+  readonly incomingCalls?: boolean;
 }
 
 /** A category's options with every default applied. */
@@ -199,6 +211,7 @@ export class CategoryFanout extends Construct {
         props.categories?.[category] ?? {},
         maxReceiveCount,
         props.openAiApiKey !== undefined,
+        category === 'realtime' && props.incomingCalls === true,
         check,
       );
     }
@@ -294,6 +307,7 @@ function resolveCategory(
   given: CategoryConsumerOptions,
   maxReceiveCount: number,
   hasApiKey: boolean,
+  answersCalls: boolean,
   check: PropsCheck,
 ): ResolvedConsumerOptions {
   const where = `categories.${category}`;
@@ -301,7 +315,8 @@ function resolveCategory(
     batchSize: given.batchSize ?? DEFAULTS.batchSize,
     maxBatchingWindow: given.maxBatchingWindow ?? Duration.seconds(0),
     maxConcurrency: given.maxConcurrency,
-    timeout: given.timeout ?? DEFAULTS.consumerTimeout,
+    timeout:
+      given.timeout ?? (answersCalls ? DEFAULTS.incomingCallTimeout : DEFAULTS.consumerTimeout),
     memorySize: given.memorySize ?? DEFAULTS.consumerMemorySize,
     maxReceiveCount: given.maxReceiveCount ?? maxReceiveCount,
     hydrate: given.hydrate ?? (HYDRATABLE_CATEGORIES.has(category) && hasApiKey),
@@ -336,6 +351,7 @@ function resolveCategory(
       `${where}.hydrate`,
       'needs openAiApiKey (hydration calls the OpenAI API).',
     );
+  if (answersCalls) checkIncomingCalls(where, resolved, check);
   const user = resolved.userHandler?.source;
   if (user?.kind === 'entry') {
     check
@@ -351,6 +367,43 @@ function resolveCategory(
       );
   }
   return resolved;
+}
+
+/**
+ * The realtime consumer that answers phone calls. The trade-off: AWS asks for a visibility timeout
+ * of at least 6× the function timeout, so that Lambda can retry a throttled batch before its
+ * messages reappear ("Creating and configuring an Amazon SQS event source mapping", AWS Lambda
+ * developer guide), while a failed call is only redelivered after the visibility timeout, when a
+ * caller ringing for about 30 s has usually given up. So the timeout is short (at most 10 s: an
+ * accept takes at most two 3 s attempts) and the visibility 6× that (at most 60 s); transient
+ * failures are retried inside the handler first (core/calls/incoming-call.ts `IN_HANDLER_RETRY`),
+ * and the redelivery only finishes what a crash left (a `/reject`, a signal). A batching window
+ * would hold a ringing call back before it is looked at. The decision lease must outlast a live
+ * attempt (the timeout) and end before a redelivery can arrive (visibility minus the timeout).
+ */
+function checkIncomingCalls(
+  where: string,
+  resolved: ResolvedConsumerOptions,
+  check: PropsCheck,
+): void {
+  const { timeout, maxBatchingWindow: window } = resolved;
+  check
+    .duration(`${where}.timeout`, timeout, {
+      max: DEFAULTS.incomingCallTimeout,
+      why: 'the realtime consumer answers phone calls; its queue redelivers a failed call after 6× the timeout',
+    })
+    .that(
+      window.isUnresolved() || window.toMilliseconds() === 0,
+      `${where}.maxBatchingWindow`,
+      'must be 0 with incomingCalls: a batching window holds a ringing call back before it is looked at.',
+    );
+  if (timeout.isUnresolved()) return;
+  const timeoutMs = timeout.toMilliseconds();
+  check.that(
+    timeoutMs < DECISION_LEASE_MS && DECISION_LEASE_MS < 5 * timeoutMs,
+    `${where}.timeout`,
+    `must leave the call decision lease (${DECISION_LEASE_MS} ms) longer than one attempt and shorter than the wait for a redelivery (5× the timeout).`,
+  );
 }
 
 function pascal(category: string): string {

@@ -1,4 +1,4 @@
-import { Duration, Stack, Token, Validations } from 'aws-cdk-lib';
+import { type CfnElement, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import {
   FlowLogDestination,
@@ -25,6 +25,7 @@ import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { validateCallPolicy } from '#core/calls/call-policy';
 import { type CallsConfig, validateCallsConfig } from '#core/calls/calls-config';
 import { ENV } from '#core/env';
 import type { MetricName } from '#core/observability/metrics';
@@ -64,6 +65,11 @@ export interface SidebandServiceProps {
   readonly cpu?: number;
   /** Memory per task in MiB: at least 512, and a size Fargate offers for `cpu`. @default 512 */
   readonly memoryMiB?: number;
+  /**
+   * Average CPU use (%) the service scales out to keep (10 to 90), as well as calls per task:
+   * tools and transcripts cost CPU a call count does not show. @default 60
+   */
+  readonly cpuTargetPercent?: number;
   /**
    * An existing VPC. Its private subnets (with egress to api.openai.com:443) are used unless
    * `vpcSubnets` says otherwise, and tasks get no public IP.
@@ -134,11 +140,17 @@ export class SidebandService extends Construct {
     const maxTasks = props.maxTasks ?? SERVICE_DEFAULTS.maxTasks;
     const cpu = props.cpu ?? SERVICE_DEFAULTS.cpu;
     const memoryMiB = props.memoryMiB ?? SERVICE_DEFAULTS.memoryMiB;
+    const cpuTargetPercent = props.cpuTargetPercent ?? SERVICE_DEFAULTS.cpuTargetPercent;
     const toolFunctions = props.toolFunctions ?? [];
     const openAiBaseUrl = props.openAiBaseUrl ?? DEFAULTS.openAiBaseUrl;
     const tooLarge = callsConfigSizeProblem(props.callsConfig);
     check
-      .problemsOf('callsConfig', validateCallsConfig(props.callsConfig))
+      .problemsOf('callsConfig', [
+        ...new Set([
+          ...validateCallsConfig(props.callsConfig),
+          ...validateCallPolicy(props.callsConfig.policy),
+        ]),
+      ])
       .problemsOf('callsConfig', tooLarge ? [tooLarge] : [])
       .integer('minTasks', props.minTasks, 0)
       .integer(
@@ -150,6 +162,7 @@ export class SidebandService extends Construct {
       )
       .oneOf('cpu', props.cpu, FARGATE_CPUS)
       .integer('memoryMiB', props.memoryMiB, 512)
+      .integer('cpuTargetPercent', props.cpuTargetPercent, 10, 90)
       .that(
         !FARGATE_CPUS.some((c) => c === cpu) || fargateMemoryFits(cpu, memoryMiB),
         'memoryMiB',
@@ -273,10 +286,17 @@ export class SidebandService extends Construct {
       description: 'Sideband workers: outbound to the OpenAI API and AWS endpoints, no inbound',
       allowAllOutbound: true,
     });
+    // No desiredCount: a DesiredCount in the template resets the running count on every deploy
+    // that touches the service, dropping tasks that hold calls. CloudFormation starts a new
+    // service with 1 task when it is omitted and keeps the current count on updates (CDK's
+    // BaseServiceOptions.desiredCount: "When creating the service, default is 1; when updating
+    // the service, default uses the current task number"; aws/aws-cdk#13130). Registering the
+    // scalable target below then moves the count into [minTasks, maxTasks]
+    // (Application Auto Scaling RegisterScalableTarget: "it changes the resource's current
+    // capacity to a value that is inside of this range").
     this.service = new FargateService(this, 'Service', {
       cluster: this.cluster,
       taskDefinition: this.taskDefinition,
-      desiredCount: minTasks,
       assignPublicIp: publicSubnets,
       vpcSubnets: subnets,
       securityGroups: [securityGroup],
@@ -290,10 +310,19 @@ export class SidebandService extends Construct {
       minCapacity: minTasks,
       maxCapacity: maxTasks,
     });
-    // Scale out before a task is full: at 60 % of its call capacity on average.
+    // Scale out before a task is full: at 60 % of its call capacity on average, or at
+    // `cpuTargetPercent` CPU. With several target tracking policies, the service scales out when
+    // any policy asks and in only when all do (Amazon ECS developer guide, "Use a target metric
+    // to scale Amazon ECS services"). Scale-in never stops a task whose worker protects it
+    // (task scale-in protection, granted below) while it holds calls.
     scaling.scaleToTrackCustomMetric('ActiveCallsPerTask', {
       metric: this.metricActiveCallsPerTask(),
       targetValue: Math.max(1, Math.floor(props.callsConfig.maxCallsPerTask * 0.6)),
+      scaleOutCooldown: Duration.seconds(30),
+      scaleInCooldown: Duration.minutes(5),
+    });
+    scaling.scaleOnCpuUtilization('Cpu', {
+      targetUtilizationPercent: cpuTargetPercent,
       scaleOutCooldown: Duration.seconds(30),
       scaleInCooldown: Duration.minutes(5),
     });
@@ -306,6 +335,7 @@ export class SidebandService extends Construct {
     props.store.acknowledgeIndexGrant(this.taskDefinition);
     props.apiKeySecret.grantRead(role);
     for (const fn of toolFunctions) grantInvokeUnqualified(fn, role);
+    this.grantTaskProtection(role);
     Validations.of(this.taskDefinition).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
@@ -328,6 +358,29 @@ export class SidebandService extends Construct {
       fn.addEnvironment(ENV.ecsService, this.service.serviceName);
       this.grantScaleFromZero(fn);
     }
+  }
+
+  /**
+   * Lets a worker protect its own task from scale-in and deployments while it holds calls. The
+   * worker PUTs `${ECS_AGENT_URI}/task-protection/v1/state` (adapters/ecs-task-protection.ts);
+   * ECS sets `ECS_AGENT_URI` in every container itself, and the agent calls UpdateTaskProtection
+   * and GetTaskProtection with the task role's credentials, so the role needs both ("IAM
+   * permissions required for task scale-in protection", Amazon ECS developer guide). Only the
+   * cluster's tasks.
+   */
+  grantTaskProtection(grantee: IGrantable): Grant {
+    const grant = Grant.addToPrincipal({
+      grantee,
+      actions: ['ecs:GetTaskProtection', 'ecs:UpdateTaskProtection'],
+      resourceArns: [this.cluster.arnForTasks('*')],
+    });
+    const cluster = Stack.of(this).getLogicalId(this.cluster.node.defaultChild as CfnElement);
+    Validations.of(this.taskDefinition).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/<${cluster}>/*]`,
+      reason:
+        'Task scale-in protection is set by each task on itself; task ids are not known at synth, so the grant covers the tasks of this cluster only.',
+    });
+    return grant;
   }
 
   /** Lets the incoming-call handler signal a call to the workers. */

@@ -97,6 +97,31 @@ describe('Alarms', () => {
     expect(cold.alarms.alarms).toHaveLength(2 * CATEGORIES.length + 2 + 5);
   });
 
+  it('scaled to zero, lets a signal wait for a task to start before alarming', () => {
+    const cold = alarmsIn({ calls: { minTasks: 0 } });
+    expect(cold.byName('OldestMessage-signals')).toMatchObject({
+      Threshold: 300,
+      EvaluationPeriods: 1,
+    });
+    expect(String(cold.byName('OldestMessage-signals')?.AlarmDescription)).toContain(
+      'scales to zero',
+    );
+    const chosen = alarmsIn({
+      calls: { minTasks: 0 },
+      thresholds: { signalAgeScaledToZero: Duration.minutes(8) },
+    });
+    expect(chosen.byName('OldestMessage-signals')?.Threshold).toBe(480);
+    // A signalAge longer than the default stands for both.
+    const long = alarmsIn({
+      calls: { minTasks: 0 },
+      thresholds: { signalAge: Duration.minutes(7) },
+    });
+    expect(long.byName('OldestMessage-signals')?.Threshold).toBe(420);
+    // Warm, the tight threshold stays.
+    const warm = alarmsIn({ calls: { minTasks: 2 } });
+    expect(warm.byName('OldestMessage-signals')?.Threshold).toBe(60);
+  });
+
   it('takes thresholds (any subset) and an e-mail subscription from props', () => {
     const { template, byName } = alarmsIn({
       calls: { minTasks: 1 },
@@ -160,6 +185,10 @@ describe('Alarms', () => {
       /thresholds.oldestMessageAge must be at least 1 minute \(SQS reports the age once a minute\)/,
     ],
     [{ signalAge: Duration.seconds(30) }, /thresholds.signalAge must be at least 1 minute/],
+    [
+      { signalAge: Duration.minutes(10), signalAgeScaledToZero: Duration.minutes(5) },
+      /thresholds.signalAgeScaledToZero must be at least 10 minutes \(at least thresholds.signalAge\)/,
+    ],
     [
       { acceptLatencyP95: Duration.millis(50) },
       /thresholds.acceptLatencyP95 must be at least 100 millis/,

@@ -246,10 +246,51 @@ describe('CategoryFanout', () => {
     ],
     [{ openAiBaseUrl: 'http://api.openai.com/v1' }, /openAiBaseUrl must be an https:\/\/ URL/],
     [{ logging: { logLevel: 'trace' as never } }, /logging.logLevel must be one of/],
+    [
+      { incomingCalls: true, categories: { realtime: { timeout: Duration.seconds(11) } } },
+      /categories.realtime.timeout must be at most 10 seconds \(the realtime consumer answers phone calls/,
+    ],
+    [
+      {
+        incomingCalls: true,
+        categories: { realtime: { maxBatchingWindow: Duration.seconds(1) } },
+      },
+      /categories.realtime.maxBatchingWindow must be 0 with incomingCalls/,
+    ],
   ])('rejects %o', (props, message) => {
     expect(() => fanoutIn(props)).toThrow(PropsError);
     expect(() => fanoutIn(props)).toThrow(message);
     expect(() => fanoutIn(props)).toThrow(/^CategoryFanout 'Fanout' has invalid props/);
+  });
+
+  it('answering calls, gives the realtime consumer a 10 s timeout and redelivery within 60 s', () => {
+    const { template } = fanoutIn({ incomingCalls: true });
+    const realtime = Object.values(template.findResources('AWS::Lambda::Function')).filter(
+      (f) => f.Properties.Environment?.Variables?.CATEGORY === 'realtime',
+    );
+    expect(realtime.map((f) => f.Properties.Timeout)).toEqual([10]);
+    template.resourcePropertiesCountIs('AWS::SQS::Queue', { VisibilityTimeout: 60 }, 1);
+    template.resourcePropertiesCountIs(
+      'AWS::SQS::Queue',
+      { VisibilityTimeout: 360 },
+      CATEGORIES.length - 1,
+    );
+    template.allResourcesProperties('AWS::Lambda::EventSourceMapping', {
+      MaximumBatchingWindowInSeconds: Match.absent(),
+    });
+    // A shorter timeout of choice; other categories may batch as they like.
+    const chosen = fanoutIn({
+      incomingCalls: true,
+      categories: {
+        realtime: { timeout: Duration.seconds(6) },
+        batch: { maxBatchingWindow: Duration.seconds(5) },
+      },
+    });
+    chosen.template.resourcePropertiesCountIs('AWS::SQS::Queue', { VisibilityTimeout: 36 }, 1);
+    // Without calls, the realtime consumer is like the others.
+    fanoutIn({
+      categories: { realtime: { timeout: Duration.seconds(30) } },
+    }).template.hasResourceProperties('AWS::SQS::Queue', { VisibilityTimeout: 180 });
   });
 
   it('lets unresolved tokens through', () => {

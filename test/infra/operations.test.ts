@@ -124,7 +124,8 @@ describe('alarms', () => {
     expect(threshold('ActiveCallsNearCapacity')).toBe(5);
     expect(threshold('SignatureFailures')).toBe(3);
     expect(threshold('OldestMessage-eval')).toBe(120);
-    expect(threshold('OldestMessage-signals')).toBe(180);
+    // Scaled to zero, a signal may wait for a task to start: signalAgeScaledToZero (5 min).
+    expect(threshold('OldestMessage-signals')).toBe(300);
     expect(threshold('TransfersFailing')).toBe(1);
     // Scaled to zero, no running task is normal: no alarm for it.
     expect(threshold('NoSidebandTask')).toBeUndefined();

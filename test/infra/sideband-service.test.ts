@@ -75,7 +75,7 @@ describe('SidebandService', () => {
       ],
     });
     template.hasResourceProperties('AWS::ECS::Service', {
-      DesiredCount: 1,
+      DesiredCount: Match.absent(),
       NetworkConfiguration: {
         AwsvpcConfiguration: Match.objectLike({ AssignPublicIp: 'ENABLED' }),
       },
@@ -86,6 +86,12 @@ describe('SidebandService', () => {
     });
     template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
       TargetTrackingScalingPolicyConfiguration: Match.objectLike({ TargetValue: 120 }),
+    });
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
+      TargetTrackingScalingPolicyConfiguration: Match.objectLike({
+        TargetValue: 60,
+        PredefinedMetricSpecification: { PredefinedMetricType: 'ECSServiceAverageCPUUtilization' },
+      }),
     });
     template.resourceCountIs('AWS::SQS::Queue', 2);
     template.hasResourceProperties('AWS::SQS::Queue', {
@@ -110,9 +116,26 @@ describe('SidebandService', () => {
         'dynamodb:PutItem',
         'secretsmanager:GetSecretValue',
         'lambda:InvokeFunction',
+        'ecs:GetTaskProtection',
+        'ecs:UpdateTaskProtection',
       ]),
     );
     expect(actions.some((a) => a.endsWith(':*') || a === '*')).toBe(false);
+  });
+
+  it('never sets DesiredCount, so a deploy keeps the running task count; a CPU target of choice', () => {
+    for (const minTasks of [0, 1, 3]) {
+      const { template } = sidebandIn({ minTasks, cpuTargetPercent: 45 });
+      const t = template();
+      for (const service of Object.values(t.findResources('AWS::ECS::Service')))
+        expect(service.Properties).not.toHaveProperty('DesiredCount');
+      t.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', {
+        MinCapacity: minTasks,
+      });
+      t.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
+        TargetTrackingScalingPolicyConfiguration: Match.objectLike({ TargetValue: 45 }),
+      });
+    }
   });
 
   it('binds the incoming-call handler: config, signal queue, API key; no scale-from-zero at minTasks 1', () => {
@@ -138,7 +161,7 @@ describe('SidebandService', () => {
     const { stack, sideband, template } = sidebandIn({ minTasks: 0 });
     sideband.bindIncomingCallHandler(handlerIn(stack));
     const t = template();
-    t.hasResourceProperties('AWS::ECS::Service', { DesiredCount: 0 });
+    t.hasResourceProperties('AWS::ECS::Service', { DesiredCount: Match.absent() });
     t.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectLike({
@@ -210,6 +233,11 @@ describe('SidebandService', () => {
     ['cpu 300', { cpu: 300 }, /cpu must be one of 256, 512, 1024, 2048, 4096; got 300/],
     ['memoryMiB 256', { memoryMiB: 256 }, /memoryMiB must be an integer of at least 512/],
     [
+      'cpuTargetPercent 95',
+      { cpuTargetPercent: 95 },
+      /cpuTargetPercent must be an integer from 10 to 90; got 95/,
+    ],
+    [
       'cpu/memory mismatch',
       { cpu: 1024, memoryMiB: 512 },
       /memoryMiB 512 is not a size Fargate offers with cpu 1024 \(2048 to 8192 in steps of 1024\)/,
@@ -265,6 +293,12 @@ describe('SidebandService', () => {
     expect(() => make('B', { ...config, transferTargets: { x: 'https://example.com' } })).toThrow(
       /callsConfig: calls.transferTargets.x must be a sip: or tel: URI/,
     );
+    expect(() =>
+      make('D', { ...config, policy: { ...config.policy, callers: { deny: ['sip:+1900*'] } } }),
+    ).toThrow(/callsConfig: calls.callers.deny\[0\] "sip:\+1900\*" must be an E.164 number/);
+    expect(() =>
+      make('E', { ...config, policy: { ...config.policy, deny: ['+1900*'] } as never }),
+    ).toThrow(/callsConfig: calls.deny is no longer supported/);
     const long = {
       ...config,
       policy: {

@@ -71,7 +71,8 @@ describe('SidebandService', () => {
 
   it('keeps one task warm, deploys with 100 % minimum healthy and the circuit breaker, in public subnets with no inbound', () => {
     template.hasResourceProperties('AWS::ECS::Service', {
-      DesiredCount: 1,
+      // No DesiredCount: a deploy must not reset the running task count (auto scaling owns it).
+      DesiredCount: Match.absent(),
       LaunchType: 'FARGATE',
       DeploymentConfiguration: Match.objectLike({
         MinimumHealthyPercent: 100,
@@ -90,10 +91,18 @@ describe('SidebandService', () => {
       expect(group.Properties.SecurityGroupIngress).toBeUndefined();
   });
 
-  it('scales on active calls per task, between the min and max', () => {
+  it('scales on active calls per task and on CPU, between the min and max', () => {
     template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', {
       MinCapacity: 1,
       MaxCapacity: 10,
+    });
+    template.resourceCountIs('AWS::ApplicationAutoScaling::ScalingPolicy', 2);
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
+      PolicyType: 'TargetTrackingScaling',
+      TargetTrackingScalingPolicyConfiguration: Match.objectLike({
+        TargetValue: 60,
+        PredefinedMetricSpecification: { PredefinedMetricType: 'ECSServiceAverageCPUUtilization' },
+      }),
     });
     template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalingPolicy', {
       TargetTrackingScalingPolicyConfiguration: Match.objectLike({
@@ -113,6 +122,42 @@ describe('SidebandService', () => {
     expect(alarms.some((a) => String(a.Properties.AlarmDescription).includes('Call signals'))).toBe(
       true,
     );
+  });
+
+  it('lets the task role protect its own tasks from scale-in, and nothing else of ECS', () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: Match.stringLikeRegexp('SidebandTaskTaskRole') }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: ['ecs:GetTaskProtection', 'ecs:UpdateTaskProtection'],
+            Resource: {
+              'Fn::Join': [
+                '',
+                Match.arrayWith([
+                  Match.stringLikeRegexp(':task/$'),
+                  { Ref: Match.stringLikeRegexp('SidebandCluster') },
+                  '/*',
+                ]),
+              ],
+            },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('gives the realtime consumer, which answers calls, a 10 s timeout and a 60 s visibility timeout', () => {
+    const realtime = template.findResources('AWS::Lambda::Function', {
+      Properties: { Environment: { Variables: Match.objectLike({ CATEGORY: 'realtime' }) } },
+    });
+    expect(Object.values(realtime).map((f) => f.Properties.Timeout)).toEqual([10]);
+    template.resourcePropertiesCountIs('AWS::SQS::Queue', { VisibilityTimeout: 60 }, 1);
+    template.resourcePropertiesCountIs('AWS::SQS::Queue', { VisibilityTimeout: 360 }, 5);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: Match.stringLikeRegexp('FanoutRealtimeConsumer') },
+      MaximumBatchingWindowInSeconds: Match.absent(),
+    });
   });
 
   it('gives the task role least privilege: its queue, the table, the API key, and the tool functions', () => {
@@ -169,7 +214,10 @@ describe('SidebandService', () => {
 describe('call props', () => {
   it('scale-to-zero lets the incoming-call handler raise the service', () => {
     const { template } = callsApp({ service: { minTasks: 0 } });
-    template.hasResourceProperties('AWS::ECS::Service', { DesiredCount: 0 });
+    template.hasResourceProperties('AWS::ECS::Service', { DesiredCount: Match.absent() });
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', {
+      MinCapacity: 0,
+    });
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectLike({

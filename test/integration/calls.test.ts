@@ -253,21 +253,32 @@ describe('phone calls on one worker', () => {
     await waitForStatus(p, call.id, ['ended']);
   });
 
-  it('retries /accept once on a 5xx, and records accept_failed after a second one', async () => {
+  it('retries /accept once on a 5xx; after a second one lets the sideband tell, and a 4xx fails the call', async () => {
     p.simulator?.failNext('/v1/realtime/calls/', 502, 1);
     const retried = (await ring(p)).call;
     await waitForStatus(p, retried.id, ['active']);
     expect(retried.accepts).toBe(1);
     p.realtime?.callerHangsUp(retried.id);
 
+    // Two 5xx: the accept may have reached OpenAI, so the worker is signalled and the slot kept;
+    // the sideband's 404 then says the call never lived.
     p.simulator?.failNext('/v1/realtime/calls/', 500, 2);
-    const failed = (await ring(p)).call;
-    expect(await waitForStatus(p, failed.id, ['ended'])).toMatchObject({
+    const uncertain = (await ring(p)).call;
+    expect(await waitForStatus(p, uncertain.id, ['ended'])).toMatchObject({
+      endReason: 'gone',
+      holdsCapacity: false,
+    });
+    expect(uncertain.accepts).toBe(0);
+    expect(uncertain.connections).toBe(0);
+
+    // A definite refusal ends the call at once, with its slot given back.
+    p.simulator?.failNext('/v1/realtime/calls/', 400, 1);
+    const refused = (await ring(p)).call;
+    expect(await waitForStatus(p, refused.id, ['ended'])).toMatchObject({
       endReason: 'accept_failed',
       holdsCapacity: false,
     });
-    expect(failed.accepts).toBe(0);
-    expect(failed.connections).toBe(0);
+    expect(refused.accepts).toBe(0);
   });
 
   it('does not accept a stale call, and records it as missed', async () => {

@@ -395,6 +395,10 @@ export class InMemoryCallStore implements CallStore {
   beforeReserve: (callId: string) => Promise<void> | void = () => undefined;
   /** Throws before a transition to this status is applied (a store failure at that step). */
   failTransitionTo: CallStatus | undefined;
+  /** How many transitions to `failTransitionTo` fail in a row (3 outlasts the in-handler retry). */
+  failTransitionTimes = 1;
+  /** Throws after a transition to this status is applied: the write happened, the answer was lost. */
+  loseAnswerOfTransitionTo: CallStatus | undefined;
 
   constructor(private readonly journal?: Journal) {}
 
@@ -422,7 +426,11 @@ export class InMemoryCallStore implements CallStore {
     this.journal?.add(`calls.transition:${to}`);
     this.faults.check('transition');
     if (this.failTransitionTo === to) {
-      this.failTransitionTo = undefined;
+      this.failTransitionTimes--;
+      if (this.failTransitionTimes <= 0) {
+        this.failTransitionTo = undefined;
+        this.failTransitionTimes = 1;
+      }
       throw new Error(`DynamoDB unavailable (transition to ${to})`);
     }
     const record = this.records.get(callId);
@@ -440,6 +448,10 @@ export class InMemoryCallStore implements CallStore {
       next.holdsCapacity = false;
     }
     this.records.set(callId, next as unknown as CallRecord);
+    if (this.loseAnswerOfTransitionTo === to) {
+      this.loseAnswerOfTransitionTo = undefined;
+      throw new Error(`socket hang up (transition to ${to}, applied)`);
+    }
     return true;
   }
 
@@ -478,8 +490,24 @@ export class InMemoryCallStore implements CallStore {
 }
 
 /**
+ * An error as the calls API adapter throws it: an HTTP `status` (0 for a network error or a
+ * timeout), optionally marked `mayHaveSucceeded` (adapters/openai-calls-api.ts).
+ */
+export function apiError(
+  status: number,
+  message = `HTTP ${status}`,
+  mayHaveSucceeded?: boolean,
+): Error & { status: number; mayHaveSucceeded?: boolean } {
+  return Object.assign(new Error(message), {
+    status,
+    ...(mayHaveSucceeded !== undefined ? { mayHaveSucceeded } : {}),
+  });
+}
+
+/**
  * The OpenAI calls API: records each request and answers `acceptResult`/`rejectResult` (an
- * `Error` is thrown). `acceptGate`, when set, holds the next accept open until it is opened.
+ * `Error` is thrown). `acceptGate`/`rejectGate`, when set, hold each accept/reject open until
+ * they are opened.
  */
 export class FakeCallsApi implements CallsApi {
   readonly accepts: { callId: string; body: unknown }[] = [];
@@ -489,6 +517,7 @@ export class FakeCallsApi implements CallsApi {
   acceptResult: 'accepted' | 'gone' | Error = 'accepted';
   rejectResult: 'rejected' | 'gone' | Error = 'rejected';
   acceptGate: Gate | undefined;
+  rejectGate: Gate | undefined;
 
   constructor(private readonly journal?: Journal) {}
 
@@ -504,6 +533,8 @@ export class FakeCallsApi implements CallsApi {
   async reject(callId: string, statusCode: number): Promise<'rejected' | 'gone'> {
     this.journal?.add('api.reject');
     this.rejects.push({ callId, statusCode });
+    const gate = this.rejectGate;
+    if (gate) await gate.opened;
     if (this.rejectResult instanceof Error) throw this.rejectResult;
     return this.rejectResult;
   }

@@ -4,7 +4,7 @@ import {
   DEFAULT_TRANSCRIPTION_MODEL,
   validateAcceptBody,
 } from '#core/calls/accept-body';
-import { type CallPolicy, decideCall, matches } from '#core/calls/call-policy';
+import { type CallPolicy, decideCall, matches, validateCallPolicy } from '#core/calls/call-policy';
 import {
   CALL_STATUSES,
   canTransition,
@@ -14,7 +14,14 @@ import {
 } from '#core/calls/call-state';
 import { redactTranscript, validateCallsConfig } from '#core/calls/calls-config';
 import type { SessionConfig } from '#core/calls/session-config';
-import { addressOf, callPartiesOf, sipHeadersOf, sipMediaSecurityOf } from '#core/calls/sip';
+import {
+  addressOf,
+  callPartiesOf,
+  normalisedNumber,
+  type SipHeader,
+  sipHeadersOf,
+  sipMediaSecurityOf,
+} from '#core/calls/sip';
 import { ResponseSequencer } from '#core/sideband/response-sequencer';
 import type { WireEvent } from '#core/wire';
 import { localCallsConfig } from '../../local/calls';
@@ -31,8 +38,8 @@ const TOOL = {
   parameters: { type: 'object', properties: { id: { type: 'string' } } },
 };
 const POLICY: CallPolicy = {
-  allow: [],
-  deny: ['+1900*', 'spam@evil.example'],
+  callers: { deny: ['+1900*', 'spammer'] },
+  dialled: { deny: ['+1900*'] },
   maxConcurrentCalls: 10,
   maxRingAgeSeconds: 30,
   rejectStatus: 603,
@@ -51,8 +58,83 @@ describe('SIP headers (untrusted input)', () => {
     ['Anonymous <sip:anonymous@anonymous.invalid>', 'anonymous'],
     ['no uri here', undefined],
     ['<sip:a"b@host>', undefined],
+    ['sip:+14155550123@host;tag=1', '+14155550123'],
+    ['<sip:+14155550123:secret@host;user=phone>;tag=9', '+14155550123'],
+    ['sip:+14155550123', '+14155550123'],
+    ['<sip:Alice@host>', 'alice'],
   ])('%s → %s', (value, expected) => {
     expect(addressOf(value)).toBe(expected);
+  });
+
+  // RFC 3261 §20.10 and §25.1: the URI is what is inside <…>; a display name is caller-chosen text.
+  it.each([
+    [
+      'a display name that looks like a number',
+      '"sip:+18005550100 x" <sip:+16665550000@evil>',
+      '+16665550000',
+    ],
+    ['a tel: display name', '"tel:+18005550100" <sip:+16665550000@evil>', '+16665550000'],
+    [
+      'escaped quotes hiding a URI',
+      '"a \\"x\\" <sip:+18005550100@ok>" <sip:+16665550000@evil>',
+      '+16665550000',
+    ],
+    [
+      'an escaped backslash before the closing quote',
+      '"a\\\\" <sip:+16665550000@evil>',
+      '+16665550000',
+    ],
+    [
+      'an unquoted display name with a URI in it',
+      'sip:+18005550100 <sip:+16665550000@evil>',
+      '+16665550000',
+    ],
+    ['an unterminated quote', '"sip:+18005550100 <sip:+16665550000@evil>', undefined],
+    ['a quote in an unquoted display name', 'a"b <sip:+16665550000@evil>', undefined],
+    ['a quoted name without <URI>', '"Ann" sip:+16665550000@evil', undefined],
+    ['two addresses', '<sip:+18005550100@ok> <sip:+16665550000@evil>', undefined],
+    ['a comma list', '<sip:+18005550100@ok>, <sip:+16665550000@evil>', undefined],
+    ['a bare URI with a comma', 'sip:+18005550100@ok,sip:+16665550000@evil', undefined],
+    ['an unclosed <', '"Ann" <sip:+16665550000@evil', undefined],
+    ['a second @', '<sip:+18005550100@ok@evil>', undefined],
+    ['another scheme', '<https://evil.example/+18005550100>', undefined],
+    ['a control character', '<sip:+1415555\u00000123@host>', undefined],
+    ['a newline', '"x\n" <sip:+16665550000@evil>', undefined],
+    ['too many digits for E.164', '<sip:+1234567890123456@host>', undefined],
+    ['a number that is not one', '<sip:+1-800-FLOWERS@host>', undefined],
+    ['a user name that is not one', '<sip:_x@host>', undefined],
+  ])('reads the URI, not %s', (_name, value, expected) => {
+    expect(addressOf(value)).toBe(expected);
+  });
+
+  it.each([
+    ['sip:14155550123@host', '1', '+14155550123'],
+    ['sip:0014155550123@host', '1', '+14155550123'],
+    ['sip:0014155550123@host', undefined, '+14155550123'],
+    ['sip:01114155550123@host', '1', '+14155550123'],
+    ['tel:+1-415-555-0123', undefined, '+14155550123'],
+    ['tel:+1.415.555.0123;ext=12', undefined, '+14155550123'],
+    ['<sip:4155550123@host>', '1', '+14155550123'],
+    ['<sip:(415)%20555-0123@host>', '1', '+14155550123'],
+    ['<sip:02079460958@host>', '44', '+442079460958'],
+    ['<sip:2079460958@host>', '44', '+442079460958'],
+    ['<tel:555-0123;phone-context=+1-415>', undefined, '+14155550123'],
+    ['<sip:14155550123@host>', undefined, '14155550123'],
+    ['<sip:alice@host>', '1', 'alice'],
+  ])('normalises %s (default country %s) to %s', (value, country, expected) => {
+    expect(addressOf(value, country)).toBe(expected);
+  });
+
+  it('reads the same number written every way as one E.164 number', () => {
+    const forms = [
+      'sip:14155550123@a',
+      'sip:0014155550123@b',
+      'tel:+1-415-555-0123',
+      '<sip:+1%20(415)%20555-0123@c>',
+    ];
+    expect(new Set(forms.map((f) => addressOf(f, '1')))).toEqual(new Set(['+14155550123']));
+    expect(normalisedNumber('+1 415 555 0123')).toBe('+14155550123');
+    expect(normalisedNumber('alice')).toBeUndefined();
   });
 
   it('takes From and To case-insensitively, including compact forms, and ignores junk entries', () => {
@@ -61,13 +143,63 @@ describe('SIP headers (untrusted input)', () => {
         { name: 'f', value: '<sip:+111@x>' },
         42,
         { name: 'TO', value: '<sip:+222@x>' },
-        { name: 'From', value: '<sip:+333@x>' },
         { name: 7, value: 'x' },
       ],
     });
-    expect(callPartiesOf(headers)).toEqual({ from: '+111', to: '+222' });
+    expect(callPartiesOf(headers)).toEqual({ from: '+111', to: '+222', callerSource: 'from' });
     expect(sipHeadersOf({ sip_headers: 'nope' })).toEqual([]);
-    expect(callPartiesOf([])).toEqual({ from: undefined, to: undefined });
+    expect(callPartiesOf([])).toEqual({ from: undefined, to: undefined, callerSource: 'from' });
+  });
+
+  it('reads two From (or To) headers as no caller rather than picking one', () => {
+    const headers: SipHeader[] = [
+      { name: 'f', value: '<sip:+18005550100@x>' },
+      { name: 'From', value: '<sip:+16665550000@x>' },
+      { name: 'To', value: '<sip:+18005550199@x>' },
+      { name: 't', value: '<sip:+18005550100@x>' },
+    ];
+    expect(callPartiesOf(headers)).toEqual({
+      from: undefined,
+      to: undefined,
+      callerSource: 'from',
+    });
+  });
+
+  describe('P-Asserted-Identity', () => {
+    const from: SipHeader = { name: 'From', value: '"Bank" <sip:+18005550100@caller.example>' };
+    const pai: SipHeader = {
+      name: 'P-Asserted-Identity',
+      value: '"Real Caller" <sip:bob@carrier.example>, <tel:+1-666-555-0000>',
+    };
+
+    it('is ignored unless the trunk is trusted: anyone can send it', () => {
+      expect(callPartiesOf([from, pai])).toMatchObject({
+        from: '+18005550100',
+        callerSource: 'from',
+      });
+    });
+
+    it('from a trusted trunk, is the caller (its number, of its one or two values)', () => {
+      expect(callPartiesOf([from, pai], { trustAssertedIdentity: true })).toMatchObject({
+        from: '+16665550000',
+        callerSource: 'asserted',
+      });
+      const one = { name: 'p-asserted-identity', value: '<sip:16665550000@carrier>' };
+      expect(
+        callPartiesOf([from, one], { trustAssertedIdentity: true, defaultCountry: '1' }),
+      ).toMatchObject({ from: '+16665550000', callerSource: 'asserted' });
+    });
+
+    it('from a trusted trunk but absent or unreadable, leaves the caller to From, unverified', () => {
+      const junk = { name: 'P-Asserted-Identity', value: '"x" <sip:a@b' };
+      for (const headers of [[from], [from, junk]]) {
+        expect(callPartiesOf(headers, { trustAssertedIdentity: true })).toEqual({
+          from: '+18005550100',
+          to: undefined,
+          callerSource: 'from',
+        });
+      }
+    });
   });
 
   it('bounds header values', () => {
@@ -115,16 +247,33 @@ describe('call policy', () => {
       status: 603,
       reason: 'denied',
     });
-    expect(decideCall(call('spam@evil.example'), POLICY, now, 0)).toMatchObject({
-      reason: 'denied',
-    });
+    expect(decideCall(call('spammer'), POLICY, now, 0)).toMatchObject({ reason: 'denied' });
     expect(decideCall(call('+14155550123', '+19001112222'), POLICY, now, 0)).toMatchObject({
       reason: 'denied',
     });
   });
 
+  it('keeps callers and dialled numbers apart: a caller list never matches the dialled number', () => {
+    const policy: CallPolicy = {
+      ...POLICY,
+      callers: { allow: ['+1415*'], deny: ['+1415666*'] },
+      dialled: { allow: ['+1800*'], deny: ['+18005550666'] },
+    };
+    const decide = (from: string, to: string) => decideCall(call(from, to), policy, now, 0);
+    expect(decide('+14155550123', '+18005550100').kind).toBe('accept');
+    // The dialled number is on the callers' allow list, the caller is not: refused.
+    expect(decide('+12125550123', '+14155550123')).toMatchObject({ reason: 'not_allowed' });
+    // A denied caller dialling an allowed number, and the other way round.
+    expect(decide('+14156660000', '+18005550100')).toMatchObject({ reason: 'denied' });
+    expect(decide('+14155550123', '+18005550666')).toMatchObject({ reason: 'denied' });
+    // A caller denied by number is not denied for being dialled.
+    expect(decide('+14155550123', '+1415666000')).toMatchObject({ reason: 'not_allowed' });
+    const dialledOnly: CallPolicy = { ...POLICY, callers: {}, dialled: { deny: ['+1415*'] } };
+    expect(decideCall(call('+14155550123'), dialledOnly, now, 0).kind).toBe('accept');
+  });
+
   it('with an allow list, rejects everyone else with the configured status', () => {
-    const policy = { ...POLICY, allow: ['+1415*'], rejectStatus: 403 };
+    const policy = { ...POLICY, callers: { allow: ['+1415*'] }, rejectStatus: 403 };
     expect(decideCall(call('+14155550123'), policy, now, 0).kind).toBe('accept');
     expect(decideCall(call('+12125550123'), policy, now, 0)).toEqual({
       kind: 'reject',
@@ -136,6 +285,55 @@ describe('call policy', () => {
     ).toMatchObject({ reason: 'not_allowed' });
   });
 
+  it('denies the URI, not the display name, and a display name cannot switch denial off', () => {
+    const policy: CallPolicy = { ...POLICY, callers: { deny: ['+1666*'] } };
+    const decideFrom = (value: string) => {
+      const parties = callPartiesOf([
+        { name: 'From', value },
+        { name: 'To', value: '<sip:+18005550100@sip.api.openai.com>' },
+      ]);
+      return decideCall({ ...parties, createdAt: now }, policy, now, 0);
+    };
+    expect(decideFrom('"sip:+18005550100 x" <sip:+16665550000@evil>')).toMatchObject({
+      reason: 'denied',
+    });
+    expect(decideFrom('"tel:+18005550100" <sip:+16665550000@evil>')).toMatchObject({
+      reason: 'denied',
+    });
+    expect(decideFrom('<sip:16665550000@evil>').kind).toBe('accept');
+    const withCountry = { ...policy, defaultCountry: '1' };
+    const parties = callPartiesOf([{ name: 'From', value: '<sip:0016665550000@evil>' }], {
+      defaultCountry: '1',
+    });
+    expect(decideCall({ ...parties, createdAt: now }, withCountry, now, 0)).toMatchObject({
+      reason: 'denied',
+    });
+  });
+
+  it.each(['constructor', '__proto__', 'tostring', 'hasownproperty', 'valueof'])(
+    'selects nothing for %s: sessions and lists are looked up by own keys only',
+    (name) => {
+      const withList: CallPolicy = { ...POLICY, callers: { allow: ['+1415*'] } };
+      expect(decideCall(call('+14155550123', name), POLICY, now, 0)).toMatchObject({
+        kind: 'accept',
+        sessionKey: 'default',
+        session: SESSION,
+      });
+      expect(decideCall(call(name), withList, now, 0)).toMatchObject({ reason: 'not_allowed' });
+      expect(decideCall(call(name), POLICY, now, 0).kind).toBe('accept');
+      const parties = callPartiesOf([
+        { name: 'From', value: `<sip:${name}@evil>` },
+        { name: 'To', value: `<sip:${name}@evil>` },
+      ]);
+      expect(decideCall({ ...parties, createdAt: now }, withList, now, 0)).toMatchObject({
+        reason: 'not_allowed',
+      });
+      expect(decideCall({ ...parties, createdAt: now }, POLICY, now, 0)).toMatchObject({
+        sessionKey: 'default',
+      });
+    },
+  );
+
   it('rejects with 486 when full, and deny wins over busy', () => {
     expect(decideCall(call('+14155550123'), POLICY, now, 10)).toEqual({
       kind: 'reject',
@@ -143,6 +341,48 @@ describe('call policy', () => {
       reason: 'busy',
     });
     expect(decideCall(call('+19005550000'), POLICY, now, 10)).toMatchObject({ reason: 'denied' });
+  });
+
+  it('validates the lists, the default country and the session keys', () => {
+    expect(validateCallPolicy(POLICY)).toEqual([]);
+    const problems = validateCallPolicy({
+      ...POLICY,
+      callers: {
+        allow: ['+14155550123', '+1415*', 'alice', 'sales-*', '+*'],
+        deny: ['spam@evil.example', '+1 415 555', 'sip:+1415*', '1415*', 42 as never],
+      },
+      dialled: { deny: ['+1'], block: [] } as never,
+      defaultCountry: '01',
+      sessions: { ...POLICY.sessions, '18005550100': SESSION, Sales: SESSION, sales: SESSION },
+    });
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^calls.callers.deny\[0\] "spam@evil.example" must be an E.164 number .* not a URI\.$/,
+      ),
+      expect.stringMatching(/^calls.callers.deny\[1\] "\+1 415 555" is not E.164/),
+      expect.stringMatching(/^calls.callers.deny\[2\] "sip:\+1415\*" must be/),
+      expect.stringMatching(/^calls.callers.deny\[3\] "1415\*" is not E.164/),
+      expect.stringMatching(/^calls.callers.deny\[4\] 42 is not a string/),
+      'calls.dialled.block is not a list; use allow or deny.',
+      expect.stringMatching(/^calls.dialled.deny\[0\] "\+1" is too short/),
+      expect.stringMatching(/^calls.defaultCountry must be a country calling code/),
+      expect.stringMatching(
+        /^calls.sessions\["18005550100"\]: a session key is "default", an E.164/,
+      ),
+      expect.stringMatching(/^calls.sessions\["Sales"\]/),
+    ]);
+  });
+
+  it('refuses the old allow/deny lists that matched either party, pointing at the new ones', () => {
+    const legacy = { ...POLICY, allow: ['+1415*'], deny: [] } as CallPolicy;
+    expect(validateCallPolicy(legacy)).toEqual([
+      expect.stringMatching(
+        /calls.allow is no longer supported.*calls.callers.allow.*calls.dialled.allow/,
+      ),
+      expect.stringMatching(
+        /calls.deny is no longer supported.*calls.callers.deny.*calls.dialled.deny/,
+      ),
+    ]);
   });
 
   it('matches exactly or by prefix, case-insensitively', () => {
@@ -326,7 +566,8 @@ describe('call state machine', () => {
 
   it('derives the guard of each move', () => {
     expect(predecessorsOf('active').sort()).toEqual(['accepted', 'accepting', 'active']);
-    expect(predecessorsOf('rejected')).toEqual(['ringing']);
+    expect(predecessorsOf('rejected')).toEqual(['ringing', 'rejecting']);
+    expect(predecessorsOf('rejecting')).toEqual(['ringing']);
   });
 
   it.each([

@@ -1,6 +1,11 @@
 import { Duration } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
+import type { CallsProps } from '../../lib/calls-config';
 import { DEFAULTS, resolveConfig } from '../../lib/config';
+
+const CALLS: CallsProps = {
+  sessions: { default: { model: 'gpt-realtime-2.1', voice: 'marin', instructions: 'Be brief.' } },
+};
 
 describe('resolveConfig', () => {
   it('states every default', () => {
@@ -40,6 +45,81 @@ describe('resolveConfig', () => {
     [{ dlqRetention: Duration.days(30) }, /dlqRetention/],
   ])('rejects contradictory or out-of-range props %#', (props, message) => {
     expect(() => resolveConfig(props)).toThrow(message);
+  });
+
+  it('refuses the old calls.allow and calls.deny, naming the new props, rather than reinterpret them', () => {
+    const legacy = { ...CALLS, allow: ['+1415*'], deny: ['+1900*'] } as CallsProps;
+    expect(() => resolveConfig({ calls: legacy })).toThrow(
+      /calls.allow is no longer supported: it matched the caller or the dialled number alike. Use calls.callers.allow for callers and calls.dialled.allow for dialled numbers/,
+    );
+    expect(() => resolveConfig({ calls: legacy })).toThrow(/calls.deny is no longer supported/);
+  });
+
+  it('takes separate caller and dialled lists, a default country and a trusted trunk', () => {
+    const config = resolveConfig({
+      calls: {
+        ...CALLS,
+        callers: { allow: ['+1415*'], deny: ['+14155550100'] },
+        dialled: { deny: ['+1900*'] },
+        defaultCountry: '1',
+        trustAssertedIdentity: true,
+      },
+    });
+    expect(config.calls?.config.policy).toMatchObject({
+      callers: { allow: ['+1415*'], deny: ['+14155550100'] },
+      dialled: { deny: ['+1900*'] },
+      defaultCountry: '1',
+      trustAssertedIdentity: true,
+    });
+    expect(config.calls?.config.policy).not.toHaveProperty('allow');
+    expect(resolveConfig({ calls: CALLS }).calls?.config.policy).not.toHaveProperty('callers');
+  });
+
+  it.each<[Partial<CallsProps>, RegExp]>([
+    [
+      { callers: { deny: ['sip:+1900*'] } },
+      /calls.callers.deny\[0\] "sip:\+1900\*" must be an E.164/,
+    ],
+    [{ dialled: { allow: ['1800*'] } }, /calls.dialled.allow\[0\] "1800\*" is not E.164/],
+    [{ defaultCountry: '+1' }, /calls.defaultCountry must be a country calling code/],
+    [
+      { service: { cpuTargetPercent: 100 } },
+      /calls.service.cpuTargetPercent must be from 10 to 90/,
+    ],
+  ])('refuses bad call props %#', (calls, message) => {
+    expect(() => resolveConfig({ calls: { ...CALLS, ...calls } })).toThrow(message);
+  });
+
+  it('with calls, gives the realtime consumer a 10 s timeout and refuses a longer one or a batching window', () => {
+    expect(resolveConfig({ calls: CALLS }).categories.realtime.timeout.toSeconds()).toBe(10);
+    expect(resolveConfig().categories.realtime.timeout.toSeconds()).toBe(60);
+    expect(resolveConfig({ calls: CALLS }).calls?.cpuTargetPercent).toBe(60);
+    expect(() =>
+      resolveConfig({ calls: CALLS, categories: { realtime: { timeout: Duration.seconds(30) } } }),
+    ).toThrow(/categories.realtime.timeout must be at most 10 seconds with calls on/);
+    expect(() =>
+      resolveConfig({
+        calls: CALLS,
+        categories: { realtime: { maxBatchingWindow: Duration.seconds(2) } },
+      }),
+    ).toThrow(/categories.realtime.maxBatchingWindow must be 0 with calls on/);
+    expect(() =>
+      resolveConfig({ categories: { realtime: { maxBatchingWindow: Duration.seconds(2) } } }),
+    ).not.toThrow();
+  });
+
+  it('allows for a cold start in the signal age alarm, never below signalAge', () => {
+    expect(resolveConfig().alarms.signalAgeScaledToZero.toMinutes()).toBe(5);
+    expect(
+      resolveConfig({
+        alarms: { signalAge: Duration.minutes(7) },
+      }).alarms.signalAgeScaledToZero.toMinutes(),
+    ).toBe(7);
+    expect(() =>
+      resolveConfig({
+        alarms: { signalAge: Duration.minutes(7), signalAgeScaledToZero: Duration.minutes(2) },
+      }),
+    ).toThrow(/signalAgeScaledToZero must be at least alarms.signalAge/);
   });
 
   it('reports every problem at once', () => {

@@ -1,10 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { buildAcceptBody, validateAcceptBody } from '#core/calls/accept-body';
 import type { CallPolicy } from '#core/calls/call-policy';
-import { handleIncomingCall, type IncomingCallDeps } from '#core/calls/incoming-call';
+import {
+  DECISION_LEASE_MS,
+  handleIncomingCall,
+  type IncomingCallDeps,
+} from '#core/calls/incoming-call';
 import type { SessionConfig, ToolDefinition } from '#core/calls/session-config';
 import type { ConsumedEvent } from '#core/webhooks/process-event';
 import {
+  apiError,
   CapturingLogger,
   FakeCallsApi,
   FakeClock,
@@ -37,8 +42,8 @@ const TOOLS: ToolDefinition[] = [
 ];
 const TARGETS = ['support'];
 const POLICY: CallPolicy = {
-  allow: [],
-  deny: ['+1900*'],
+  callers: { deny: ['+1900*'] },
+  dialled: { deny: ['+1900*'] },
   maxConcurrentCalls: 2,
   maxRingAgeSeconds: 30,
   rejectStatus: 603,
@@ -56,6 +61,8 @@ function calls(options: { policy?: Partial<CallPolicy>; scaler?: FakeServiceScal
   const signals = new InMemorySignalPublisher(journal);
   const metrics = new MetricsRecorder();
   const log = new CapturingLogger();
+  const sleeps: number[] = [];
+  let tokens = 0;
   const deps: IncomingCallDeps = {
     store,
     api,
@@ -67,9 +74,13 @@ function calls(options: { policy?: Partial<CallPolicy>; scaler?: FakeServiceScal
     callTtlSeconds: TTL,
     clock: clock.read,
     metrics: metrics.publish,
+    sleep: async (ms) => {
+      sleeps.push(ms);
+    },
+    newToken: () => `tok_${++tokens}`,
   };
   const handle = (event: ConsumedEvent) => handleIncomingCall(deps, event, log);
-  return { deps, handle, journal, clock, store, api, signals, metrics, log };
+  return { deps, handle, journal, clock, store, api, signals, metrics, log, sleeps };
 }
 type Calls = ReturnType<typeof calls>;
 
@@ -77,7 +88,13 @@ let sequence = 0;
 /** A `realtime.call.incoming` as the consumer hands it over, rung 2 s before the fake now. */
 function incoming(
   c: Calls,
-  options: { callId?: string; from?: string; to?: string; createdAt?: number } = {},
+  options: {
+    callId?: string;
+    from?: string;
+    to?: string;
+    createdAt?: number;
+    headers?: { name: string; value: string }[];
+  } = {},
 ): ConsumedEvent {
   sequence++;
   const callId = options.callId ?? `rtc_${sequence}`;
@@ -93,12 +110,15 @@ function incoming(
       sip_headers: [
         { name: 'From', value: `"Caller" <sip:${options.from ?? CALLER}@sip.example.com>;tag=1` },
         { name: 'To', value: `sip:${options.to ?? DIALLED}@sip.api.openai.com` },
+        ...(options.headers ?? []),
       ],
     },
     attempt: 1,
   };
 }
 const callIdOf = (event: ConsumedEvent) => String(event.data.call_id);
+/** A redelivery: after the queue's visibility timeout (60 s), so past any claim's lease. */
+const REDELIVERY_MS = 60_000;
 
 describe('handleIncomingCall: accepting', () => {
   it('accepts with the session body, records it, takes a slot and signals the worker', async () => {
@@ -123,11 +143,14 @@ describe('handleIncomingCall: accepting', () => {
       status: 'accepted',
       from: CALLER,
       to: DIALLED,
+      callerSource: 'from',
+      callerVerified: false,
       eventId: event.eventId,
       webhookId: event.webhookId,
       createdAt: event.createdAt,
       receivedAt: event.receivedAt,
       handledAt: T0,
+      handledBy: 'tok_1',
       expiresAt: Math.floor(T0 / 1000) + TTL,
       holdsCapacity: true,
       sessionKey: 'default',
@@ -204,6 +227,38 @@ describe('handleIncomingCall: exactly one accept per call', () => {
     expect(c.api.accepts).toHaveLength(1);
     expect(c.store.active).toBe(1);
     expect(c.store.records.get(callIdOf(event))?.status).toBe('accepted');
+    expect(outcomes).toContain('in_progress_elsewhere');
+    expect(c.metrics.names().filter((n) => n === 'CallsIncoming')).toHaveLength(1);
+  });
+
+  it('rejects a denied call once when the same event reaches two consumers at once', async () => {
+    const c = calls();
+    const event = incoming(c, { from: '+19005550123' });
+    const gate = new Gate();
+    c.api.rejectGate = gate;
+    const first = c.handle(event);
+    await settle(() => c.api.rejects.length === 1, 'the first reject');
+    c.api.rejectGate = undefined;
+    // The duplicate arrives while the first delivery is inside /reject.
+    expect(await c.handle(event)).toBe('in_progress_elsewhere');
+    gate.open();
+    expect(await first).toBe('rejected');
+
+    expect(c.api.rejects).toEqual([{ callId: callIdOf(event), statusCode: 603 }]);
+    expect(c.metrics.names()).toEqual(['CallsIncoming', 'CallsRejected{denied}']);
+    expect(c.store.records.get(callIdOf(event))?.status).toBe('rejected');
+  });
+
+  it('decides once under two concurrent deliveries however they interleave', async () => {
+    for (const from of ['+19005550123', CALLER]) {
+      const c = calls();
+      const event = incoming(c, { from });
+      const outcomes = await Promise.all([c.handle(event), c.handle(event)]);
+      expect(outcomes.filter((o) => o === 'in_progress_elsewhere')).toHaveLength(1);
+      expect(c.api.rejects.length + c.api.accepts.length).toBe(1);
+      expect(c.metrics.names().filter((n) => n === 'CallsIncoming')).toHaveLength(1);
+      expect(c.metrics.names().filter((n) => /^Calls(Rejected|Accepted)/.test(n))).toHaveLength(1);
+    }
   });
 
   it('leaves a call owned by another event alone', async () => {
@@ -221,22 +276,32 @@ describe('handleIncomingCall: exactly one accept per call', () => {
     const c = calls();
     const event = incoming(c);
     c.store.failTransitionTo = 'accepted';
+    c.store.failTransitionTimes = 3;
     await expect(c.handle(event)).rejects.toThrow('DynamoDB unavailable');
     expect(c.store.records.get(callIdOf(event))?.status).toBe('accepting');
     expect(c.signals.signals).toEqual([]);
 
+    // A duplicate within the lease leaves the claim alone: the first delivery may still be alive.
+    expect(await c.handle({ ...event, attempt: 2 })).toBe('in_progress_elsewhere');
+    c.clock.advance(REDELIVERY_MS);
     expect(await c.handle({ ...event, attempt: 2 })).toBe('resignaled');
 
     expect(c.api.accepts).toHaveLength(1);
     expect(c.signals.signals).toEqual([
-      { callId: callIdOf(event), reason: 'incoming', sessionKey: 'default', sentAt: T0 },
+      {
+        callId: callIdOf(event),
+        reason: 'incoming',
+        sessionKey: 'default',
+        sentAt: T0 + REDELIVERY_MS,
+      },
     ]);
+    expect(c.store.records.get(callIdOf(event))).toMatchObject({ handledBy: 'tok_3' });
   });
 
   it('retries a failed signal on redelivery, without a second accept', async () => {
     const c = calls();
     const event = incoming(c);
-    c.signals.faults.fail('signal', new Error('SQS is down'));
+    c.signals.faults.fail('signal', new Error('SQS is down'), 3);
     await expect(c.handle(event)).rejects.toThrow('SQS is down');
     expect(c.store.records.get(callIdOf(event))?.status).toBe('accepted');
 
@@ -246,12 +311,13 @@ describe('handleIncomingCall: exactly one accept per call', () => {
   });
 
   it('resumes a call still ringing after a crash before the accept', async () => {
-    const c = calls();
+    const c = calls({ policy: { maxRingAgeSeconds: 120 } });
     const event = incoming(c);
-    c.store.faults.fail('reserveCapacity', new Error('DynamoDB unavailable'));
+    c.store.faults.fail('reserveCapacity', new Error('DynamoDB unavailable'), 3);
     await expect(c.handle(event)).rejects.toThrow('DynamoDB unavailable');
     expect(c.store.records.get(callIdOf(event))?.status).toBe('ringing');
 
+    c.clock.advance(REDELIVERY_MS);
     expect(await c.handle({ ...event, attempt: 2 })).toBe('accepted');
     expect(c.api.accepts).toHaveLength(1);
     expect(c.store.active).toBe(1);
@@ -260,13 +326,15 @@ describe('handleIncomingCall: exactly one accept per call', () => {
 
 describe('handleIncomingCall: a slot reserved before a crash is never leaked', () => {
   it('does not count its own slot against itself on resume (maxConcurrentCalls 1)', async () => {
-    const c = calls({ policy: { maxConcurrentCalls: 1 } });
+    const c = calls({ policy: { maxConcurrentCalls: 1, maxRingAgeSeconds: 120 } });
     const event = incoming(c);
     // The slot is taken, then the store fails on the move to accepting: the attempt dies.
     c.store.failTransitionTo = 'accepting';
+    c.store.failTransitionTimes = 3;
     await expect(c.handle(event)).rejects.toThrow();
     expect(c.store.active).toBe(1);
 
+    c.clock.advance(REDELIVERY_MS);
     expect(await c.handle({ ...event, attempt: 2 })).toBe('accepted');
     expect(c.api.accepts).toHaveLength(1);
     expect(c.api.rejects).toHaveLength(0);
@@ -277,12 +345,14 @@ describe('handleIncomingCall: a slot reserved before a crash is never leaked', (
     const c = calls();
     const event = incoming(c);
     c.store.failTransitionTo = 'accepting';
+    c.store.failTransitionTimes = 3;
     await expect(c.handle(event)).rejects.toThrow();
     expect(c.store.active).toBe(1);
 
-    c.clock.advance(60_000);
+    c.clock.advance(REDELIVERY_MS);
     expect(await c.handle({ ...event, attempt: 2 })).toBe('missed');
     expect(c.store.records.get(callIdOf(event))?.status).toBe('missed');
+    expect(c.api.rejects).toEqual([{ callId: callIdOf(event), statusCode: 480 }]);
     expect(c.store.active).toBe(0);
   });
 
@@ -305,7 +375,14 @@ describe('handleIncomingCall: rejecting', () => {
   it.each([
     ['a denied caller', { from: '+19005550123' }, {}, 603, 'denied'],
     ['a denied dialled number', { to: '+19005550100' }, {}, 603, 'denied'],
-    ['a caller not on the allow list', {}, { allow: ['+1212*'] }, 603, 'not_allowed'],
+    ['a caller not on the allow list', {}, { callers: { allow: ['+1212*'] } }, 603, 'not_allowed'],
+    [
+      'a dialled number not on the allow list',
+      {},
+      { dialled: { allow: ['+1888*'] } },
+      603,
+      'not_allowed',
+    ],
     ['a reject status of choice', { from: '+19005550123' }, { rejectStatus: 486 }, 486, 'denied'],
   ] as const)('rejects %s with the reason', async (_name, parties, policy, status, reason) => {
     const c = calls({ policy });
@@ -330,8 +407,47 @@ describe('handleIncomingCall: rejecting', () => {
   });
 
   it('accepts a caller on the allow list', async () => {
-    const c = calls({ policy: { allow: ['+1415*'] } });
+    const c = calls({ policy: { callers: { allow: ['+1415*'] } } });
     expect(await c.handle(incoming(c))).toBe('accepted');
+  });
+
+  it('claims the decision (rejecting) before /reject, then records the rejection', async () => {
+    const c = calls();
+    const event = incoming(c, { from: '+19005550123' });
+    expect(await c.handle(event)).toBe('rejected');
+    expect(c.journal.entries).toEqual([
+      'calls.create',
+      'calls.transition:rejecting',
+      'api.reject',
+      'calls.transition:rejected',
+    ]);
+  });
+
+  it('finishes a rejection after a crash between the claim and /reject, rejecting once more only then', async () => {
+    const c = calls();
+    const event = incoming(c, { from: '+19005550123' });
+    c.api.rejectResult = apiError(0, 'POST /reject failed: TimeoutError');
+    await expect(c.handle(event)).rejects.toThrow('TimeoutError');
+    expect(c.store.records.get(callIdOf(event))).toMatchObject({
+      status: 'rejecting',
+      rejectReason: 'denied',
+      rejectStatus: 603,
+    });
+    expect(c.api.rejects).toHaveLength(3);
+
+    c.api.rejectResult = 'rejected';
+    expect(await c.handle({ ...event, attempt: 2 })).toBe('in_progress_elsewhere');
+    expect(c.api.rejects).toHaveLength(3);
+    c.clock.advance(REDELIVERY_MS);
+    expect(await c.handle({ ...event, attempt: 2 })).toBe('rejected');
+
+    expect(c.api.rejects).toHaveLength(4);
+    expect(c.store.records.get(callIdOf(event))).toMatchObject({
+      status: 'rejected',
+      rejectReason: 'denied',
+    });
+    expect(c.metrics.names()).toEqual(['CallsIncoming', 'CallsRejected{denied}']);
+    expect(await c.handle({ ...event, attempt: 3 })).toBe('owned_elsewhere');
   });
 
   it('rejects with 486 busy when the account is at its concurrent-call limit', async () => {
@@ -401,21 +517,31 @@ describe('handleIncomingCall: rejecting', () => {
 });
 
 describe('handleIncomingCall: calls that are never answered', () => {
-  it('records a call older than maxRingAge as missed, without accepting or rejecting it', async () => {
+  it('rejects a call older than maxRingAge (480), then records it as missed', async () => {
     const c = calls();
     const event = incoming(c, { createdAt: c.clock.seconds - POLICY.maxRingAgeSeconds - 1 });
     expect(await c.handle(event)).toBe('missed');
     expect(c.api.accepts).toEqual([]);
-    expect(c.api.rejects).toEqual([]);
+    expect(c.api.rejects).toEqual([{ callId: callIdOf(event), statusCode: 480 }]);
     expect(c.store.records.get(callIdOf(event))).toMatchObject({
       status: 'missed',
       rejectReason: 'stale',
+      rejectStatus: 480,
       endedAt: T0,
     });
     expect(c.store.active).toBe(0);
     expect(c.signals.signals).toEqual([]);
     expect(c.metrics.names()).toEqual(['CallsIncoming', 'CallsMissed']);
     expect(c.log.find('stale call not accepted')?.fields.ageSeconds).toBe(31);
+  });
+
+  it('records a stale call that is already gone (404 on /reject) as missed', async () => {
+    const c = calls();
+    c.api.rejectResult = 'gone';
+    const event = incoming(c, { createdAt: c.clock.seconds - 120 });
+    expect(await c.handle(event)).toBe('missed');
+    expect(c.store.records.get(callIdOf(event))?.status).toBe('missed');
+    expect(c.log.find('stale call rejected and recorded as missed')?.fields.gone).toBe(true);
   });
 
   it('still accepts a call exactly maxRingAge old', async () => {
@@ -440,9 +566,9 @@ describe('handleIncomingCall: calls that are never answered', () => {
     expect(c.metrics.names()).toEqual(['CallsIncoming', 'CallsFailed{gone_before_accept}']);
   });
 
-  it('ends a call whose accept failed, gives its slot back and never accepts it again', async () => {
+  it('ends a call whose accept was refused (4xx), gives its slot back and never accepts it again', async () => {
     const c = calls();
-    c.api.acceptResult = new Error('accept timed out after 3000 ms');
+    c.api.acceptResult = apiError(400, 'POST /accept: 400 invalid session');
     const event = incoming(c);
     expect(await c.handle(event)).toBe('accept_failed');
     expect(c.store.records.get(callIdOf(event))).toMatchObject({
@@ -453,12 +579,42 @@ describe('handleIncomingCall: calls that are never answered', () => {
     expect(c.store.active).toBe(0);
     expect(c.signals.signals).toEqual([]);
     expect(c.metrics.names()).toEqual(['CallsIncoming', 'CallsFailed{accept_failed}']);
-    expect(c.log.find('accept failed')?.fields.error).toContain('timed out');
+    expect(c.log.find('accept refused')?.fields.error).toContain('400');
 
     c.api.acceptResult = 'accepted';
     expect(await c.handle({ ...event, attempt: 2 })).toBe('owned_elsewhere');
     expect(c.api.accepts).toHaveLength(1);
   });
+
+  it.each([
+    ['a timeout', apiError(0, 'POST /accept failed: TimeoutError')],
+    ['a network error after sending', apiError(0, 'POST /accept failed: TypeError')],
+    ['a 5xx', apiError(502, 'POST /accept: 502')],
+    ['a 4xx after an uncertain first attempt', apiError(409, 'POST /accept: 409', true)],
+    ['an error without a status', new Error('socket hang up')],
+  ])(
+    'after %s, signals the worker and keeps the call and its slot: it may be live',
+    async (_name, error) => {
+      const c = calls();
+      c.api.acceptResult = error;
+      const event = incoming(c);
+      expect(await c.handle(event)).toBe('accept_uncertain');
+      expect(c.store.records.get(callIdOf(event))).toMatchObject({
+        status: 'accepting',
+        holdsCapacity: true,
+        sessionKey: 'default',
+      });
+      expect(c.store.active).toBe(1);
+      expect(c.signals.signals).toEqual([
+        { callId: callIdOf(event), reason: 'incoming', sessionKey: 'default', sentAt: T0 },
+      ]);
+      expect(c.metrics.names()).toEqual(['CallsIncoming']);
+      expect(c.log.find('accept outcome unknown: signalling the worker to find out')?.level).toBe(
+        'warn',
+      );
+      expect(c.api.accepts).toHaveLength(1);
+    },
+  );
 });
 
 describe('handleIncomingCall: a sideband service scaled to zero', () => {
@@ -500,4 +656,135 @@ describe('handleIncomingCall: a sideband service scaled to zero', () => {
       'ECS throttled',
     );
   });
+});
+
+describe('handleIncomingCall: transient failures are retried within the delivery', () => {
+  it('retries the store twice, 100 ms then 300 ms apart, and still accepts in the ring', async () => {
+    const c = calls();
+    c.store.faults.fail('create', new Error('ProvisionedThroughputExceeded'));
+    c.store.faults.fail('reserveCapacity', new Error('DynamoDB unavailable'), 2);
+    const event = incoming(c);
+    expect(await c.handle(event)).toBe('accepted');
+    expect(c.sleeps).toEqual([100, 100, 300]);
+    expect(c.api.accepts).toHaveLength(1);
+    expect(c.log.messages('warn')).toEqual([
+      'retrying a failed step',
+      'retrying a failed step',
+      'retrying a failed step',
+    ]);
+  });
+
+  it('takes a create whose answer was lost for its own, not for another delivery', async () => {
+    const c = calls();
+    const event = incoming(c);
+    const create = c.store.create.bind(c.store);
+    let first = true;
+    c.store.create = async (record) => {
+      const created = await create(record);
+      if (first) {
+        first = false;
+        throw new Error('socket hang up');
+      }
+      return created;
+    };
+    expect(await c.handle(event)).toBe('accepted');
+    expect(c.api.accepts).toHaveLength(1);
+  });
+
+  it('takes a transition whose answer was lost as applied', async () => {
+    const c = calls();
+    c.store.loseAnswerOfTransitionTo = 'accepting';
+    const event = incoming(c);
+    expect(await c.handle(event)).toBe('accepted');
+    expect(c.api.accepts).toHaveLength(1);
+    expect(c.metrics.names().filter((n) => n === 'CallsIncoming')).toHaveLength(1);
+  });
+
+  it('retries a failed /reject and a failed signal', async () => {
+    const c = calls();
+    const reject = c.api.reject.bind(c.api);
+    c.api.reject = async (id, status) => {
+      const result = await reject(id, status);
+      if (c.api.rejects.length < 3) throw apiError(503);
+      return result;
+    };
+    expect(await c.handle(incoming(c, { from: '+19005550123' }))).toBe('rejected');
+    expect(c.api.rejects).toHaveLength(3);
+
+    c.signals.faults.fail('signal', new Error('SQS throttled'), 2);
+    expect(await c.handle(incoming(c))).toBe('accepted');
+    expect(c.signals.signals).toHaveLength(1);
+  });
+
+  it('gives up after three attempts so the queue redelivers', async () => {
+    const c = calls();
+    c.store.faults.fail('create', new Error('DynamoDB unavailable'), 3);
+    await expect(c.handle(incoming(c))).rejects.toThrow('DynamoDB unavailable');
+    expect(c.sleeps).toEqual([100, 300]);
+  });
+
+  it('holds a claim for DECISION_LEASE_MS, and lets a later delivery take it over', async () => {
+    const c = calls({ policy: { maxRingAgeSeconds: 120 } });
+    const event = incoming(c);
+    c.store.faults.fail('reserveCapacity', new Error('DynamoDB unavailable'), 3);
+    await expect(c.handle(event)).rejects.toThrow();
+    c.clock.advance(DECISION_LEASE_MS - 1);
+    expect(await c.handle(event)).toBe('in_progress_elsewhere');
+    c.clock.advance(1);
+    expect(await c.handle(event)).toBe('accepted');
+    expect(c.log.find('resuming a call whose delivery stopped')?.fields.status).toBe('ringing');
+  });
+});
+
+describe('handleIncomingCall: who the caller is', () => {
+  const PAI = { name: 'P-Asserted-Identity', value: '<sip:+14155550999@carrier.example>' };
+
+  it('records the caller from From as unverified', async () => {
+    const c = calls();
+    const event = incoming(c, { headers: [PAI] });
+    expect(await c.handle(event)).toBe('accepted');
+    expect(c.store.records.get(callIdOf(event))).toMatchObject({
+      from: CALLER,
+      callerSource: 'from',
+      callerVerified: false,
+    });
+  });
+
+  it('with a trusted trunk, records the caller from P-Asserted-Identity as verified', async () => {
+    const c = calls({ policy: { trustAssertedIdentity: true } });
+    const event = incoming(c, { headers: [PAI] });
+    expect(await c.handle(event)).toBe('accepted');
+    expect(c.store.records.get(callIdOf(event))).toMatchObject({
+      from: '+14155550999',
+      callerSource: 'asserted',
+      callerVerified: true,
+    });
+  });
+
+  it('matches the caller lists against the asserted caller, not From', async () => {
+    const c = calls({
+      policy: { trustAssertedIdentity: true, callers: { deny: ['+1415555099*'] } },
+    });
+    expect(await c.handle(incoming(c, { headers: [PAI] }))).toBe('rejected');
+  });
+
+  it('normalises numbers with the default country before matching and choosing a session', async () => {
+    const c = calls({ policy: { defaultCountry: '1', callers: { deny: ['+1900*'] } } });
+    const denied = incoming(c, { from: '0019005550123' });
+    expect(await c.handle(denied)).toBe('rejected');
+    const sales = incoming(c, { to: '18005550199' });
+    expect(await c.handle(sales)).toBe('accepted');
+    expect(c.store.records.get(callIdOf(sales))).toMatchObject({ to: SALES, sessionKey: SALES });
+  });
+
+  it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])(
+    'dialled as sip:%s@…, selects the default session',
+    async (name) => {
+      const c = calls();
+      const event = incoming(c, { to: name });
+      expect(await c.handle(event)).toBe('accepted');
+      expect(c.store.records.get(callIdOf(event))?.sessionKey).toBe('default');
+      expect(c.api.accepts[0]?.body).toEqual(buildAcceptBody(SESSION, TOOLS, TARGETS));
+    },
+  );
 });
