@@ -103,6 +103,24 @@ export interface CallsProps {
   readonly wrapUpGrace?: Duration;
   /** Transfer here at the end of the wrap-up instead of hanging up. @default hang up */
   readonly wrapUpTransferTarget?: string;
+  /**
+   * How long `end_call`, `transfer_call` and the wrap-up wait for the model's last words to finish
+   * playing (`output_audio_buffer.stopped`) before `/hangup` or `/refer`. @default Duration.seconds(5)
+   */
+  readonly goodbyeDrainCap?: Duration;
+  /**
+   * A call in which the caller has not spoken this long after the sideband attached is hung up as
+   * `no_caller_speech` (a ghost call: the caller hung up while it rang). `Duration.seconds(0)`
+   * turns it off. @default Duration.seconds(30)
+   */
+  readonly noSpeechTimeout?: Duration;
+  /**
+   * Hang up as `no_caller_speech` after this many server idle timeouts in a row with no speech
+   * between them (sessions with `server_vad` `idle_timeout_ms`); 0 never does. @default 3
+   */
+  readonly idleTimeoutsBeforeHangup?: number;
+  /** Tool outputs longer than this (UTF-8 bytes) reach the model cut, with a marker. @default 16384 */
+  readonly maxToolOutputBytes?: number;
   /** Calls one sideband task holds at most. @default 200 */
   readonly maxCallsPerTask?: number;
   /** Mask numbers and e-mails in stored transcripts. @default false */
@@ -181,6 +199,15 @@ export function resolveCalls(props: CallsProps): { resolved: ResolvedCalls; prob
     ).toMilliseconds(),
     ...(props.wrapUpTransferTarget ? { wrapUpTransferTarget: props.wrapUpTransferTarget } : {}),
     maxCallsPerTask: props.maxCallsPerTask ?? CALL_DEFAULTS.maxCallsPerTask,
+    // Set only when given: the runtimes apply CALL_DEFAULTS, and CALLS_CONFIG stays small.
+    ...(props.goodbyeDrainCap ? { goodbyeDrainCapMs: props.goodbyeDrainCap.toMilliseconds() } : {}),
+    ...(props.noSpeechTimeout ? { noSpeechTimeoutMs: props.noSpeechTimeout.toMilliseconds() } : {}),
+    ...(props.idleTimeoutsBeforeHangup !== undefined
+      ? { idleTimeoutsBeforeHangup: props.idleTimeoutsBeforeHangup }
+      : {}),
+    ...(props.maxToolOutputBytes !== undefined
+      ? { maxToolOutputBytes: props.maxToolOutputBytes }
+      : {}),
     redactTranscripts: props.redactTranscripts ?? false,
     recordTtlSeconds: (
       props.recordRetention ?? Duration.seconds(CALL_DEFAULTS.recordTtlSeconds)

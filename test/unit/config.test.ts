@@ -75,6 +75,54 @@ describe('resolveConfig', () => {
     expect(resolveConfig({ calls: CALLS }).calls?.config.policy).not.toHaveProperty('callers');
   });
 
+  it('passes the call-fidelity settings to the runtimes only when set, and a session DTMF map', () => {
+    const config = resolveConfig({
+      calls: {
+        sessions: {
+          default: {
+            ...CALLS.sessions.default,
+            dtmf: { '#': { action: 'hangup' }, '0': { action: 'transfer', target: 'support' } },
+          },
+        },
+        transferTargets: { support: 'sip:support@example.com' },
+        goodbyeDrainCap: Duration.seconds(3),
+        noSpeechTimeout: Duration.seconds(20),
+        idleTimeoutsBeforeHangup: 2,
+        maxToolOutputBytes: 4096,
+      },
+    }).calls?.config;
+    expect(config).toMatchObject({
+      goodbyeDrainCapMs: 3000,
+      noSpeechTimeoutMs: 20_000,
+      idleTimeoutsBeforeHangup: 2,
+      maxToolOutputBytes: 4096,
+    });
+    expect(config?.policy.sessions.default?.dtmf?.['#']).toEqual({ action: 'hangup' });
+    const defaults = resolveConfig({ calls: CALLS }).calls?.config;
+    expect(defaults).not.toHaveProperty('goodbyeDrainCapMs');
+    expect(defaults).not.toHaveProperty('noSpeechTimeoutMs');
+  });
+
+  it.each<[Partial<CallsProps>, RegExp]>([
+    [{ goodbyeDrainCap: Duration.seconds(60) }, /calls.goodbyeDrainCap must be between 0 and 30 s/],
+    [{ noSpeechTimeout: Duration.seconds(2) }, /calls.noSpeechTimeout must be 0 \(off\)/],
+    [{ idleTimeoutsBeforeHangup: 50 }, /idleTimeoutsBeforeHangup/],
+    [{ maxToolOutputBytes: 10 }, /maxToolOutputBytes/],
+    [
+      {
+        sessions: {
+          default: {
+            ...CALLS.sessions.default,
+            dtmf: { '0': { action: 'transfer', target: 'nowhere' } },
+          },
+        },
+      },
+      /nowhere/,
+    ],
+  ])('refuses bad call-fidelity props %#', (calls, message) => {
+    expect(() => resolveConfig({ calls: { ...CALLS, ...calls } })).toThrow(message);
+  });
+
   it.each<[Partial<CallsProps>, RegExp]>([
     [
       { callers: { deny: ['sip:+1900*'] } },
