@@ -24,6 +24,23 @@ export interface EventFilter {
   readonly since?: number;
   readonly until?: number;
   readonly limit: number;
+  /** A cursor from a previous page (`<created_at>#<event id>`): only events listed after it. */
+  readonly before?: string;
+}
+
+/** One page of events, newest first; `next` is the cursor for the page after it, if any. */
+export interface EventPage {
+  readonly events: EventSummary[];
+  readonly next?: string;
+}
+
+/** The listing index's sort key of an event: also the cursor that pages after it. */
+export const eventCursor = (e: Pick<EventSummary, 'createdAt' | 'eventId'>): string =>
+  `${e.createdAt}#${e.eventId}`;
+
+/** `<created_at>#<event id>`, as `eventCursor` makes it. */
+export function isEventCursor(value: string): boolean {
+  return /^\d+#\S+$/.test(value);
 }
 
 export type EventSummary = Pick<
@@ -39,7 +56,7 @@ export async function listEvents(
   db: DynamoDBDocumentClient,
   tableName: string,
   filter: EventFilter,
-): Promise<EventSummary[]> {
+): Promise<EventPage> {
   const typePrefix = filter.type?.endsWith('*') ? filter.type.slice(0, -1) : undefined;
   const categories: readonly Category[] = filter.category
     ? [filter.category]
@@ -59,19 +76,27 @@ export async function listEvents(
     values[':status'] = filter.status;
     filters.push('#status = :status');
   }
+  // One more than the page per partition: whether it comes back says if there are more.
   const perCategory = await Promise.all(
     categories.map((category) =>
-      queryListing<EventSummary>(db, tableName, keys.eventsByCategory(category), filter, {
-        filters,
-        names,
-        values,
-      }),
+      queryListing<EventSummary>(
+        db,
+        tableName,
+        keys.eventsByCategory(category),
+        { ...filter, limit: filter.limit + 1 },
+        { filters, names, values },
+      ),
     ),
   );
-  return perCategory
-    .flat()
-    .sort((a, b) => b.createdAt - a.createdAt || b.eventId.localeCompare(a.eventId))
-    .slice(0, filter.limit);
+  // In the index's own order (its sort key compared as strings), so a cursor resumes exactly.
+  const merged = perCategory
+    .flatMap((listing) => listing.items)
+    .map((event) => ({ event, key: eventCursor(event) }))
+    .sort((a, b) => (a.key < b.key ? 1 : a.key > b.key ? -1 : 0));
+  const events = merged.slice(0, filter.limit).map((m) => m.event);
+  const last = events.at(-1);
+  const more = merged.length > filter.limit || perCategory.some((listing) => listing.truncated);
+  return { events, ...(more && last ? { next: eventCursor(last) } : {}) };
 }
 
 export interface CallFilter {
@@ -87,7 +112,7 @@ export async function listCalls(
   tableName: string,
   filter: CallFilter,
 ): Promise<CallRecord[]> {
-  const listed = await queryListing<{ pk: string; sk: string; status?: string }>(
+  const { items: listed } = await queryListing<{ pk: string; sk: string; status?: string }>(
     db,
     tableName,
     keys.callsListing,
@@ -141,16 +166,22 @@ export async function getCall(
   return { record: callRecordFrom(recordItem), parts: items.filter((i) => i !== recordItem) };
 }
 
+/**
+ * Newest first, up to `range.limit` items. `truncated`: the page cap stopped the query with more
+ * left to read (filters dropped most of what it read).
+ */
 async function queryListing<T>(
   db: DynamoDBDocumentClient,
   tableName: string,
   partition: string,
-  range: { since?: number; until?: number; limit: number },
+  range: { since?: number; until?: number; limit: number; before?: string },
   filter: { filters: string[]; names: Record<string, string>; values: Record<string, unknown> },
-): Promise<T[]> {
+): Promise<{ items: T[]; truncated: boolean }> {
   // The sort key starts with created_at in Unix seconds; '~' sorts after every id character.
   const low = range.since !== undefined ? String(Math.floor(range.since / 1000)) : '0';
-  const high = range.until !== undefined ? `${Math.floor(range.until / 1000)}#~` : '~';
+  const untilHigh = range.until !== undefined ? `${Math.floor(range.until / 1000)}#~` : '~';
+  // BETWEEN is inclusive: the cursor's own row comes back and is dropped below.
+  const high = range.before !== undefined && range.before < untilHigh ? range.before : untilHigh;
   const found: T[] = [];
   let start: Record<string, unknown> | undefined;
   for (let page = 0; page < MAX_PAGES && found.length < range.limit; page++) {
@@ -176,9 +207,18 @@ async function queryListing<T>(
         ...(start ? { ExclusiveStartKey: start } : {}),
       }),
     );
-    found.push(...((result.Items ?? []) as T[]));
+    found.push(
+      ...((result.Items ?? []) as T[]).filter(
+        (item) =>
+          range.before === undefined ||
+          (item as Record<string, unknown>)[INDEX.sortKey] !== range.before,
+      ),
+    );
     start = result.LastEvaluatedKey;
     if (!start) break;
   }
-  return found.slice(0, range.limit);
+  return {
+    items: found.slice(0, range.limit),
+    truncated: start !== undefined && found.length < range.limit,
+  };
 }

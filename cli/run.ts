@@ -1,10 +1,11 @@
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DynamoEventStore } from '#adapters/dynamo-event-store';
 import { SqsEventPublisher } from '#adapters/sqs-event-publisher';
 import type { StoredEventRecord } from '#core/ports/webhooks';
 import { CATEGORIES, type Category, isCategory } from '#core/webhooks/categories';
 import { duration, isoTime, parseTime, positiveInteger, progressBar, table } from './format';
-import { getCall, listCalls, listEvents } from './queries';
+import { getCall, isEventCursor, listCalls, listEvents } from './queries';
 import { queueDepth, redrive } from './redrive';
 import { CliError, resolveTarget, type Target } from './target';
 import { callView, withPartiesShown } from './views';
@@ -30,6 +31,7 @@ Commands:
   events list            events, newest first   [--type T|prefix.*] [--category C]
                                                 [--status received|processed|failed]
                                                 [--since 2h|ISO] [--until 2h|ISO] [--limit 20]
+                                                [--before CURSOR: the next page, as printed]
   events show <event id> one event, with its payload and last error
   state <object id>      a batch, job, eval run or response: status, details, history
   calls list             calls, newest first    [--status S] [--since] [--until] [--limit 20]
@@ -41,12 +43,14 @@ Commands:
 Options:
   --stack NAME           a deployed stack (its OperatorConfig output); or set OWH_STACK
   --region R             the stack's region (default: the AWS SDK's)
-  --local                local mode (npm start); --state FILE overrides .local/state.json
+  --local                local mode (npm start): .local/state.json, or $OWH_LOCAL_DIR/state.json;
+                         --state FILE overrides both
   --json                 machine-readable output
   --show-numbers         show phone numbers unmasked
   -h, --help             this text
 
-Exit codes: 0 done; 1 failed (not found, AWS error); 2 bad arguments; 3 refused or declined.`;
+Exit codes: 0 done; 1 failed (not found, local mode not running, AWS error); 2 bad arguments;
+3 refused or declined.`;
 
 const OPTIONS = {
   stack: { type: 'string' },
@@ -64,6 +68,7 @@ const OPTIONS = {
   since: { type: 'string' },
   until: { type: 'string' },
   limit: { type: 'string' },
+  before: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -94,7 +99,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       stack: values.stack ?? (values.local ? undefined : io.env.OWH_STACK),
       region: values.region,
       local: values.local,
-      state: values.state,
+      // --state, or the folder npm start was given (OWH_LOCAL_DIR), or .local/.
+      state:
+        values.state ??
+        (io.env.OWH_LOCAL_DIR ? path.join(io.env.OWH_LOCAL_DIR, 'state.json') : undefined),
     });
     return await command(target, values, io);
   } catch (error) {
@@ -197,17 +205,28 @@ async function eventsList(target: Target, values: Values, io: CliIo): Promise<nu
   if (values.status && !EVENT_STATUSES.includes(values.status))
     throw new CliError(`--status must be one of ${EVENT_STATUSES.join(', ')}.`, 2);
   const category = categoryOption(values.category);
-  const events = await listEvents(target.documents, target.config.tableName, {
+  if (values.before !== undefined && !isEventCursor(values.before))
+    throw new CliError(
+      `--before takes the cursor a previous page printed (<created_at>#<event id>); got "${values.before}".`,
+      2,
+    );
+  const { events, next } = await listEvents(target.documents, target.config.tableName, {
     ...(category ? { category } : {}),
     ...(values.type ? { type: values.type } : {}),
     ...(values.status ? { status: values.status } : {}),
     ...timeRange(values, io),
     limit: positiveInteger(values.limit, '--limit', 20),
+    ...(values.before !== undefined ? { before: values.before } : {}),
   });
+  // How to page: under the table, or on stderr with --json so stdout stays one JSON array.
+  const hint = next
+    ? `More events: add --before ${next} (same filters) for the next page, or raise --limit.`
+    : undefined;
+  if (hint && values.json) io.err(`owh: ${hint}\n`);
   return print(io, values, events, () =>
     events.length === 0
       ? `No events match (${target.label}).`
-      : table(
+      : `${table(
           ['CREATED', 'EVENT', 'TYPE', 'CATEGORY', 'STATUS', 'ATTEMPTS', 'OBJECT'],
           events.map((e) => [
             isoTime(e.createdAt * 1000),
@@ -218,7 +237,7 @@ async function eventsList(target: Target, values: Values, io: CliIo): Promise<nu
             String(e.attempts ?? '-'),
             e.objectId ?? '-',
           ]),
-        ),
+        )}${hint ? `\n\n${hint}` : ''}`,
   );
 }
 

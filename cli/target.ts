@@ -41,6 +41,19 @@ export interface TargetOptions {
 
 export const DEFAULT_STATE_FILE = path.resolve(import.meta.dirname, '..', '.local', 'state.json');
 
+/** What `owh --local` and `npm run send` say when `npm start` is not running (exit code 1). */
+export const NOT_RUNNING = 'local mode is not running: start it with `npm start`';
+
+/** Whether a process with this pid exists (EPERM: it does, but is someone else's). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export async function resolveTarget(options: TargetOptions): Promise<Target> {
   if (options.stack && options.local)
     throw new CliError('Choose one target: --stack NAME or --local, not both.', 2);
@@ -84,14 +97,20 @@ async function stackTarget(stackName: string, region: string | undefined): Promi
 }
 
 function localTarget(stateFile: string): Target {
-  let state: { dynamoEndpoint?: string; sqsEndpoint?: string } & Record<string, unknown>;
+  let state: { dynamoEndpoint?: string; sqsEndpoint?: string; pid?: unknown } & Record<
+    string,
+    unknown
+  >;
   try {
     state = JSON.parse(readFileSync(stateFile, 'utf8'));
   } catch {
-    throw new CliError(
-      `Local mode is not running (no readable ${stateFile}). Start it with npm start.`,
-    );
+    throw new CliError(`${NOT_RUNNING} (no readable ${stateFile}).`);
   }
+  // npm start writes its pid; a file whose process is gone is stale (a crash, a kill -9).
+  if (typeof state.pid === 'number' && !processAlive(state.pid))
+    throw new CliError(
+      `${NOT_RUNNING} (${stateFile} was left by process ${state.pid}, which has exited).`,
+    );
   if (!state.dynamoEndpoint || !state.sqsEndpoint)
     throw new CliError(`${stateFile} lacks the stand-in endpoints; restart npm start.`);
   // The stand-ins accept any credentials; these keep the SDK from searching for real ones.

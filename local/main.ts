@@ -1,29 +1,125 @@
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import * as path from 'node:path';
+import { logFormat, prettyLogLine } from '#core/observability/logger';
 import { emfPublisher } from '#core/observability/metrics';
 import { localCallsConfig } from './calls';
+import { acquireLock, localDir, removeState, writeState } from './local-state';
 import { generateWebhookSecret, LocalPipeline } from './pipeline';
 
 /**
- * `npm start`: the whole pipeline on this machine. DynamoDB Local keeps its data in .local/;
- * the SQS emulator and the OpenAI simulator are in memory.
+ * `npm start`: the whole pipeline on this machine. DynamoDB Local keeps its data in .local/ (or
+ * OWH_LOCAL_DIR); the SQS emulator and the OpenAI simulator are in memory. One instance per
+ * folder (a lock); its child processes die with it, however it dies.
  */
-const root = path.resolve(import.meta.dirname, '..');
-const stateDir = path.join(root, '.local');
+const env = process.env;
+const stateDir = localDir(env);
+const stateFile = path.join(stateDir, 'state.json');
+const port = Number(env.PORT || 8787);
+
+/** One line on stderr, then exit: what went wrong and what to do. */
+function fail(message: string): never {
+  process.stderr.write(`npm start: ${message}\n`);
+  process.exit(1);
+}
+
+if (!Number.isInteger(port) || port < 0 || port > 65535)
+  fail(`PORT must be a port number (0 for any free one); got "${env.PORT}".`);
 mkdirSync(path.join(stateDir, 'dynamodb'), { recursive: true });
 
-const env = process.env;
+const lock = acquireLock(stateDir);
+if (!lock.ok)
+  fail(
+    `local mode is already running in ${stateDir} (pid ${lock.pid}): stop it first, or give this one a folder and port of its own: OWH_LOCAL_DIR=/tmp/other PORT=${port === 8787 || port === 0 ? 8788 : port + 1} npm start`,
+  );
+// Synchronous, so it runs on every exit: a clean stop, a failure, process.exit anywhere.
+process.on('exit', () => {
+  removeState(stateFile);
+  lock.release();
+});
+
+const portInUse = (p: number) =>
+  `port ${p} is in use (another npm start, or another program): stop it, or choose another port: PORT=${p + 1} npm start`;
+
+// The port first: a clash is found before DynamoDB Local and the rest are started for nothing.
+if (port !== 0) {
+  const free = await new Promise<boolean>((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
+  if (!free) fail(portInUse(port));
+}
+
+let pipeline: LocalPipeline | undefined;
+let stopping = false;
+
+/** Stops what is running (at most 10 s), then exits; the children stop with us in any case. */
+async function shutdown(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  const timeout = new Promise((resolve) => setTimeout(resolve, 10_000).unref());
+  await Promise.race([pipeline?.stop(), timeout]).catch(() => undefined);
+  process.exit(code);
+}
+
+// A crash is one line, not a stack trace, and still stops the children (each also watches us).
+const crashed = (error: unknown) => {
+  if (stopping) return;
+  const e = error as NodeJS.ErrnoException & { port?: number };
+  const message =
+    e?.code === 'EADDRINUSE'
+      ? portInUse(e.port ?? port)
+      : `crashed: ${e instanceof Error ? `${e.name}: ${e.message}` : String(error)}${
+          env.DEBUG ? `\n${e instanceof Error ? e.stack : ''}` : ' (DEBUG=1 for the stack)'
+        }`;
+  process.stderr.write(`npm start: ${message}\n`);
+  void shutdown(1);
+};
+// The terminal or pipe that reads us can go away (EPIPE): stop quietly rather than fail on
+// every later line.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => void shutdown(0));
+process.on('uncaughtException', crashed);
+process.on('unhandledRejection', crashed);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+  process.on(signal, () => {
+    if (!stopping) process.stderr.write('\nStopping…\n');
+    void shutdown(0);
+  });
+// Whoever started us (tsx's launcher, a terminal) died without a signal to us: stop too.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) void shutdown(1);
+}, 500).unref();
+
+// Logs: readable lines on a terminal (LOG_FORMAT=json or pretty overrides). The in-process
+// handlers choose for themselves; the worker's JSON lines, echoed here, are turned into the same.
+const pretty = logFormat(env.LOG_FORMAT, Boolean(process.stdout.isTTY)) === 'pretty';
+if (pretty) {
+  const write = process.stdout.write.bind(process.stdout) as (chunk: string) => boolean;
+  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => {
+    if (typeof chunk === 'string' && chunk.startsWith('{')) {
+      const lines = chunk.split('\n');
+      chunk = lines.map((line) => prettyLogLine(line) ?? line).join('\n');
+    }
+    return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+  }) as typeof process.stdout.write;
+}
+
 const secretGiven = Boolean(env.OPENAI_WEBHOOK_SECRET);
 const webhookSecret = env.OPENAI_WEBHOOK_SECRET || generateWebhookSecret();
 // The handlers' metrics, as the EMF lines CloudWatch would receive, one per line.
 const metricsFile = createWriteStream(path.join(stateDir, 'metrics.jsonl'), { flags: 'a' });
-const pipeline = await LocalPipeline.start({
+process.stderr.write(
+  `Starting DynamoDB Local, the SQS emulator${env.OPENAI_BASE_URL ? '' : ', the OpenAI and Realtime simulators and a sideband worker'}…\n`,
+);
+pipeline = await LocalPipeline.start({
   metrics: emfPublisher({
     stack: 'local',
     clock: Date.now,
     write: (line) => metricsFile.write(`${line}\n`),
   }),
-  port: Number(env.PORT || 8787),
+  port,
   dbPath: path.join(stateDir, 'dynamodb'),
   webhookSecret,
   prefix: 'local',
@@ -39,31 +135,27 @@ const pipeline = await LocalPipeline.start({
         workerEnv: { ECHO_WORKER_LOGS: '1', LOG_LEVEL: env.LOG_LEVEL || 'info' },
       }),
 });
-
-// `npm run send` and the operator CLI read this to find the pipeline.
-writeFileSync(
-  path.join(stateDir, 'state.json'),
-  `${JSON.stringify(
-    {
-      webhookUrl: pipeline.url,
-      webhookSecret,
-      tableName: pipeline.tableName,
-      dynamoEndpoint: pipeline.dynamoEndpoint,
-      sqsEndpoint: pipeline.sqsEndpoint,
-      openAiBaseUrl: pipeline.openAiBaseUrl,
-      queues: {
-        ...pipeline.queues,
-        ...(pipeline.signalQueue ? { signals: pipeline.signalQueue } : {}),
-      },
-      calls: Boolean(pipeline.realtime),
-      pid: process.pid,
-    },
-    null,
-    2,
-  )}\n`,
-);
+// `npm run send` and the operator CLI read this to find the pipeline; `pid` tells them it is live.
+writeState(stateFile, {
+  webhookUrl: pipeline.url,
+  webhookSecret,
+  tableName: pipeline.tableName,
+  dynamoEndpoint: pipeline.dynamoEndpoint,
+  sqsEndpoint: pipeline.sqsEndpoint,
+  openAiBaseUrl: pipeline.openAiBaseUrl,
+  queues: {
+    ...pipeline.queues,
+    ...(pipeline.signalQueue ? { signals: pipeline.signalQueue } : {}),
+  },
+  calls: Boolean(pipeline.realtime),
+  simulator: Boolean(pipeline.simulator),
+  pid: process.pid,
+});
 
 const line = '─'.repeat(72);
+const dirNote = env.OWH_LOCAL_DIR
+  ? `   (OWH_LOCAL_DIR=${env.OWH_LOCAL_DIR} for send and owh too)`
+  : '';
 process.stderr.write(
   [
     line,
@@ -74,12 +166,13 @@ process.stderr.write(
     ` OpenAI API      ${pipeline.openAiBaseUrl}${pipeline.simulator ? '   (simulator)' : ''}`,
     ` DynamoDB Local  ${pipeline.dynamoEndpoint}   table ${pipeline.tableName}`,
     ` SQS emulator    ${pipeline.sqsEndpoint}`,
-    ' Metrics (EMF)   .local/metrics.jsonl',
+    ` State           ${stateFile}${dirNote}`,
+    ` Metrics (EMF)   ${path.join(stateDir, 'metrics.jsonl')}`,
     line,
     ' Try, in another terminal:',
     '   npm run send -- batch.completed',
     '   npm run send -- all',
-    '   npm run owh -- events list --local      (the operator CLI; also: state, calls, replay, redrive)',
+    '   npx owh events list --local      (the operator CLI; also: state, calls, replay, redrive)',
     ...(pipeline.realtime
       ? ['   npm run send -- call      (a simulated phone call, with its timeline)']
       : []),
@@ -87,14 +180,3 @@ process.stderr.write(
     '',
   ].join('\n'),
 );
-
-let stopping = false;
-const shutdown = async () => {
-  if (stopping) return;
-  stopping = true;
-  process.stderr.write('\nStopping…\n');
-  await pipeline.stop();
-  process.exit(0);
-};
-process.on('SIGINT', shutdown);
-process.on('SIGTERM', shutdown);

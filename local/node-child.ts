@@ -28,18 +28,37 @@ export interface NodeChildOptions<T> {
 }
 
 /**
+ * Loaded into every child first: when the parent dies without stopping it (a crash, SIGKILL),
+ * the child is reparented, so its parent pid changes; it then stops itself as on SIGTERM, and
+ * exits within 5 s whatever its SIGTERM handler waits for.
+ */
+const PARENT_WATCH = `data:text/javascript,${encodeURIComponent(`
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid === parent) return;
+  setTimeout(() => process.exit(1), 5000).unref();
+  process.kill(process.pid, 'SIGTERM');
+}, 500).unref();
+`)}`;
+
+/**
  * Runs a TypeScript entry in a Node process of its own (through tsx), as the stand-ins for
- * separate services need, and resolves once a stdout line says it is ready.
+ * separate services need, and resolves once a stdout line says it is ready. The child dies with
+ * this process, and logs JSON lines (this process reads them), whatever LOG_FORMAT says.
  */
 export async function startNodeChild<T>(
   script: string,
   options: NodeChildOptions<T>,
 ): Promise<NodeChild<T>> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', script], {
-    ...(options.cwd ? { cwd: options.cwd } : {}),
-    ...(options.env ? { env: options.env } : {}),
-    stdio: ['ignore', 'pipe', options.stderr ?? 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? []), '--import', PARENT_WATCH, '--import', 'tsx', script],
+    {
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      env: { ...(options.env ?? process.env), LOG_FORMAT: 'json' },
+      stdio: ['ignore', 'pipe', options.stderr ?? 'inherit'],
+    },
+  );
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => resolve(code)),
   );

@@ -81,3 +81,129 @@ export function sampleEvent(
   }
   return { object: 'event', id: `evt_${hex(16)}`, type, created_at: createdAt, data };
 }
+
+export type SimulatedKind = 'batch' | 'fine_tuning.job' | 'response';
+
+/**
+ * The API object an event of this type talks about, as OpenAI returns it at that moment: a
+ * `batch.failed` names a failed batch with its `errors`, a `response.failed` a failed response with
+ * its `error`. `npm run send` gives it to the simulator before sending, so hydration agrees with
+ * the event. Undefined for types whose objects are not fetched by id.
+ */
+export function sampleObject(
+  type: string,
+  id: string,
+): { kind: SimulatedKind; object: Record<string, unknown> } | undefined {
+  const now = Math.floor(Date.now() / 1000);
+  const outcome = type.split('.').at(-1) ?? '';
+  if (type.startsWith('batch.')) {
+    const counts = (completed: number, failed: number) => ({
+      total: 100,
+      completed,
+      failed,
+    });
+    const base = {
+      id,
+      object: 'batch',
+      endpoint: '/v1/responses',
+      input_file_id: `file-in-${id.slice(-6)}`,
+      completion_window: '24h',
+      created_at: now - 3600,
+      errors: null,
+      output_file_id: null,
+      error_file_id: null,
+    };
+    const byOutcome: Record<string, Record<string, unknown>> = {
+      completed: {
+        status: 'completed',
+        request_counts: counts(98, 2),
+        output_file_id: `file-out-${id.slice(-6)}`,
+        error_file_id: `file-err-${id.slice(-6)}`,
+        completed_at: now,
+      },
+      failed: {
+        // Validation failed: no request ran ([OAS] Batch.errors, a list of {code, message, line}).
+        status: 'failed',
+        request_counts: { total: 0, completed: 0, failed: 0 },
+        errors: {
+          object: 'list',
+          data: [
+            {
+              code: 'invalid_json_line',
+              message: 'This line is not parseable as valid JSON.',
+              param: null,
+              line: 1,
+            },
+          ],
+        },
+        failed_at: now,
+      },
+      cancelled: {
+        status: 'cancelled',
+        request_counts: counts(40, 0),
+        output_file_id: `file-out-${id.slice(-6)}`,
+        cancelled_at: now,
+      },
+      expired: {
+        status: 'expired',
+        request_counts: counts(60, 0),
+        output_file_id: `file-out-${id.slice(-6)}`,
+        error_file_id: `file-err-${id.slice(-6)}`,
+        expired_at: now,
+      },
+    };
+    const state = byOutcome[outcome];
+    return state ? { kind: 'batch', object: { ...base, ...state } } : undefined;
+  }
+  if (type.startsWith('fine_tuning.job.')) {
+    const base = {
+      id,
+      object: 'fine_tuning.job',
+      model: 'gpt-4.1-mini-2025-04-14',
+      created_at: now - 3600,
+      fine_tuned_model: null,
+      trained_tokens: null,
+      error: null,
+    };
+    const byOutcome: Record<string, Record<string, unknown>> = {
+      succeeded: {
+        status: 'succeeded',
+        fine_tuned_model: `ft:gpt-4.1-mini-2025-04-14:local::${id.slice(-8)}`,
+        trained_tokens: 123_456,
+        finished_at: now,
+      },
+      failed: {
+        status: 'failed',
+        error: {
+          code: 'invalid_training_file',
+          message: 'The training file has fewer than 10 examples.',
+          param: 'training_file',
+        },
+        finished_at: now,
+      },
+      cancelled: { status: 'cancelled', finished_at: now },
+    };
+    const state = byOutcome[outcome];
+    return state ? { kind: 'fine_tuning.job', object: { ...base, ...state } } : undefined;
+  }
+  if (type.startsWith('response.')) {
+    const base = { id, object: 'response', created_at: now - 5, error: null, usage: null };
+    const usage = { input_tokens: 120, output_tokens: 480, total_tokens: 600 };
+    const byOutcome: Record<string, Record<string, unknown>> = {
+      completed: { status: 'completed', usage },
+      failed: {
+        status: 'failed',
+        error: { code: 'server_error', message: 'The model failed to generate a response.' },
+      },
+      cancelled: { status: 'cancelled' },
+      incomplete: {
+        status: 'incomplete',
+        incomplete_details: { reason: 'max_output_tokens' },
+        usage,
+      },
+    };
+    const state = byOutcome[outcome];
+    return state ? { kind: 'response', object: { ...base, ...state } } : undefined;
+  }
+  return undefined;
+}

@@ -1,15 +1,20 @@
 import {
   DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
   type Message,
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { createLogger, type Logger, parseLogLevel } from '#core/observability/logger';
+import { count, type MetricsPublisher, noMetrics } from '#core/observability/metrics';
 
 /**
  * Emulates a Lambda SQS event source mapping: long-polls a batch, invokes the handler with an
  * `SQSEvent`, deletes what succeeded, and leaves reported failures to reappear after the
- * visibility timeout. SQS itself moves a message to the DLQ after `maxReceiveCount` receives.
+ * visibility timeout. SQS itself moves a message to the DLQ after `maxReceiveCount` receives; the
+ * poller reads the queue's redrive policy, so it knows when a failed attempt was the last one and
+ * says so: an `event dead-lettered` line and the `EventsDeadLettered` metric.
  */
 export interface PollerOptions {
   readonly client: SQSClient;
@@ -20,14 +25,34 @@ export interface PollerOptions {
   /** Parallel pollers, like the mapping's concurrency. */
   readonly concurrency?: number;
   readonly onError?: (error: unknown) => void;
+  /** @default JSON (or pretty) lines on stdout at `LOG_LEVEL` */
+  readonly log?: Logger;
+  /** Where `EventsDeadLettered` goes. @default discarded */
+  readonly metrics?: MetricsPublisher;
+}
+
+interface RedrivePolicy {
+  readonly maxReceiveCount: number;
+  readonly deadLetterTargetArn: string;
 }
 
 export class EventSourcePoller {
   private running = false;
   private loops: Promise<void>[] = [];
   private readonly abort = new AbortController();
+  private readonly log: Logger;
+  private redrive: Promise<RedrivePolicy | undefined> | undefined;
+  /** Messages whose last attempt failed here, so SQS moves them to the DLQ. */
+  deadLettered = 0;
 
-  constructor(private readonly options: PollerOptions) {}
+  constructor(private readonly options: PollerOptions) {
+    this.log =
+      options.log ??
+      createLogger({
+        service: 'event-source-mapping',
+        level: parseLogLevel(process.env.LOG_LEVEL),
+      });
+  }
 
   start(): void {
     if (this.running) return;
@@ -67,6 +92,8 @@ export class EventSourcePoller {
           // A thrown handler fails the whole batch, as in Lambda.
           this.options.onError?.(error);
         }
+        if (failed.size > 0)
+          await this.noteLastAttempts(records.filter((r) => failed.has(r.messageId)));
         const done = records.filter((r) => !failed.has(r.messageId));
         if (done.length > 0) {
           await client.send(
@@ -81,6 +108,60 @@ export class EventSourcePoller {
         this.options.onError?.(error);
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
+    }
+  }
+
+  /** The queue's redrive policy, read once (undefined for a queue without a DLQ). */
+  private redrivePolicy(): Promise<RedrivePolicy | undefined> {
+    this.redrive ??= this.options.client
+      .send(
+        new GetQueueAttributesCommand({
+          QueueUrl: this.options.queueUrl,
+          AttributeNames: ['RedrivePolicy'],
+        }),
+      )
+      .then((result) => {
+        const raw = result.Attributes?.RedrivePolicy;
+        if (!raw) return undefined;
+        const policy = JSON.parse(raw) as {
+          maxReceiveCount?: unknown;
+          deadLetterTargetArn?: unknown;
+        };
+        return {
+          maxReceiveCount: Number(policy.maxReceiveCount),
+          deadLetterTargetArn: String(policy.deadLetterTargetArn),
+        };
+      })
+      .catch(() => {
+        this.redrive = undefined;
+        return undefined;
+      });
+    return this.redrive;
+  }
+
+  /** Failed records on their last receive: SQS moves each to the DLQ on its next receive. */
+  private async noteLastAttempts(failed: readonly SQSRecord[]): Promise<void> {
+    const policy = await this.redrivePolicy();
+    if (!policy || !Number.isFinite(policy.maxReceiveCount)) return;
+    for (const record of failed) {
+      const attempt = Number(record.attributes.ApproximateReceiveCount);
+      if (attempt < policy.maxReceiveCount) continue;
+      const attribute = (name: string) => record.messageAttributes[name]?.stringValue;
+      const category = attribute('category');
+      this.deadLettered++;
+      this.log.error('event dead-lettered', {
+        eventId: attribute('event-id'),
+        type: attribute('event-type'),
+        category,
+        messageId: record.messageId,
+        attempt,
+        maxReceiveCount: policy.maxReceiveCount,
+        dlqArn: policy.deadLetterTargetArn,
+        next: `owh events show ${attribute('event-id') ?? '<event id>'} --local; after the fix, owh redrive ${category ?? '<category>'} --local`,
+      });
+      (this.options.metrics ?? noMetrics)([
+        count('EventsDeadLettered', category ? { name: 'Category', value: category } : undefined),
+      ]);
     }
   }
 

@@ -43,6 +43,16 @@ export class OpenAiSimulator {
     this.route('GET', /^\/v1\/responses\/([^/]+)$/, (_r, m) =>
       this.object(`response:${m[1]}`, () => defaultResponse(m[1] ?? '')),
     );
+    // Control route (local tools only, like the other /_sim/ routes): `npm run send` sets the
+    // object an event talks about first, so a `batch.failed` hydrates as a failed batch.
+    this.route('PUT', /^\/_sim\/objects\/(batch|fine_tuning\.job|response)\/([^/]+)$/, (r, m) => {
+      if (typeof r.body !== 'object' || r.body === null || Array.isArray(r.body))
+        return { status: 400, body: apiError('invalid_value', 'The body must be the object.') };
+      const kind = m[1] as 'batch' | 'fine_tuning.job' | 'response';
+      const id = decodeURIComponent(m[2] ?? '');
+      this.setObject(kind, id, { ...(r.body as Record<string, unknown>), id });
+      return { status: 200, body: this.objects.get(`${kind}:${id}`) };
+    });
   }
 
   /** Adds an endpoint (the calls API adds its own). Later routes win. */

@@ -203,6 +203,87 @@ describe('operations against local mode: metrics, redaction and the operator CLI
     ]);
   });
 
+  it('says when more events exist and pages through them with --before', async () => {
+    // A type of its own (an unknown type lands in `other`), so the pages hold only these.
+    const type = `paging.${randomBytes(4).toString('hex')}`;
+    const now = Math.floor(Date.now() / 1000);
+    const events = [];
+    for (let i = 0; i < 5; i++) events.push(await deliver(type, { createdAt: now - 10 + i }));
+    await Promise.all(events.map((e) => processed(e.id)));
+    const newestFirst = events.map((e) => e.id).reverse();
+
+    const first = await owh('events', 'list', '--type', type, '--limit', '2');
+    expect(first.code).toBe(0);
+    const more = /More events: add --before (\S+)/.exec(first.out);
+    expect(more, first.out).not.toBeNull();
+    expect(first.out).toContain(newestFirst[0]);
+    expect(first.out).toContain(newestFirst[1]);
+    expect(first.out).not.toContain(newestFirst[2]);
+
+    // --json stays an array on stdout; the next page's cursor goes to stderr.
+    const firstJson = await owh('events', 'list', '--type', type, '--limit', '2', '--json');
+    expect((JSON.parse(firstJson.out) as { eventId: string }[]).map((e) => e.eventId)).toEqual(
+      newestFirst.slice(0, 2),
+    );
+    expect(firstJson.err).toContain(`--before ${more?.[1]}`);
+
+    const pages: string[] = [];
+    let before: string | undefined = more?.[1];
+    while (before) {
+      const page = await owh(
+        'events',
+        'list',
+        '--type',
+        type,
+        '--limit',
+        '2',
+        '--json',
+        '--before',
+        before,
+      );
+      expect(page.code).toBe(0);
+      pages.push(...(JSON.parse(page.out) as { eventId: string }[]).map((e) => e.eventId));
+      before = /--before (\S+)/.exec(page.err)?.[1];
+    }
+    expect(pages).toEqual(newestFirst.slice(2));
+    const last = await owh('events', 'list', '--type', type, '--limit', '5');
+    expect(last.out).not.toContain('More events');
+
+    const bad = await owh('events', 'list', '--before', 'yesterday');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--before takes');
+  });
+
+  it('prints pure JSON on stdout when run the README way: npx owh, npm run --silent owh', async () => {
+    await processed((await deliver('batch.completed')).id);
+    const stateFile = stateFileOf(p);
+    const run = (command: string, args: string[]) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+        });
+        child.stderr.on('data', (chunk: Buffer) => {
+          err += chunk.toString();
+        });
+        child.once('exit', (code) => resolve({ code, out, err }));
+      });
+    const owhArgs = ['events', 'list', '--local', '--state', stateFile, '--json', '--limit', '1'];
+    for (const [command, args] of [
+      ['npx', ['owh', ...owhArgs]],
+      ['npm', ['run', '--silent', 'owh', '--', ...owhArgs]],
+    ] as const) {
+      const result = await run(command, [...args]);
+      expect(result.code, `${command} ${args.join(' ')}: ${result.err}`).toBe(0);
+      expect(JSON.parse(result.out)).toHaveLength(1);
+    }
+    // Why the README says so: plain `npm run` prints its "> script" banner on stdout.
+    const plain = await run('npm', ['run', 'owh', '--', ...owhArgs]);
+    expect(plain.out).toContain('> openai-webhooks-cdk@');
+  });
+
   it('refuses a replay of a processed event, then runs it again when forced', async () => {
     const event = await deliver('batch.failed');
     await processed(event.id);
@@ -436,7 +517,28 @@ describe('operations against local mode: metrics, redaction and the operator CLI
       'list',
     );
     expect(missingState.code).toBe(1);
-    expect(missingState.err).toContain('Local mode is not running');
+    expect(missingState.err).toContain('local mode is not running: start it with `npm start`');
+
+    // A state file left by an `npm start` that is gone (its pid is not alive): the same answer,
+    // not a connection error from its dead endpoints.
+    const gone = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    await new Promise((resolve) => gone.once('exit', resolve));
+    const staleFile = path.join(mkdtempSync(path.join(tmpdir(), 'owh-stale-')), 'state.json');
+    writeFileSync(
+      staleFile,
+      JSON.stringify({
+        tableName: 'local-events',
+        dynamoEndpoint: 'http://127.0.0.1:9',
+        sqsEndpoint: 'http://127.0.0.1:9',
+        queues: {},
+        pid: gone.pid,
+      }),
+    );
+    const stale = await cli(staleFile)('events', 'list');
+    expect(stale.code).toBe(1);
+    expect(stale.err).toBe(
+      `owh: local mode is not running: start it with \`npm start\` (${staleFile} was left by process ${gone.pid}, which has exited).\n`,
+    );
   });
 
   it('finds a deployed stack through its OperatorConfig output, and says when the stack is missing', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { redactTranscript } from '#core/calls/calls-config';
-import { createLogger } from '#core/observability/logger';
+import { createLogger, logFormat, prettyLogLine } from '#core/observability/logger';
 
 function capture(level: 'debug' | 'info' | 'warn' | 'error' = 'info') {
   const lines: Record<string, unknown>[] = [];
@@ -66,6 +66,91 @@ describe('structured logs', () => {
     });
     expect(JSON.stringify(lines[0])).not.toMatch(/sk-live|whsec_abc/);
     expect(lines[0]?.secretLabel).toBe('previous');
+  });
+});
+
+describe('log format: pretty on a terminal, JSON elsewhere (LOG_FORMAT overrides)', () => {
+  const prettyCapture = () => {
+    const lines: string[] = [];
+    const log = createLogger(
+      {
+        service: 'ingress',
+        format: 'pretty',
+        sink: (line) => lines.push(line),
+        clock: () => Date.UTC(2026, 10, 22, 10, 0, 0, 123),
+      },
+      { webhookId: 'wh_1' },
+    );
+    return { log, lines };
+  };
+
+  it('chooses the format from LOG_FORMAT, else from whether stdout is a terminal', () => {
+    expect(logFormat(undefined, true)).toBe('pretty');
+    expect(logFormat(undefined, false)).toBe('json');
+    expect(logFormat('', true)).toBe('pretty');
+    expect(logFormat('json', true)).toBe('json');
+    expect(logFormat('PRETTY', false)).toBe('pretty');
+    expect(logFormat('yaml', false)).toBe('json');
+  });
+
+  it('writes one readable line with the time, level, service, message and fields', () => {
+    const { log, lines } = prettyCapture();
+    log.with({ eventId: 'evt_1' }).warn('hydration rejected', { error: 'not found', attempt: 2 });
+    expect(lines).toHaveLength(1);
+    // The time of day in local time, then the level, the service, the message and the fields.
+    expect(lines[0]).toMatch(
+      /^\d{2}:\d{2}:00\.123 WARN {2}ingress {2}hydration rejected {2}webhookId=wh_1 eventId=evt_1 error="not found" attempt=2$/,
+    );
+  });
+
+  it('masks numbers and redacts credentials in pretty lines too', () => {
+    const { log, lines } = prettyCapture();
+    log.info('incoming from +14155550123', {
+      from: '"Ann" <sip:+14155550123@sip.example.com>',
+      sipHeaders: [{ name: 'X-Account', value: 'acct 5551234567' }],
+      apiKey: 'sk-live-123',
+      error: new Error('refer to sip:+14155550199@pbx failed'),
+    });
+    const line = lines[0] ?? '';
+    for (const digits of ['4155550123', '5551234567', '4155550199', 'sk-live'])
+      expect(line).not.toContain(digits);
+    expect(line).toContain('+***23');
+    expect(line).toContain('apiKey=[redacted]');
+  });
+
+  it("turns a worker's JSON log line into a pretty one, and leaves EMF and other lines alone", () => {
+    const json = JSON.stringify({
+      level: 'info',
+      time: '2026-11-22T10:00:00.123Z',
+      service: 'sideband',
+      message: 'call attached',
+      callId: 'rtc_1',
+      caller: '+14155550123',
+    });
+    expect(prettyLogLine(json)).toMatch(
+      /^\d{2}:\d{2}:00\.123 INFO {2}sideband {2}call attached {2}callId=rtc_1 caller=\+\*\*\*23$/,
+    );
+    const emf = JSON.stringify({ _aws: { Timestamp: 1 }, level: 'info', time: 'x', message: 'm' });
+    expect(prettyLogLine(emf)).toBeUndefined();
+    expect(prettyLogLine('{"url":"http://127.0.0.1:1/"}')).toBeUndefined();
+    // A lifecycle line without a time still gets one.
+    expect(
+      prettyLogLine('{"level":"info","service":"sideband","message":"sideband worker ready"}'),
+    ).toMatch(/^\d{2}:\d{2}:\d{2}\.\d{3} INFO {2}sideband {2}sideband worker ready$/);
+    expect(prettyLogLine('not json')).toBeUndefined();
+  });
+
+  it('keeps JSON with a sink of its own, whatever LOG_FORMAT says', () => {
+    const previous = process.env.LOG_FORMAT;
+    process.env.LOG_FORMAT = 'pretty';
+    try {
+      const lines: string[] = [];
+      createLogger({ service: 's', sink: (l) => lines.push(l) }).info('m');
+      expect(JSON.parse(lines[0] ?? '')).toMatchObject({ message: 'm', service: 's' });
+    } finally {
+      if (previous === undefined) delete process.env.LOG_FORMAT;
+      else process.env.LOG_FORMAT = previous;
+    }
   });
 });
 
