@@ -22,7 +22,7 @@ const HYDRATABLE: Readonly<Record<string, HydratableType>> = {
   batch: {
     category: 'batch',
     path: (id) => `/batches/${encodeURIComponent(id)}`,
-    fields: ['status', 'request_counts', 'output_file_id', 'error_file_id'],
+    fields: ['status', 'request_counts', 'output_file_id', 'error_file_id', 'errors'],
   },
   'fine_tuning.job': {
     category: 'fine_tuning',
