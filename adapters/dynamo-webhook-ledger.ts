@@ -2,6 +2,7 @@ import {
   ConditionalCheckFailedException,
   DeleteItemCommand,
   type DynamoDBClient,
+  GetItemCommand,
   PutItemCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
@@ -50,7 +51,8 @@ export class DynamoWebhookLedger implements WebhookLedger {
       return { kind: 'claimed' };
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      const state = error.Item?.state?.S === 'consumed' ? 'consumed' : 'claimed';
+      const stored = error.Item?.state?.S;
+      const state = stored === 'consumed' || stored === 'queued' ? stored : 'claimed';
       const eventId = error.Item?.eventId?.S;
       return { kind: 'duplicate', state, ...(eventId ? { eventId } : {}) };
     }
@@ -71,7 +73,44 @@ export class DynamoWebhookLedger implements WebhookLedger {
     );
   }
 
+  async markQueued(webhookId: string, token: string): Promise<void> {
+    // Only our own claim, and only while it is a claim: a consumer may already have marked it.
+    await conditionalWrite(() =>
+      this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: toKey(keys.webhook(webhookId)),
+          UpdateExpression: 'SET #state = :queued',
+          ConditionExpression: '#token = :token AND #state = :claimed',
+          ExpressionAttributeNames: { '#token': 'token', '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':token': { S: token },
+            ':claimed': { S: 'claimed' },
+            ':queued': { S: 'queued' },
+          },
+        }),
+      ),
+    );
+  }
+
+  /**
+   * The consumer's confirmation. The ingress has normally marked the claim `queued` already, and
+   * `queued` answers redeliveries just as `consumed` does; so this reads first (a read unit costs
+   * a fifth of a write unit, https://aws.amazon.com/dynamodb/pricing/on-demand/) and writes only
+   * when the record is still a bare claim (the ingress's mark failed).
+   */
   async markConsumed(webhookId: string): Promise<void> {
+    const current = await this.client.send(
+      new GetItemCommand({
+        TableName: this.tableName,
+        Key: toKey(keys.webhook(webhookId)),
+        ConsistentRead: true,
+        ProjectionExpression: '#state',
+        ExpressionAttributeNames: { '#state': 'state' },
+      }),
+    );
+    // Gone (TTL) or already confirmed: nothing to write.
+    if (current.Item?.state?.S !== 'claimed') return;
     await conditionalWrite(() =>
       this.client.send(
         new UpdateItemCommand({

@@ -16,6 +16,7 @@ import { startNodeChild } from '../local/node-child';
 import { sampleEvent } from '../local/samples';
 import { signedWebhookRequest } from '../local/signing';
 import { benchCallSetup, benchDensity } from './calls';
+import { benchCost } from './cost';
 import { fmt, median, percentile } from './stats';
 
 /**
@@ -47,6 +48,7 @@ if (want('bundle')) await benchBundle();
 if (want('pipeline')) await benchPipeline();
 if (want('calls')) await benchCallSetup(out);
 if (want('density')) await benchDensity(out);
+if (want('cost')) await benchCost(out);
 
 mkdirSync(path.join(root, 'docs'), { recursive: true });
 const existing = (() => {

@@ -24,6 +24,8 @@ export const ENV = {
   healthPort: 'HEALTH_PORT',
   /** The stack's name: the `Stack` dimension of every metric. */
   stackName: 'STACK_NAME',
+  /** The claim-check bucket for bodies too large for a queue message (S3). */
+  payloadBucket: 'PAYLOAD_BUCKET',
   /** `off` silences the EMF metrics. */
   metrics: 'METRICS',
 } as const;

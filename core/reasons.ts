@@ -14,15 +14,21 @@ export const VERIFY_FAILURE_CODES = [
 ] as const;
 export type VerifyFailureCode = (typeof VERIFY_FAILURE_CODES)[number];
 
-/** Why a verified body is not a usable event (4xx). */
+/** Why a verified body is not a well-formed event envelope. */
 export const ENVELOPE_FAILURE_CODES = ['invalid_json', 'invalid_envelope'] as const;
 export type EnvelopeFailureCode = (typeof ENVELOPE_FAILURE_CODES)[number];
+
+/**
+ * Why a verified body was kept as a `malformed` event. Once the signature holds, the body is
+ * OpenAI's: it is stored, routed and acknowledged (200) however odd it is, never refused, since a
+ * 4xx would only make OpenAI retry it for 72 hours and then drop it.
+ */
+export const MALFORMED_REASONS = ['invalid_encoding', ...ENVELOPE_FAILURE_CODES] as const;
+export type MalformedReason = (typeof MALFORMED_REASONS)[number];
 
 /** Every 4xx the ingress answers with: the `Reason` of `WebhooksRejected`, in dashboard order. */
 export const INGRESS_REJECTION_REASONS = [
   ...VERIFY_FAILURE_CODES,
-  'invalid_encoding',
-  ...ENVELOPE_FAILURE_CODES,
   'body_too_large',
   'method_not_allowed',
   'delivery_in_progress',

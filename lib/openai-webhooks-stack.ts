@@ -1,4 +1,4 @@
-import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { CATEGORIES } from '#core/webhooks/categories';
@@ -47,7 +47,10 @@ export class OpenAiWebhooksStack extends Stack {
         ? undefined
         : Secret.fromSecretNameV2(this, 'OpenAiApiKey', config.openAiApiKeySecretName);
 
-    this.store = new EventStore(this, 'EventStore', { removalPolicy: config.removalPolicy });
+    this.store = new EventStore(this, 'EventStore', {
+      removalPolicy: config.removalPolicy,
+      eventRetention: config.eventRetention,
+    });
     this.fanout = new CategoryFanout(this, 'Fanout', {
       store: this.store,
       categories: config.categories,
@@ -97,13 +100,20 @@ export class OpenAiWebhooksStack extends Stack {
     this.alarms = new Alarms(this, 'Alarms', {
       ingress: this.ingress,
       fanout: this.fanout,
+      store: this.store,
       ...(this.sideband ? { sideband: this.sideband } : {}),
       thresholds: config.alarms,
       ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
     });
+    if (!config.alarmEmail)
+      Annotations.of(this).addWarningV2(
+        'openai-webhooks:no-alarm-subscriber',
+        'No alarmEmail is set: the alarms notify an SNS topic nobody is subscribed to, so a DLQ, a throttled ingress or failing calls go unnoticed. Set alarmEmail, or subscribe to the AlarmTopicArn output yourself.',
+      );
     this.dashboard = new OperationsDashboard(this, 'Operations', {
       ingress: this.ingress,
       fanout: this.fanout,
+      store: this.store,
       ...(this.sideband ? { sideband: this.sideband } : {}),
       alarms: this.alarms.alarms,
     });

@@ -25,6 +25,7 @@ import { EventSourcePoller } from './stand-ins/event-source-poller';
 import { serveFunctionUrl } from './stand-ins/function-url';
 import { OpenAiSimulator } from './stand-ins/openai-simulator';
 import { RealtimeSimulator, type RealtimeSimulatorOptions } from './stand-ins/realtime-simulator';
+import { type S3Fake, startS3Fake } from './stand-ins/s3-fake';
 import { startSqsEmulator } from './stand-ins/sqs-emulator';
 
 export interface LocalPipelineOptions {
@@ -84,6 +85,14 @@ export function awsJsonFake(): Promise<AwsJsonFake> {
   return sharedAwsFake;
 }
 
+let sharedS3: Promise<S3Fake> | undefined;
+
+/** The S3 stand-in (the claim-check bucket): like `awsJsonFake`, one per process, never stopped. */
+export function s3Fake(): Promise<S3Fake> {
+  sharedS3 ??= startS3Fake({ unref: true });
+  return sharedS3;
+}
+
 export function generateWebhookSecret(): string {
   return `whsec_${randomBytes(32).toString('base64')}`;
 }
@@ -104,6 +113,9 @@ export class LocalPipeline {
   dynamo!: DynamoDBClient;
   sqs!: SQSClient;
   aws!: AwsJsonFake;
+  /** The S3 stand-in; this pipeline's claim-check bucket is `payloadBucket`. */
+  s3!: S3Fake;
+  payloadBucket = '';
   env: NodeJS.ProcessEnv = {};
   realtime: RealtimeSimulator | undefined;
   signalQueue: QueuePair | undefined;
@@ -140,7 +152,15 @@ export class LocalPipeline {
       this.sqsEndpoint = sqs.endpoint;
     }
     this.aws = await awsJsonFake();
-    useLocalAws({ dynamo: this.dynamoEndpoint, sqs: this.sqsEndpoint, aws: this.aws.endpoint });
+    this.s3 = await s3Fake();
+    useLocalAws({
+      dynamo: this.dynamoEndpoint,
+      sqs: this.sqsEndpoint,
+      aws: this.aws.endpoint,
+      s3: this.s3.endpoint,
+    });
+    this.payloadBucket = `${prefix}-payloads`;
+    this.s3.buckets.set(this.payloadBucket, new Map());
     this.dynamo = new DynamoDBClient({});
     this.sqs = new SQSClient(sqsClientConfig());
     this.store = new DynamoEventStore(
@@ -212,6 +232,7 @@ export class LocalPipeline {
       [ENV.claimTimeoutSeconds]: String(o.claimTimeoutSeconds ?? 30),
       [ENV.logLevel]: o.logLevel ?? 'info',
       [ENV.stackName]: 'local',
+      [ENV.payloadBucket]: this.payloadBucket,
       ...(o.calls && this.signalQueue
         ? {
             [ENV.callsConfig]: JSON.stringify(o.calls),
@@ -296,7 +317,12 @@ export class LocalPipeline {
 }
 
 /** Points every AWS SDK client in this process at the stand-ins, with dummy credentials. */
-export function useLocalAws(endpoints: { dynamo: string; sqs: string; aws: string }): void {
+export function useLocalAws(endpoints: {
+  dynamo: string;
+  sqs: string;
+  aws: string;
+  s3?: string;
+}): void {
   process.env.AWS_REGION = 'us-east-1';
   process.env.AWS_ACCESS_KEY_ID = 'local';
   process.env.AWS_SECRET_ACCESS_KEY = 'local';
@@ -306,4 +332,5 @@ export function useLocalAws(endpoints: { dynamo: string; sqs: string; aws: strin
   process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER = endpoints.aws;
   process.env.AWS_ENDPOINT_URL_ECS = endpoints.aws;
   process.env.AWS_ENDPOINT_URL_LAMBDA = endpoints.aws;
+  if (endpoints.s3) process.env.AWS_ENDPOINT_URL_S3 = endpoints.s3;
 }

@@ -14,7 +14,7 @@ import {
   createConsumerHandler,
   type UserHandler,
 } from '#core/webhooks/process-event';
-import { awsClientConfig, sqsClientConfig } from '../aws-clients';
+import { awsClientConfig, hooked, QUICK_CALLS, sqsClientConfig } from '../aws-clients';
 import { DynamoCallStore } from '../dynamo-call-store';
 import { DynamoEventStore } from '../dynamo-event-store';
 import { DynamoWebhookLedger } from '../dynamo-webhook-ledger';
@@ -26,6 +26,7 @@ import type { OpenAiClient } from '../openai-client';
 import { openAiFromEnv } from '../openai-from-env';
 import { OpenAiHydrator } from '../openai-hydrator';
 import { SqsSignalPublisher } from '../sqs-signal-publisher';
+import { payloadStoreFromEnv } from './payload-store-from-env';
 
 /**
  * Builds a category consumer from its environment, once per cold start. `bundledUserHandler` is
@@ -39,7 +40,7 @@ export function consumerDepsFromEnv(
   const category = requireEnv(env, ENV.category);
   if (!isCategory(category)) throw new Error(`Unknown category "${category}".`);
   const tableName = requireEnv(env, ENV.tableName);
-  const dynamo = new DynamoDBClient(awsClientConfig());
+  const dynamo = hooked(new DynamoDBClient(awsClientConfig(undefined, QUICK_CALLS)), 'dynamodb');
   const documents = DynamoDBDocumentClient.from(dynamo, {
     marshallOptions: { removeUndefinedValues: true },
   });
@@ -76,6 +77,7 @@ export function consumerDepsFromEnv(
     ledger: new DynamoWebhookLedger(dynamo, tableName),
     ...(openAi && env[ENV.hydrate] !== 'false' ? { hydrator: new OpenAiHydrator(openAi) } : {}),
     ...(userHandler ? { userHandler } : {}),
+    ...payloadStoreFromEnv(env),
     eventTtlSeconds: numberEnv(env, ENV.eventTtlSeconds, 90 * 24 * 3600),
     clock: Date.now,
     log,
@@ -100,7 +102,7 @@ function incomingCallDepsFromEnv(
     store: new DynamoCallStore(documents, tableName),
     api: new OpenAiCallsApi(openAi),
     signals: new SqsSignalPublisher(
-      new SQSClient(sqsClientConfig()),
+      hooked(new SQSClient(sqsClientConfig(process.env, QUICK_CALLS)), 'sqs'),
       requireEnv(env, ENV.signalQueueUrl),
     ),
     ...(cluster && service

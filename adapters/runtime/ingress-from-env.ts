@@ -7,16 +7,19 @@ import { createLogger, parseLogLevel } from '#core/observability/logger';
 import { parseQueueUrls } from '#core/queue-urls';
 import type { IngressDeps } from '#core/webhooks/receive-webhook';
 import { DEFAULT_TOLERANCE_SECONDS, parseWebhookSecrets } from '#core/webhooks/signature';
-import { awsClientConfig, sqsClientConfig } from '../aws-clients';
+import { awsClientConfig, hooked, QUICK_CALLS, sqsClientConfig } from '../aws-clients';
 import { DynamoWebhookLedger } from '../dynamo-webhook-ledger';
 import { metricsFromEnv } from '../metrics-from-env';
 import { CachedSecret, SecretsManagerSource } from '../secrets-manager-source';
 import { SqsEventPublisher } from '../sqs-event-publisher';
+import { payloadStoreFromEnv } from './payload-store-from-env';
 
 /** Builds the ingress from its environment, once per cold start. */
 export function ingressDepsFromEnv(env: NodeJS.ProcessEnv): IngressDeps {
   const log = createLogger({ service: 'ingress', level: parseLogLevel(env[ENV.logLevel]) });
-  const secretSource = new SecretsManagerSource(new SecretsManagerClient(awsClientConfig()));
+  const secretSource = new SecretsManagerSource(
+    new SecretsManagerClient(awsClientConfig(undefined, QUICK_CALLS)),
+  );
   const secretId = requireEnv(env, ENV.webhookSecretId);
   const secrets = new CachedSecret(
     async () => parseWebhookSecrets(await secretSource.getSecretString(secretId)),
@@ -35,10 +38,14 @@ export function ingressDepsFromEnv(env: NodeJS.ProcessEnv): IngressDeps {
     },
     secrets,
     ledger: new DynamoWebhookLedger(
-      new DynamoDBClient(awsClientConfig()),
+      hooked(new DynamoDBClient(awsClientConfig(undefined, QUICK_CALLS)), 'dynamodb'),
       requireEnv(env, ENV.tableName),
     ),
-    publisher: new SqsEventPublisher(new SQSClient(sqsClientConfig()), parseQueueUrls(env)),
+    publisher: new SqsEventPublisher(
+      hooked(new SQSClient(sqsClientConfig(process.env, QUICK_CALLS)), 'sqs'),
+      parseQueueUrls(env),
+    ),
+    ...payloadStoreFromEnv(env),
     clock: Date.now,
     newToken: randomUUID,
     log,

@@ -28,6 +28,10 @@ export const METRICS = {
   EventsSkipped: { unit: 'Count', about: 'redeliveries of an event already processed' },
   ProcessingTime: { unit: 'Milliseconds', about: 'consumer time per event, by Category' },
   ProcessingFailures: { unit: 'Count', about: 'failed attempts (retried, then DLQ)' },
+  EventsDeadLettered: {
+    unit: 'Count',
+    about: 'events whose last attempt failed: their message goes to the DLQ, by Category',
+  },
   HydrationErrors: { unit: 'Count', about: 'OpenAI fetches that failed or were refused' },
   EventLatency: { unit: 'Milliseconds', about: 'ingress acceptance to processed, by Category' },
   // Phone calls: the incoming-call handler.
@@ -52,6 +56,20 @@ export const METRICS = {
   ActiveCalls: { unit: 'Count', about: 'calls held by one task (Average: per task)' },
   CallCapacity: { unit: 'Count', about: 'calls one task may hold' },
   AccountActiveCalls: { unit: 'Count', about: 'calls holding capacity account-wide (Maximum)' },
+  // Phone calls: the sideband worker under faults (issue 11).
+  Reattaches: { unit: 'Count', about: 'reattaches after a clean close the worker did not cause' },
+  IdleTimeouts: { unit: 'Count', about: 'server idle timeouts (the caller silent)' },
+  ToolCallsSkipped: { unit: 'Count', about: 'function calls not run: interrupted by the caller' },
+  ToolOutputsTruncated: { unit: 'Count', about: 'tool outputs cut at maxToolOutputBytes' },
+  ToolOutputsHandedOver: {
+    unit: 'Count',
+    about: 'tool outputs a previous worker stored, delivered by the one that took the call over',
+  },
+  LeasesLost: {
+    unit: 'Count',
+    about: 'calls a worker let go of because a sweeper fenced its lease (it had stalled)',
+  },
+  AttachRetries: { unit: 'Count', about: 'sideband attaches retried after a failure' },
 } as const satisfies Record<string, { unit: MetricUnit; about: string }>;
 
 export type MetricName = keyof typeof METRICS;

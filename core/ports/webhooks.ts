@@ -1,12 +1,18 @@
+import type { MalformedReason } from '../reasons';
 import type { Category } from '../webhooks/categories';
 import type { ObjectState } from '../webhooks/projection';
-import type { QueuedWebhook } from '../webhooks/queue-message';
+import type { PayloadRef, QueuedWebhook } from '../webhooks/queue-message';
 
 /** Dedupe on `webhook-id`: one delivery claims it, later ones see it. */
 export interface WebhookLedger {
   claim(claim: WebhookClaim): Promise<ClaimOutcome>;
   /** Undoes our own claim (matched by token) when the event could not be queued. */
   release(webhookId: string, token: string): Promise<void>;
+  /**
+   * Records that our own claim (matched by token) queued the event: from then on every delivery
+   * of this `webhook-id` is a duplicate, whatever the consumer's lag.
+   */
+  markQueued(webhookId: string, token: string): Promise<void>;
   /** Called by the consumer once the event is durably in the pipeline. */
   markConsumed(webhookId: string): Promise<void>;
 }
@@ -27,15 +33,26 @@ export interface WebhookClaim {
 
 export type ClaimOutcome =
   | { readonly kind: 'claimed' }
-  /** `consumed`: a consumer has it. `claimed`: another attempt is in flight right now. */
+  /**
+   * `queued`: an attempt queued it (and answered 200). `consumed`: a consumer has it. `claimed`:
+   * another attempt is in flight right now and may still fail to queue it.
+   */
   | {
       readonly kind: 'duplicate';
-      readonly state: 'consumed' | 'claimed';
+      readonly state: 'consumed' | 'queued' | 'claimed';
       readonly eventId?: string;
     };
 
 export interface EventPublisher {
   publish(message: QueuedWebhook): Promise<void>;
+}
+
+/** Claim check: bodies too large for a queue message or an item are kept here (S3). */
+export interface PayloadStore {
+  /** Stores the exact bytes; the same bytes always get the same reference. */
+  put(body: Uint8Array): Promise<PayloadRef>;
+  /** The bytes, checked against the reference's SHA-256. */
+  get(ref: PayloadRef): Promise<Buffer>;
 }
 
 export interface SecretSource {
@@ -52,7 +69,17 @@ export interface StoredEventRecord {
   readonly createdAt: number;
   readonly receivedAt: number;
   readonly secretLabel: string;
+  /**
+   * The queue message body: the raw webhook body, or an `owh_body` wrapper (see
+   * `core/webhooks/queue-message.ts`): a claim check's reference, or base64 for a body that is
+   * not text. `owh replay` sends it back as it is.
+   */
   readonly payload: string;
+  /** Where a claim-checked body is (also inside `payload`). */
+  readonly payloadRef?: PayloadRef;
+  /** Why a verified body was not a well-formed event; kept, routed and acknowledged anyway. */
+  readonly malformed?: MalformedReason;
+  readonly malformedMessage?: string;
   readonly objectId?: string;
   readonly status: EventStatus;
   readonly attempts: number;

@@ -1,9 +1,16 @@
+import { createHash } from 'node:crypto';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { errorMessage, type Logger } from '../observability/logger';
 import { count, type MetricsPublisher } from '../observability/metrics';
-import type { EventStore, HydrationResult, Hydrator, WebhookLedger } from '../ports/webhooks';
+import type {
+  EventStore,
+  HydrationResult,
+  Hydrator,
+  PayloadStore,
+  WebhookLedger,
+} from '../ports/webhooks';
 import type { Category } from './categories';
-import { parseEnvelope } from './envelope';
+import { type Malformed, readEnvelope } from './envelope';
 import { isHydratable } from './hydration';
 import {
   applyDetails,
@@ -13,10 +20,27 @@ import {
   type ObjectState,
   objectRefOf,
 } from './projection';
-import { fromMessageAttributes, type QueuedWebhook } from './queue-message';
+import {
+  fromMessageAttributes,
+  type PayloadRef,
+  type QueuedWebhook,
+  unwrapBody,
+} from './queue-message';
 
-/** What a user handler receives: the verified, stored event, with its projected object. */
+/**
+ * What a user handler receives: the verified, stored event, with its projected object.
+ *
+ * Delivery is at least once: the same event can reach your handler more than once (an SQS
+ * redelivery, a retry after your handler or a later step failed, a consumer that timed out, or
+ * an operator's `owh events replay --force`). Make the handler idempotent on `eventId`.
+ */
 export interface ConsumedEvent {
+  /**
+   * The event's id (`evt_…`): the idempotency key. Every delivery of one event carries the same
+   * id, so record it with your side effect (a conditional write, a unique key) and skip the event
+   * when it is already there. A malformed event without a usable id gets `malformed_<webhook-id>`,
+   * stable across deliveries too.
+   */
   readonly eventId: string;
   readonly webhookId: string;
   readonly type: string;
@@ -30,6 +54,13 @@ export interface ConsumedEvent {
   readonly object?: ObjectState;
   /** 1 on the first delivery; use `eventId` as your idempotency key. */
   readonly attempt: number;
+  /**
+   * Set when the verified body was not a well-formed event (invalid JSON, a type outside the
+   * usual pattern, a fractional `created_at`, `data` that is not an object): it is kept and
+   * routed anyway. `data` is then `{}` unless the body had a `data` object, and `object` is set
+   * only when the type and data were as sent.
+   */
+  readonly malformed?: Malformed;
 }
 
 export type UserHandler = (event: ConsumedEvent) => Promise<void>;
@@ -38,6 +69,8 @@ export interface ConsumerDeps {
   readonly store: EventStore;
   readonly ledger: Pick<WebhookLedger, 'markConsumed'>;
   readonly hydrator?: Hydrator;
+  /** Where claim-checked bodies are read from (S3); needed only for those. */
+  readonly payloads?: PayloadStore;
   readonly userHandler?: UserHandler;
   /** Extra per-category work, such as call handling for `realtime`; runs before the user handler. */
   readonly categoryHandler?: (event: ConsumedEvent, log: Logger) => Promise<void>;
@@ -45,6 +78,11 @@ export interface ConsumerDeps {
   readonly clock: () => number;
   readonly log: Logger;
   readonly metrics: MetricsPublisher;
+  /**
+   * The queue's `maxReceiveCount`, when known: a failure on that attempt is the last one (SQS
+   * moves the message to the DLQ), and is logged and counted as dead-lettered.
+   */
+  readonly maxReceiveCount?: number;
 }
 
 const MAX_PROJECTION_RACES = 8;
@@ -82,10 +120,16 @@ export async function processMessage(
     type: message.type,
     attempt,
   });
-  const parsed = parseEnvelope(message.body);
-  if (!parsed.ok) throw new Error(`Queued body is not an event envelope: ${parsed.message}`);
-  const event = parsed.event;
-  const ref = objectRefOf(event);
+  const carried = unwrapBody(message.body);
+  let text: string | undefined;
+  if (carried.kind === 'raw') text = carried.text;
+  else text = utf8(carried.kind === 'bytes' ? carried.bytes : await readPayload(deps, carried.ref));
+  const envelope = readEnvelope(text, {
+    webhookId: message.webhookId,
+    receivedAt: message.receivedAt,
+  });
+  const event = envelope.event;
+  const ref = envelope.projectable ? objectRefOf(event) : undefined;
   const now = clock();
   const category = { name: 'Category', value: message.category } as const;
 
@@ -98,6 +142,10 @@ export async function processMessage(
     receivedAt: message.receivedAt,
     secretLabel: message.secretLabel,
     payload: message.body,
+    ...(carried.kind === 'ref' ? { payloadRef: carried.ref } : {}),
+    ...(envelope.malformed
+      ? { malformed: envelope.malformed.reason, malformedMessage: envelope.malformed.message }
+      : {}),
     ...(ref ? { objectId: ref.objectId } : {}),
     status: 'received',
     attempts: attempt,
@@ -147,6 +195,7 @@ export async function processMessage(
       data: event.data,
       ...(object ? { object } : {}),
       attempt,
+      ...(envelope.malformed ? { malformed: envelope.malformed } : {}),
     };
     if (deps.categoryHandler) await deps.categoryHandler(consumed, log);
     if (deps.userHandler) await deps.userHandler(consumed);
@@ -166,9 +215,18 @@ export async function processMessage(
     return 'processed';
   } catch (error) {
     log.error('event processing failed', { error: errorMessage(error) });
+    const last = deps.maxReceiveCount !== undefined && attempt >= deps.maxReceiveCount;
+    if (last)
+      log.error('event dead-lettered', {
+        category: message.category,
+        maxReceiveCount: deps.maxReceiveCount,
+        error: errorMessage(error),
+        next: 'SQS moves the message to the DLQ; owh events show, then owh redrive',
+      });
     deps.metrics([
       count('ProcessingFailures', category),
       { name: 'ProcessingTime', value: clock() - now, dimension: category },
+      ...(last ? [count('EventsDeadLettered', category)] : []),
     ]);
     await store
       .markFailed(event.id, errorMessage(error), attempt, clock())
@@ -177,6 +235,28 @@ export async function processMessage(
       );
     throw error;
   }
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The text of UTF-8 bytes; undefined when they are not UTF-8. */
+function utf8(bytes: Uint8Array): string | undefined {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A claim-checked body, checked against its SHA-256. A failure retries the message. */
+async function readPayload(deps: ConsumerDeps, ref: PayloadRef): Promise<Buffer> {
+  if (!deps.payloads)
+    throw new Error(`No payload store to read the claim-checked ${ref.key} from.`);
+  const bytes = await deps.payloads.get(ref);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (sha256 !== ref.sha256 || bytes.length !== ref.bytes)
+    throw new Error(`The claim-checked body ${ref.key} does not match its reference.`);
+  return bytes;
 }
 
 /** A retryable hydration failure is counted, then thrown: the message is retried. */

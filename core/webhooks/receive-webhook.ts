@@ -2,11 +2,19 @@ import type { LambdaFunctionURLEvent, LambdaFunctionURLResult } from 'aws-lambda
 import { errorResponse, jsonResponse } from '../http';
 import { errorMessage, type Logger } from '../observability/logger';
 import { count, type MetricPoint, type MetricsPublisher } from '../observability/metrics';
-import type { EventPublisher, WebhookLedger } from '../ports/webhooks';
-import type { IngressErrorCode } from '../reasons';
+import type { EventPublisher, PayloadStore, WebhookLedger } from '../ports/webhooks';
+import type { IngressErrorCode, MalformedReason } from '../reasons';
 import { type Category, categoryOf } from './categories';
-import { parseEnvelope } from './envelope';
-import { messageSize, SQS_MAX_MESSAGE_BYTES, toMessageAttributes } from './queue-message';
+import { readEnvelope } from './envelope';
+import {
+  CLAIM_CHECK_BYTES,
+  carriesAsText,
+  messageSize,
+  SQS_MAX_MESSAGE_BYTES,
+  toMessageAttributes,
+  wrapBytes,
+  wrapRef,
+} from './queue-message';
 import { type VerifyResult, verifyWebhook, type WebhookSecret } from './signature';
 
 export interface IngressConfig {
@@ -30,6 +38,11 @@ export interface IngressDeps {
   readonly secrets: WebhookSecrets;
   readonly ledger: WebhookLedger;
   readonly publisher: EventPublisher;
+  /**
+   * Claim check for bodies too large for a queue message (S3). Without it, such a body gets 413
+   * (and `maxBodyBytes` should stay below `CLAIM_CHECK_BYTES`).
+   */
+  readonly payloads?: PayloadStore;
   readonly clock: () => number;
   readonly newToken: () => string;
   readonly log: Logger;
@@ -45,6 +58,8 @@ export interface IngressOutcome {
   readonly secretLabel?: string;
   readonly category?: Category;
   readonly duplicate?: boolean;
+  /** A verified body kept as a malformed event. */
+  readonly malformed?: MalformedReason;
 }
 
 interface Handled {
@@ -158,19 +173,26 @@ async function handle(
   }
   const verified = { verified: true, secretLabel: verdict.secretLabel };
 
-  let text: string;
+  // Verified: from here on the body is OpenAI's, and it is kept however odd it is.
+  const bytes = typeof rawBody === 'string' ? Buffer.from(rawBody, 'utf8') : rawBody;
+  let text: string | undefined;
   try {
     text = typeof rawBody === 'string' ? rawBody : strictUtf8.decode(rawBody);
   } catch {
-    return refuse(400, 'invalid_encoding', 'The body is not valid UTF-8.', verified);
+    text = undefined;
   }
-  const parsed = parseEnvelope(text);
-  if (!parsed.ok) {
-    log.warn('webhook rejected', { reason: parsed.code, status: 400, webhookId });
-    return refuse(parsed.status, parsed.code, parsed.message, verified);
-  }
-  const { id: eventId, type } = parsed.event;
+  const envelope = readEnvelope(text, { webhookId, receivedAt: started });
+  const { id: eventId, type } = envelope.event;
   const category = categoryOf(type);
+  const malformed = envelope.malformed;
+  if (malformed)
+    log.warn('malformed event kept', {
+      reason: malformed.reason,
+      detail: malformed.message,
+      webhookId,
+      eventId,
+      category,
+    });
   const meta = {
     webhookId,
     eventId,
@@ -179,7 +201,13 @@ async function handle(
     receivedAt: started,
     secretLabel: verdict.secretLabel,
   };
-  if (messageSize(text, toMessageAttributes(meta)) > SQS_MAX_MESSAGE_BYTES) {
+  const inline = text !== undefined && carriesAsText(text) ? text : wrapBytes(bytes);
+  const claimCheck = messageSize(inline, toMessageAttributes(meta)) > CLAIM_CHECK_BYTES;
+  if (
+    claimCheck &&
+    !deps.payloads &&
+    messageSize(inline, toMessageAttributes(meta)) > SQS_MAX_MESSAGE_BYTES
+  ) {
     return refuse(413, 'body_too_large', 'The event is too large to queue (1 MiB).', verified);
   }
   const eventLog = log.with({ webhookId, eventId, type, category });
@@ -218,23 +246,41 @@ async function handle(
         { 'retry-after': String(config.claimTimeoutSeconds) },
       );
     }
-    eventLog.info('duplicate webhook', { latencyMs: clock() - started });
+    // Queued by an earlier attempt (or already consumed): durable, so acknowledge it again.
+    eventLog.info('duplicate webhook', { state: claim.state, latencyMs: clock() - started });
     return {
       response: jsonResponse(200, { received: true, duplicate: true }),
       outcome: { ...verified, status: 200, category, duplicate: true },
     };
   }
 
-  try {
-    await deps.publisher.publish({ ...meta, body: text });
-  } catch (error) {
-    eventLog.error('queueing failed', { error: errorMessage(error) });
-    // Give the id back so OpenAI's retry is processed rather than taken for a duplicate.
-    await deps.ledger.release(webhookId, token).catch((releaseError: unknown) => {
+  // Give the id back so OpenAI's retry is processed rather than taken for a duplicate.
+  const release = () =>
+    deps.ledger.release(webhookId, token).catch((releaseError: unknown) => {
       eventLog.error('claim release failed; it expires on its own', {
         error: errorMessage(releaseError),
       });
     });
+  let body = inline;
+  if (claimCheck && deps.payloads) {
+    try {
+      body = wrapRef(await deps.payloads.put(bytes));
+    } catch (error) {
+      eventLog.error('payload store failed', { error: errorMessage(error), bytes: bytes.length });
+      await release();
+      return refuse(
+        503,
+        'store_unavailable',
+        'The event could not be stored; retry later.',
+        verified,
+      );
+    }
+  }
+  try {
+    await deps.publisher.publish({ ...meta, body });
+  } catch (error) {
+    eventLog.error('queueing failed', { error: errorMessage(error) });
+    await release();
     return refuse(
       503,
       'queue_unavailable',
@@ -242,13 +288,26 @@ async function handle(
       verified,
     );
   }
+  // Durable now: later deliveries are duplicates at once, not 409s until a consumer catches up.
+  // If this write fails the event is still queued: they get 409 until the consumer marks it.
+  try {
+    await deps.ledger.markQueued(webhookId, token);
+  } catch (error) {
+    eventLog.error('could not mark the claim queued', { error: errorMessage(error) });
+  }
   eventLog.info('webhook accepted', {
     secretLabel: verdict.secretLabel,
     latencyMs: clock() - started,
+    ...(body !== inline ? { claimCheck: true, bytes: bytes.length } : {}),
   });
   return {
     response: jsonResponse(200, { received: true }),
-    outcome: { ...verified, status: 200, category },
+    outcome: {
+      ...verified,
+      status: 200,
+      category,
+      ...(malformed ? { malformed: malformed.reason } : {}),
+    },
   };
 }
 

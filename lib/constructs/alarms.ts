@@ -12,6 +12,7 @@ import { Construct } from 'constructs';
 import { CATEGORIES } from '#core/webhooks/categories';
 import { type AlarmThresholds, DEFAULTS } from '../config';
 import type { CategoryFanout } from './category-fanout';
+import type { EventStore } from './event-store';
 import type { SidebandService } from './sideband-service';
 import { PropsCheck } from './validation';
 import type { WebhookIngress } from './webhook-ingress';
@@ -21,6 +22,8 @@ export interface AlarmsProps {
   readonly ingress: WebhookIngress;
   /** The category queues: an alarm on each DLQ's depth and each queue's oldest message. */
   readonly fanout: CategoryFanout;
+  /** The event table: alarms on throttled reads and writes. @default no table alarms */
+  readonly store?: EventStore;
   /**
    * The phone-call service: alarms on its signal queue, accept latency, capacity, transfers and,
    * when it keeps at least one task, on none running. @default no call alarms
@@ -126,6 +129,26 @@ export class Alarms extends Construct {
       description:
         'The webhook URL answered 5xx (secret, table or queue unavailable); OpenAI is retrying. Check the ingress logs for the reason.',
     });
+    this.addAlarm('IngressThrottles', {
+      metric: ingress.metricThrottles().with(fiveMinutes),
+      threshold: 1,
+      description:
+        'The ingress reached its reserved concurrency (ingressReservedConcurrency) or the account limit: deliveries got 429 and OpenAI is retrying them. If this is real traffic, raise ingressReservedConcurrency; if it is a flood, the cap is doing its job.',
+    });
+    if (props.store) {
+      this.addAlarm('TableWriteThrottles', {
+        metric: props.store.metricWriteThrottles().with(fiveMinutes),
+        threshold: 1,
+        description:
+          'DynamoDB throttled writes to the event table: the ingress answers 503 (OpenAI retries) and consumers retry through their queues. An on-demand table throttles above twice its previous peak or on a hot partition (the listing index); check the table metrics and the ingress 5xx.',
+      });
+      this.addAlarm('TableReadThrottles', {
+        metric: props.store.metricReadThrottles().with(fiveMinutes),
+        threshold: 1,
+        description:
+          'DynamoDB throttled reads of the event table: consumers retry through their queues and owh listings slow down. Check the table metrics for a hot key.',
+      });
+    }
     this.addAlarm('SignatureFailures', {
       metric: ingress.metricWebhooks('SignatureFailures', fiveMinutes),
       threshold: t.signatureFailures,

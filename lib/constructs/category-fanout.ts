@@ -157,6 +157,8 @@ class CategoryPipeline extends Construct {
       this.consumer.addEnvironment(ENV.openAiKeySecretId, props.openAiApiKey.secretName);
     props.store.bindReadWrite(this.consumer);
     props.store.acknowledgeIndexGrant(consumer);
+    props.store.bindPayloadReader(this.consumer);
+    props.store.acknowledgePayloadGrant(consumer);
     if (options.hydrate) props.openAiApiKey?.grantRead(this.consumer);
     if (user?.kind === 'function') {
       grantInvokeUnqualified(user.fn, this.consumer);

@@ -14,6 +14,7 @@ import { Construct } from 'constructs';
 import type { MetricDimension } from '#core/observability/metrics';
 import { CATEGORIES, type Category } from '#core/webhooks/categories';
 import type { CategoryFanout } from './category-fanout';
+import type { EventStore } from './event-store';
 import {
   CALL_END_REASONS,
   CALL_FAILURE_REASONS,
@@ -33,6 +34,8 @@ export interface OperationsDashboardProps {
   readonly ingress: WebhookIngress;
   /** The category queues and consumers: DLQ depth, oldest message, and a row per category. */
   readonly fanout: CategoryFanout;
+  /** The event table: throttled reads and writes in the health row. @default not shown */
+  readonly store?: EventStore;
   /** The phone-call service: its rows and the capacity graph. @default a note that calls are off */
   readonly sideband?: SidebandService;
   /** Alarms shown in the status row under the health row (at most 100). @default no status row */
@@ -103,6 +106,13 @@ export class OperationsDashboard extends Construct {
         ingress.metricResponses('5xx').with({ label: '5xx answers' }),
         ingress.metricErrors().with({ label: 'invocation errors' }),
         ingress.metricWebhooks('SignatureFailures', { label: 'signature failures' }),
+        ingress.metricThrottles().with({ label: 'throttled (reserved concurrency)' }),
+        ...(props.store
+          ? [
+              props.store.metricWriteThrottles().with({ label: 'table write throttles' }),
+              props.store.metricReadThrottles().with({ label: 'table read throttles' }),
+            ]
+          : []),
       ]),
       graph('DLQ depth', [
         ...perCategory((c) => fanout.metricDeadLetterDepth(c)),

@@ -129,6 +129,8 @@ export class WebhookIngress extends Construct {
     this.fn = fn.fn;
     props.store.bindWebhookLedger(this.fn);
     props.store.acknowledgeIndexGrant(fn);
+    props.store.bindPayloadWriter(this.fn);
+    props.store.acknowledgePayloadGrant(fn);
     props.fanout.grantPublish(this.fn);
     props.webhookSecret.grantRead(this.fn);
     this.url = this.fn.addFunctionUrl({ authType: FunctionUrlAuthType.NONE });
@@ -152,6 +154,15 @@ export class WebhookIngress extends Construct {
   /** One of the ingress's EMF metrics: received, rejected by reason, accepted by category, … */
   metricWebhooks(name: IngressMetricName, options?: ProjectMetricOptions): Metric {
     return projectMetric(this, name, options);
+  }
+
+  /**
+   * Invocations Lambda refused because the function was at its reserved concurrency
+   * (`ingressReservedConcurrency`) or the account's limit: the URL answered 429, and OpenAI
+   * retries those deliveries.
+   */
+  metricThrottles(): Metric {
+    return this.fn.metricThrottles({ period: Duration.minutes(1), statistic: 'Sum' });
   }
 
   /** Invocations that threw (should be none: every failure is answered with a status). */

@@ -59,8 +59,8 @@ describe('Alarms', () => {
     const template = synth();
     template.resourceCountIs('AWS::SNS::Topic', 1);
     template.resourceCountIs('AWS::SNS::Subscription', 0);
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 2 * CATEGORIES.length + 2);
-    expect(alarms.alarms).toHaveLength(2 * CATEGORIES.length + 2);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 2 * CATEGORIES.length + 3);
+    expect(alarms.alarms).toHaveLength(2 * CATEGORIES.length + 3);
     const [topic] = Object.keys(template.findResources('AWS::SNS::Topic'));
     for (const alarm of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
       expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topic }]);
@@ -71,6 +71,9 @@ describe('Alarms', () => {
     expect(byName('OldestMessage-eval')).toMatchObject({ Threshold: 900, Period: 300 });
     expect(byName('Ingress5xx')).toMatchObject({ MetricName: 'Url5xxCount', Threshold: 5 });
     expect(byName('SignatureFailures')).toMatchObject({ Threshold: 20 });
+    expect(byName('IngressThrottles')).toMatchObject({ MetricName: 'Throttles', Threshold: 1 });
+    // Without the store, no table alarms.
+    expect(byName('TableWriteThrottles')).toBeUndefined();
     expect(byName('AcceptLatency')).toBeUndefined();
     expect(stack.resolve(alarms.topicArn)).toEqual({ Ref: topic });
     expectContained(stack, alarms, [parts.store, parts.fanout, parts.ingress]);
@@ -79,7 +82,7 @@ describe('Alarms', () => {
 
   it('adds the call alarms with a sideband, and NoSidebandTask only when it keeps a task', () => {
     const warm = alarmsIn({ calls: { minTasks: 1 } });
-    expect(warm.alarms.alarms).toHaveLength(2 * CATEGORIES.length + 2 + 6);
+    expect(warm.alarms.alarms).toHaveLength(2 * CATEGORIES.length + 3 + 6);
     expect(warm.byName('OldestMessage-signals')).toMatchObject({ Threshold: 60 });
     expect(warm.byName('AcceptLatency')).toMatchObject({
       Threshold: 2000,
@@ -94,7 +97,7 @@ describe('Alarms', () => {
     });
     const cold = alarmsIn({ calls: { minTasks: 0 } });
     expect(cold.byName('NoSidebandTask')).toBeUndefined();
-    expect(cold.alarms.alarms).toHaveLength(2 * CATEGORIES.length + 2 + 5);
+    expect(cold.alarms.alarms).toHaveLength(2 * CATEGORIES.length + 3 + 5);
   });
 
   it('scaled to zero, lets a signal wait for a task to start before alarming', () => {

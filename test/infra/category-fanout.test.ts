@@ -57,6 +57,7 @@ describe('CategoryFanout', () => {
         'LOG_LEVEL',
         'OPENAI_BASE_URL',
         'TABLE_NAME',
+        'PAYLOAD_BUCKET',
       ]);
       // Without an API key, nothing hydrates.
       expect(variablesOf(template, category)).toMatchObject({

@@ -1,4 +1,4 @@
-import { RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
@@ -57,6 +57,80 @@ describe('EventStore', () => {
     });
   });
 
+  it('turns deletion protection on with RETAIN, and off otherwise', () => {
+    const protection = (removalPolicy?: RemovalPolicy) => {
+      const { stack } = bareStack();
+      new EventStore(stack, 'Store', removalPolicy ? { removalPolicy } : {});
+      const [table] = Object.values(
+        Template.fromStack(stack).findResources('AWS::DynamoDB::GlobalTable'),
+      );
+      return table?.Properties.Replicas[0].DeletionProtectionEnabled;
+    };
+    expect(protection()).toBe(true);
+    expect(protection(RemovalPolicy.RETAIN)).toBe(true);
+    expect(protection(RemovalPolicy.DESTROY)).toBe(false);
+    expect(protection(RemovalPolicy.SNAPSHOT)).toBe(false);
+  });
+
+  it('keeps claim-checked bodies in an encrypted, TLS-only, private bucket that expires them with the events', () => {
+    const { app, stack } = bareStack();
+    const store = new EventStore(stack, 'Store', { eventRetention: Duration.days(30) });
+    // The writer may only put, the reader only get, objects under payloads/.
+    const writer = inlineFunction(stack, 'Writer');
+    const reader = inlineFunction(stack, 'Reader');
+    store.bindPayloadWriter(writer);
+    store.bindPayloadReader(reader);
+    store.acknowledgePayloadGrant(writer);
+    store.acknowledgePayloadGrant(reader);
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::S3::Bucket', 1);
+    template.hasResource('AWS::S3::Bucket', {
+      DeletionPolicy: 'Retain',
+      Properties: Match.objectLike({
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [
+            { ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } },
+          ],
+        },
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        LifecycleConfiguration: { Rules: [{ ExpirationInDays: 30, Status: 'Enabled' }] },
+      }),
+    });
+    // enforceSSL: a bucket policy denying requests without TLS.
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      },
+    });
+    const bound = template;
+    const actions = (role: string) => statementsOf(bound, role).flatMap((s) => [s.Action].flat());
+    expect(actions('^WriterServiceRole')).toEqual(['s3:PutObject']);
+    expect(actions('^ReaderServiceRole')).toEqual(['s3:GetObject']);
+    bound.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: { PAYLOAD_BUCKET: { Ref: Match.stringLikeRegexp('^StorePayloads') } },
+      },
+    });
+    // Nothing about the bucket or its grants (the inline test functions have findings of their own).
+    expect(nagFindings(app).filter((f) => f.includes('/Store/') || f.includes('IAM5'))).toEqual([]);
+  });
+
+  it('removes the bucket with the table on DESTROY', () => {
+    const { stack } = bareStack();
+    new EventStore(stack, 'Store', { removalPolicy: RemovalPolicy.DESTROY });
+    Template.fromStack(stack).hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Delete' });
+  });
+
   it('binds a function read/write with TABLE_NAME, and the ingress to PutItem and DeleteItem only', () => {
     const { stack } = bareStack();
     const store = new EventStore(stack, 'Store');
@@ -80,7 +154,11 @@ describe('EventStore', () => {
     const ingressActions = statementsOf(template, '^IngressServiceRole').flatMap((s) =>
       [s.Action].flat(),
     );
-    expect(ingressActions.sort()).toEqual(['dynamodb:DeleteItem', 'dynamodb:PutItem']);
+    expect(ingressActions.sort()).toEqual([
+      'dynamodb:DeleteItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+    ]);
   });
 
   it('grants read, and read/write, to any grantee', () => {

@@ -178,7 +178,12 @@ describe('WebhookIngress', () => {
     const dynamoActions = statements
       .flatMap((s) => [s.Action].flat())
       .filter((a) => a.startsWith('dynamodb:'));
-    expect(dynamoActions.sort()).toEqual(['dynamodb:DeleteItem', 'dynamodb:PutItem']);
+    // Issue 12: claim, mark queued, release.
+    expect(dynamoActions.sort()).toEqual([
+      'dynamodb:DeleteItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+    ]);
   });
 
   it('drops reserved concurrency when set to null', () => {
@@ -260,5 +265,39 @@ describe('the whole app', () => {
     expect(nagFindings(app)).toEqual(
       expect.arrayContaining([expect.stringContaining('AwsSolutions-SQS4')]),
     );
+  });
+});
+
+describe('OpenAiWebhooksStack: alarm subscriber', () => {
+  const warnings = (stack: Stack) =>
+    stack.node
+      .findAll()
+      .flatMap((c) => c.node.metadata)
+      .filter((m) => m.type === 'aws:cdk:warning')
+      .map((m) => String(m.data));
+
+  it('warns at synth when no alarmEmail is set, and not when one is', () => {
+    expect(warnings(synthStack().stack).join('\n')).toMatch(/No alarmEmail is set/);
+    expect(warnings(synthStack({ alarmEmail: 'ops@example.com' }).stack).join('\n')).not.toMatch(
+      /No alarmEmail is set/,
+    );
+  });
+
+  it('alarms on ingress throttles and table throttles, and graphs them', () => {
+    const t = Template.fromStack(synthStack().stack);
+    const names = Object.values(t.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => a.Properties.AlarmName as string,
+    );
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'Test-IngressThrottles',
+        'Test-TableWriteThrottles',
+        'Test-TableReadThrottles',
+      ]),
+    );
+    const [dashboard] = Object.values(t.findResources('AWS::CloudWatch::Dashboard'));
+    const body = JSON.stringify(dashboard?.Properties.DashboardBody);
+    for (const metric of ['Throttles', 'WriteThrottleEvents', 'ReadThrottleEvents'])
+      expect(body).toContain(metric);
   });
 });

@@ -73,10 +73,14 @@ describe('WebhookIngress', () => {
       (p) => p.Properties.PolicyDocument.Statement as { Action: string | string[] }[],
     );
     const actions = statements.flatMap((s) => [s.Action].flat());
+    // Issue 12: the claim is marked queued (UpdateItem) once the event is queued.
     expect(actions.filter((a) => a.startsWith('dynamodb:')).sort()).toEqual([
       'dynamodb:DeleteItem',
       'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
     ]);
+    // The claim check: the ingress may only put bodies into the payload bucket.
+    expect(actions.filter((a) => a.startsWith('s3:'))).toEqual(['s3:PutObject']);
     expect(actions.filter((a) => a === 'sqs:SendMessage')).toHaveLength(6);
     expect(actions).toContain('secretsmanager:GetSecretValue');
   });

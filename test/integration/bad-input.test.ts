@@ -8,7 +8,7 @@ import type { WebhookEvent } from '#core/webhooks/envelope';
 import { parseWebhookSecret, signWebhook } from '#core/webhooks/signature';
 import type { LocalPipeline } from '../../local/pipeline';
 import { sampleEvent } from '../../local/samples';
-import { signedDelivery, startPipeline } from '../support/webhooks';
+import { eventually, signedDelivery, startPipeline } from '../support/webhooks';
 
 /**
  * Every malformed request gets a clear status and `{error:{code,message}}`, and changes nothing:
@@ -180,69 +180,6 @@ const CASES: [name: string, build: Build, status: number, code: string][] = [
     'invalid_signature',
   ],
   ['a truncated signature', withHeader('webhook-signature', 'v1,AAAA'), 401, 'invalid_signature'],
-  ['a signed body that is not JSON', (p) => signed(p, 'hello'), 400, 'invalid_json'],
-  ['a signed empty body', (p) => signed(p, ''), 400, 'invalid_json'],
-  ['a signed JSON array', (p) => signed(p, '[1,2]'), 400, 'invalid_envelope'],
-  [
-    'a signed event without id',
-    (p) => signed(p, '{"type":"batch.completed","created_at":1,"data":{"id":"b"}}'),
-    400,
-    'invalid_envelope',
-  ],
-  [
-    'a signed event without type',
-    (p) => signed(p, '{"id":"evt_1","created_at":1,"data":{"id":"b"}}'),
-    400,
-    'invalid_envelope',
-  ],
-  [
-    'a signed event with a string created_at',
-    (p) => signed(p, '{"id":"evt_1","type":"batch.completed","created_at":"now","data":{}}'),
-    400,
-    'invalid_envelope',
-  ],
-  [
-    'a signed event without data',
-    (p) => signed(p, '{"id":"evt_1","type":"batch.completed","created_at":1}'),
-    400,
-    'invalid_envelope',
-  ],
-  [
-    'a signed event whose data is a string',
-    (p) => signed(p, '{"id":"evt_1","type":"batch.completed","created_at":1,"data":"b"}'),
-    400,
-    'invalid_envelope',
-  ],
-  [
-    'a signed event whose type has spaces',
-    (p) => signed(p, '{"id":"evt_1","type":"batch completed","created_at":1,"data":{}}'),
-    400,
-    'invalid_envelope',
-  ],
-  [
-    'a signed body that is not UTF-8',
-    (p) => {
-      const bytes = Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]);
-      const d = signedDelivery(p.webhookSecret, bytes.toString('latin1'));
-      // Sign the raw bytes, and send them as binary so the URL base64-encodes them.
-      const signature = signWebhook(
-        parseWebhookSecret(p.webhookSecret, 't'),
-        d.webhookId,
-        d.timestamp,
-        bytes,
-      );
-      return {
-        headers: {
-          ...d.headers,
-          'content-type': 'application/octet-stream',
-          'webhook-signature': signature,
-        },
-        body: bytes,
-      };
-    },
-    400,
-    'invalid_encoding',
-  ],
   [
     'a webhook-id another delivery is still queueing',
     async (p) => {
@@ -267,6 +204,72 @@ const CASES: [name: string, build: Build, status: number, code: string][] = [
     },
     409,
     'delivery_in_progress',
+  ],
+];
+
+const uid = () => `evt_kept_${Math.random().toString(36).slice(2)}`;
+
+/**
+ * Signed bodies that are not well-formed events. They used to get 400 (so OpenAI retried them
+ * for 72 hours and dropped them); since issue 12 the signature makes them OpenAI's, so each is
+ * stored as a `malformed` event with its reason, routed, and acknowledged with 200.
+ */
+const KEPT: [name: string, build: Build, reason: string][] = [
+  ['a signed body that is not JSON', (p) => signed(p, 'hello'), 'invalid_json'],
+  ['a signed empty body', (p) => signed(p, ''), 'invalid_json'],
+  ['a signed JSON array', (p) => signed(p, '[1,2]'), 'invalid_envelope'],
+  [
+    'a signed event without id',
+    (p) => signed(p, '{"type":"batch.completed","created_at":1,"data":{"id":"b"}}'),
+    'invalid_envelope',
+  ],
+  [
+    'a signed event without type',
+    (p) => signed(p, `{"id":"${uid()}","created_at":1,"data":{"id":"b"}}`),
+    'invalid_envelope',
+  ],
+  [
+    'a signed event with a string created_at',
+    (p) => signed(p, `{"id":"${uid()}","type":"batch.completed","created_at":"now","data":{}}`),
+    'invalid_envelope',
+  ],
+  [
+    'a signed event without data',
+    (p) => signed(p, `{"id":"${uid()}","type":"batch.completed","created_at":1}`),
+    'invalid_envelope',
+  ],
+  [
+    'a signed event whose data is a string',
+    (p) => signed(p, `{"id":"${uid()}","type":"batch.completed","created_at":1,"data":"b"}`),
+    'invalid_envelope',
+  ],
+  [
+    'a signed event whose type has spaces',
+    (p) => signed(p, `{"id":"${uid()}","type":"batch completed","created_at":1,"data":{}}`),
+    'invalid_envelope',
+  ],
+  [
+    'a signed body that is not UTF-8',
+    (p) => {
+      const bytes = Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]);
+      const d = signedDelivery(p.webhookSecret, bytes.toString('latin1'));
+      // Sign the raw bytes, and send them as binary so the URL base64-encodes them.
+      const signature = signWebhook(
+        parseWebhookSecret(p.webhookSecret, 't'),
+        d.webhookId,
+        d.timestamp,
+        bytes,
+      );
+      return {
+        headers: {
+          ...d.headers,
+          'content-type': 'application/octet-stream',
+          'webhook-signature': signature,
+        },
+        body: bytes,
+      };
+    },
+    'invalid_encoding',
   ],
 ];
 
@@ -295,7 +298,7 @@ async function sendAll(p: LocalPipeline): Promise<Set<string | undefined>> {
 
 describe('bad input', () => {
   it('produces every ingress rejection reason from at least one case', async () => {
-    expect(CASES.length).toBeGreaterThanOrEqual(30);
+    expect(CASES.length + KEPT.length).toBeGreaterThanOrEqual(30);
     // Run against the ingress, so a reason no case really produces fails here.
     const produced = await sendAll(shared);
     const untested = INGRESS_REJECTION_REASONS.filter((reason) => !produced.has(reason));
@@ -339,6 +342,33 @@ describe('bad input', () => {
         });
       }
     }
+  });
+
+  it.each(KEPT)('%s → 200, kept as malformed (%s)', async (_name, build, reason) => {
+    const p = shared;
+    const request = await build(p);
+    const { body } = await send(p, () => request);
+    expect(body).toEqual({ received: true });
+    const webhookId = request.headers['webhook-id'] ?? '';
+    const text = Buffer.isBuffer(request.body) ? undefined : request.body;
+    const parsedId = (() => {
+      try {
+        const id = (JSON.parse(text ?? '') as { id?: unknown }).id;
+        return typeof id === 'string' ? id : undefined;
+      } catch {
+        return undefined;
+      }
+    })();
+    const eventId = parsedId ?? `malformed_${webhookId}`;
+    const stored = await eventually(
+      async () => {
+        const event = await p.store.getEvent(eventId);
+        return event?.status === 'processed' ? event : undefined;
+      },
+      15_000,
+      `${eventId} stored`,
+    );
+    expect(stored).toMatchObject({ malformed: reason, webhookId });
   });
 
   it('still accepts a good request afterwards (the pipeline is healthy)', async () => {

@@ -241,6 +241,7 @@ describe('never losing an event', () => {
         ledger: {
           ...deps.ledger,
           claim: (claim) => deps.ledger.claim(claim),
+          markQueued: (id, token) => deps.ledger.markQueued(id, token),
           markConsumed: (id) => deps.ledger.markConsumed(id),
           release: async () => {
             if (crash) throw new Error('DynamoDB unreachable');

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 /**
  * In-memory fakes of the ports the use cases talk to, for fast tests with no DynamoDB, no SQS and
  * no network. Each fake keeps the semantics its adapter has (conditional writes, lost races,
@@ -21,12 +22,13 @@ import type {
   EventStore,
   HydrationResult,
   Hydrator,
+  PayloadStore,
   StoredEventRecord,
   WebhookClaim,
   WebhookLedger,
 } from '#core/ports/webhooks';
 import type { ObjectState } from '#core/webhooks/projection';
-import type { QueuedWebhook } from '#core/webhooks/queue-message';
+import type { PayloadRef, QueuedWebhook } from '#core/webhooks/queue-message';
 import type { WebhookSecrets } from '#core/webhooks/receive-webhook';
 import type { WebhookSecret } from '#core/webhooks/signature';
 
@@ -160,7 +162,7 @@ export class MetricsRecorder {
 // Webhooks
 
 export interface LedgerEntry {
-  readonly state: 'claimed' | 'consumed';
+  readonly state: 'claimed' | 'queued' | 'consumed';
   readonly token: string;
   readonly claimedAt: number;
   readonly eventId: string;
@@ -174,7 +176,7 @@ export class InMemoryWebhookLedger implements WebhookLedger {
   readonly entries = new Map<string, LedgerEntry>();
   readonly claims: WebhookClaim[] = [];
   readonly releases: { webhookId: string; token: string }[] = [];
-  readonly faults = new Faults<'claim' | 'release' | 'markConsumed'>();
+  readonly faults = new Faults<'claim' | 'release' | 'markQueued' | 'markConsumed'>();
 
   constructor(private readonly journal?: Journal) {}
 
@@ -208,12 +210,46 @@ export class InMemoryWebhookLedger implements WebhookLedger {
     if (existing?.token === token && existing.state === 'claimed') this.entries.delete(webhookId);
   }
 
+  async markQueued(webhookId: string, token: string): Promise<void> {
+    this.journal?.add('ledger.markQueued');
+    this.faults.check('markQueued');
+    const existing = this.entries.get(webhookId);
+    // Only our own claim, and only while it is a claim.
+    if (existing?.token === token && existing.state === 'claimed')
+      this.entries.set(webhookId, { ...existing, state: 'queued' });
+  }
+
   async markConsumed(webhookId: string): Promise<void> {
     this.journal?.add('ledger.markConsumed');
     this.faults.check('markConsumed');
     const existing = this.entries.get(webhookId);
     // Never resurrects a record that expired.
     if (existing) this.entries.set(webhookId, { ...existing, state: 'consumed' });
+  }
+}
+
+/** The claim-check bucket: content-addressed, like `S3PayloadStore`. */
+export class InMemoryPayloadStore implements PayloadStore {
+  readonly objects = new Map<string, Buffer>();
+  readonly faults = new Faults<'put' | 'get'>();
+
+  constructor(private readonly journal?: Journal) {}
+
+  async put(body: Uint8Array): Promise<PayloadRef> {
+    this.journal?.add('payloads.put');
+    this.faults.check('put');
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const key = `payloads/${sha256}`;
+    this.objects.set(key, Buffer.from(body));
+    return { bucket: 'payloads', key, bytes: body.length, sha256 };
+  }
+
+  async get(ref: PayloadRef): Promise<Buffer> {
+    this.journal?.add('payloads.get');
+    this.faults.check('get');
+    const found = this.objects.get(ref.key);
+    if (!found) throw new Error(`NoSuchKey: ${ref.key}`);
+    return found;
   }
 }
 

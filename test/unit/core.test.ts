@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { maskAllNumbers, maskPhoneNumbers } from '#core/observability/mask';
 import { CATEGORIES, categoryOf } from '#core/webhooks/categories';
-import { parseEnvelope } from '#core/webhooks/envelope';
+import { parseEnvelope, readEnvelope } from '#core/webhooks/envelope';
 import {
   applyDetails,
   applyTransition,
@@ -11,9 +11,13 @@ import {
   type Transition,
 } from '#core/webhooks/projection';
 import {
+  carriesAsText,
   fromMessageAttributes,
   messageSize,
   toMessageAttributes,
+  unwrapBody,
+  wrapBytes,
+  wrapRef,
 } from '#core/webhooks/queue-message';
 import { SAMPLE_TYPES, sampleEvent } from '../../local/samples';
 
@@ -237,5 +241,78 @@ describe('maskPhoneNumbers', () => {
 
   it('masks every number in a field known to hold one', () => {
     expect(maskAllNumbers('(415) 555-0123')).toBe('(***23');
+  });
+});
+
+describe('readEnvelope: verified bodies are kept, however odd', () => {
+  const facts = { webhookId: 'wh_1', receivedAt: 1_700_000_000_500 };
+
+  it('reads a well-formed event as it is', () => {
+    const event = sampleEvent('batch.completed');
+    expect(readEnvelope(JSON.stringify(event), facts)).toEqual({ event, projectable: true });
+  });
+
+  it.each([
+    ['not JSON', 'hello', 'invalid_json', { id: 'malformed_wh_1', type: 'unknown' }, false],
+    [
+      'an array',
+      '[1]',
+      'invalid_envelope',
+      { id: 'malformed_wh_1', created_at: 1_700_000_000 },
+      false,
+    ],
+    [
+      'a fractional created_at',
+      '{"id":"evt_1","type":"batch.completed","created_at":12.7,"data":{"id":"b"}}',
+      'invalid_envelope',
+      { id: 'evt_1', type: 'batch.completed', created_at: 12, data: { id: 'b' } },
+      true,
+    ],
+    [
+      'a type with spaces',
+      '{"id":"evt_1","type":".batch done","created_at":1,"data":{}}',
+      'invalid_envelope',
+      { type: '_.batch_done' },
+      false,
+    ],
+    [
+      'data that is a string',
+      '{"id":"evt_1","type":"batch.completed","created_at":1,"data":"x"}',
+      'invalid_envelope',
+      { data: {} },
+      false,
+    ],
+  ])('keeps %s as malformed', (_name, body, reason, event, projectable) => {
+    const read = readEnvelope(body, facts);
+    expect(read.malformed?.reason).toBe(reason);
+    expect(read.event).toMatchObject(event);
+    expect(read.projectable).toBe(projectable);
+  });
+
+  it('keeps bytes that are not UTF-8', () => {
+    expect(readEnvelope(undefined, facts)).toMatchObject({
+      event: { id: 'malformed_wh_1', type: 'unknown', data: {} },
+      malformed: { reason: 'invalid_encoding' },
+      projectable: false,
+    });
+  });
+});
+
+describe('queue message bodies', () => {
+  it('carries text as itself only when SQS accepts it', () => {
+    expect(carriesAsText('{"id":"evt_1"}')).toBe(true);
+    expect(carriesAsText('emoji 😀 ok')).toBe(true);
+    expect(carriesAsText('')).toBe(false);
+    expect(carriesAsText('bell \u0007')).toBe(false);
+    expect(carriesAsText('lone \ud800 surrogate')).toBe(false);
+    expect(carriesAsText('{"owh_body":{}}')).toBe(false);
+  });
+
+  it('round-trips bytes and references through the owh_body wrapper', () => {
+    const bytes = Buffer.from([0, 255, 1]);
+    expect(unwrapBody(wrapBytes(bytes))).toEqual({ kind: 'bytes', bytes });
+    const ref = { bucket: 'b', key: 'payloads/x', bytes: 3, sha256: 'ab' };
+    expect(unwrapBody(wrapRef(ref))).toEqual({ kind: 'ref', ref });
+    expect(unwrapBody('{"id":"evt_1"}')).toEqual({ kind: 'raw', text: '{"id":"evt_1"}' });
   });
 });

@@ -387,13 +387,25 @@ describe('processMessage: failures', () => {
     expect(c.log.find('could not record failure')?.fields.error).toContain('DynamoDB unavailable');
   });
 
-  it('fails a message whose body is not an event envelope, storing nothing', async () => {
+  // Issue 12: a queued body is verified, so an odd one is kept (malformed), not failed forever.
+  it('keeps a message whose body is not an event envelope, as malformed, unprojected', async () => {
     const c = consumer();
-    const message = { ...queued(c, event('batch.completed')), body: '{"not":"an event"}' };
+    const base = queued(c, event('batch.completed'));
+    const message = { ...base, eventId: `malformed_${base.webhookId}`, body: '{"not":"an event"}' };
     const response = await c.handler(batch(record(message, 'm-1')));
-    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-1' }] });
-    expect(c.store.events.size).toBe(0);
-    expect(c.journal.entries).toEqual([]);
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(c.store.events.get(message.eventId)).toMatchObject({
+      status: 'processed',
+      malformed: 'invalid_envelope',
+      payload: '{"not":"an event"}',
+    });
+    expect(c.store.objects.size).toBe(0);
+    expect(c.journal.entries).toEqual([
+      'store.recordReceived',
+      'ledger.markConsumed',
+      'user.handle',
+      'store.markProcessed',
+    ]);
   });
 
   it('fails a message without its delivery attributes', async () => {

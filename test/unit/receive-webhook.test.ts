@@ -4,6 +4,7 @@ import type {
   LambdaFunctionURLResult,
 } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
+import { CLAIM_CHECK_BYTES, unwrapBody, wrapBytes } from '#core/webhooks/queue-message';
 import {
   createIngressHandler,
   type IngressConfig,
@@ -16,6 +17,7 @@ import {
   FakeWebhookSecrets,
   Gate,
   InMemoryEventPublisher,
+  InMemoryPayloadStore,
   InMemoryWebhookLedger,
   Journal,
   MetricsRecorder,
@@ -169,11 +171,12 @@ describe('receiveWebhook: a valid event', () => {
         expiresAt: Math.floor(T0 / 1000) + CONFIG.dedupeTtlSeconds,
       },
     ]);
+    // Issue 12: once queued, the claim says so, so a redelivery is a duplicate at once.
     expect(i.ledger.entries.get(delivery.webhookId)).toMatchObject({
-      state: 'claimed',
+      state: 'queued',
       token: 'token-1',
     });
-    expect(i.journal.entries).toEqual(['ledger.claim', 'publisher.publish']);
+    expect(i.journal.entries).toEqual(['ledger.claim', 'publisher.publish', 'ledger.markQueued']);
     expect(i.ledger.releases).toEqual([]);
     expect(i.secrets.refreshes).toBe(0);
     // One set of metrics per request.
@@ -538,34 +541,106 @@ describe('receiveWebhook: requests refused before anything is stored', () => {
     ]);
   });
 
+  // Issue 12: a verified body is OpenAI's. It used to get 400 (and OpenAI retried it for 72 h,
+  // then dropped it); now it is claimed, queued to `other` as a malformed event, and acknowledged.
   it.each([
-    ['not JSON', 'hello', 'invalid_json'],
-    ['an empty body', '', 'invalid_json'],
-    ['a JSON array', '[1,2]', 'invalid_envelope'],
+    ['not JSON', 'hello', 'invalid_json', 'hello'],
+    ['an empty body', '', 'invalid_json', wrapBytes(Buffer.alloc(0))],
+    ['a JSON array', '[1,2]', 'invalid_envelope', '[1,2]'],
     [
       'an event without data',
       '{"id":"evt_1","type":"batch.completed","created_at":1}',
       'invalid_envelope',
+      '{"id":"evt_1","type":"batch.completed","created_at":1}',
     ],
-  ])('answers 400 to a verified body that is %s, and claims nothing', async (_name, body, code) => {
+  ])(
+    'keeps a verified body that is %s: claimed, queued, 200',
+    async (_name, body, reason, carried) => {
+      const i = ingress();
+      const delivery = signed(i, body);
+      const result = await send(i, delivery);
+      expect(result.statusCode).toBe(200);
+      expect(json(result)).toEqual({ received: true });
+      expect(i.publisher.published).toHaveLength(1);
+      expect(i.publisher.published[0]).toMatchObject({ body: carried });
+      expect(i.ledger.entries.get(delivery.webhookId)?.state).toBe('queued');
+      expect(i.log.find('malformed event kept')?.fields.reason).toBe(reason);
+      expect(i.metrics.names()).toContain(
+        `WebhooksAccepted{${i.publisher.published[0]?.category}}`,
+      );
+    },
+  );
+
+  it('keeps a verified binary body that is not UTF-8, as base64', async () => {
     const i = ingress();
-    const result = await send(i, signed(i, body));
-    expect(result.statusCode).toBe(400);
-    expect(errorCode(result)).toBe(code);
-    expectUntouched(i);
-    expect(i.metrics.names()).toEqual([
-      'WebhooksReceived',
-      'WebhooksVerified',
-      'SecretMatched{current}',
-      `WebhooksRejected{${code}}`,
+    const bytes = Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]);
+    const delivery = signed(i, bytes);
+    const result = await send(i, delivery);
+    expect(result.statusCode).toBe(200);
+    expect(i.publisher.published[0]).toMatchObject({
+      eventId: `malformed_${delivery.webhookId}`,
+      category: 'other',
+      body: wrapBytes(bytes),
+    });
+    expect(i.log.find('malformed event kept')?.fields.reason).toBe('invalid_encoding');
+  });
+});
+
+describe('receiveWebhook: claim check and the queued mark (issue 12)', () => {
+  const big = () => {
+    const e = event('response.completed');
+    return JSON.stringify({ ...e, pad: 'y'.repeat(CLAIM_CHECK_BYTES) });
+  };
+
+  it('puts a body too large for a message in the payload store and queues its reference', async () => {
+    const i = ingress({ maxBodyBytes: 1024 * 1024 });
+    const payloads = new InMemoryPayloadStore(i.journal);
+    const handler = createIngressHandler({ ...i.deps, payloads });
+    const body = big();
+    const result = await handler(urlEvent(signed(i, body)));
+    expect(structured(result).statusCode).toBe(200);
+    expect(i.journal.entries).toEqual([
+      'ledger.claim',
+      'payloads.put',
+      'publisher.publish',
+      'ledger.markQueued',
     ]);
+    const carried = unwrapBody(i.publisher.published[0]?.body ?? '');
+    expect(carried).toMatchObject({ kind: 'ref', ref: { bytes: Buffer.byteLength(body) } });
+    const key = carried.kind === 'ref' ? carried.ref.key : '';
+    expect(payloads.objects.get(key)?.toString('utf8')).toBe(body);
   });
 
-  it('answers 400 to a verified binary body that is not UTF-8', async () => {
+  it('gives the claim back and answers 503 when the payload store fails', async () => {
+    const i = ingress({ maxBodyBytes: 1024 * 1024 });
+    const payloads = new InMemoryPayloadStore(i.journal);
+    payloads.faults.fail('put', new Error('S3 down'));
+    const handler = createIngressHandler({ ...i.deps, payloads });
+    const delivery = signed(i, big());
+    const result = structured(await handler(urlEvent(delivery)));
+    expect(result.statusCode).toBe(503);
+    expect(i.publisher.attempts).toBe(0);
+    expect(i.ledger.releases).toEqual([{ webhookId: delivery.webhookId, token: 'token-1' }]);
+  });
+
+  it('still answers 200 when the queued mark fails: the event is queued', async () => {
     const i = ingress();
-    const result = await send(i, signed(i, Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d])));
-    expect(result.statusCode).toBe(400);
-    expect(errorCode(result)).toBe('invalid_encoding');
-    expectUntouched(i);
+    i.ledger.faults.fail('markQueued', new Error('throttled'));
+    const delivery = signed(i, event());
+    expect((await send(i, delivery)).statusCode).toBe(200);
+    expect(i.publisher.published).toHaveLength(1);
+    expect(i.log.find('could not mark the claim queued')?.level).toBe('error');
+    // Until a consumer confirms it, a redelivery sees an in-flight claim (409), never a loss.
+    expect(i.ledger.entries.get(delivery.webhookId)?.state).toBe('claimed');
+  });
+
+  it('answers a redelivery of a queued event with 200 duplicate at once', async () => {
+    const i = ingress();
+    const e = event();
+    const first = signed(i, e);
+    expect((await send(i, first)).statusCode).toBe(200);
+    const again = await send(i, signed(i, e, { webhookId: first.webhookId }));
+    expect(json(again)).toEqual({ received: true, duplicate: true });
+    expect(i.publisher.published).toHaveLength(1);
   });
 });
