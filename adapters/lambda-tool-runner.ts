@@ -5,8 +5,9 @@ import type { ToolContext, ToolResult, ToolRunner } from '#core/ports/sideband';
 /**
  * Runs user tools: each is a Lambda invoked with `{ name, arguments, call }` under its own timeout.
  * `call` is the `ToolContext`: the call id, the function call id `fnCallId` (the same on a repeated
- * event or a retry: deduplicate on it), caller and dialled number, the session key, and the keypad
- * keys pressed so far (`dtmf`). An error or a timeout becomes the tool's output, so the model can
+ * event or a retry: deduplicate on it), caller and dialled number, whether the caller's number was
+ * verified (`callerSource`, `callerVerified`: a caller-chosen `From` is a claim, never proof of
+ * identity), the session key, and the keypad keys pressed so far (`dtmf`). An error or a timeout becomes the tool's output, so the model can
  * say so, and never crashes the call.
  */
 export class LambdaToolRunner implements ToolRunner {

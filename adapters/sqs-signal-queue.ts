@@ -1,7 +1,15 @@
-import { DeleteMessageCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import type { QueuedSignal, SignalQueue } from '#core/ports/sideband';
 
-/** The call signal queue on SQS: long polls of `waitSeconds`, and deletes as acknowledgements. */
+/**
+ * The call signal queue on SQS: long polls of `waitSeconds`, deletes as acknowledgements, and a
+ * visibility change to hand a signal back early.
+ */
 export class SqsSignalQueue implements SignalQueue {
   constructor(
     private readonly client: SQSClient,
@@ -28,6 +36,16 @@ export class SqsSignalQueue implements SignalQueue {
   async ack(receipt: string): Promise<void> {
     await this.client.send(
       new DeleteMessageCommand({ QueueUrl: this.queueUrl, ReceiptHandle: receipt }),
+    );
+  }
+
+  async retryLater(receipt: string, seconds: number): Promise<void> {
+    await this.client.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: this.queueUrl,
+        ReceiptHandle: receipt,
+        VisibilityTimeout: seconds,
+      }),
     );
   }
 }

@@ -15,12 +15,15 @@ import { parseWebhookSecret, signWebhook, verifyWebhook } from '#core/webhooks/s
 import { startNodeChild } from '../local/node-child';
 import { sampleEvent } from '../local/samples';
 import { signedWebhookRequest } from '../local/signing';
+import { benchBurst } from './burst';
 import { benchCallSetup, benchDensity } from './calls';
+import { benchChaos } from './chaos';
 import { benchCost } from './cost';
 import { fmt, median, percentile } from './stats';
 
 /**
- * `npm run bench [-- verify bundle pipeline calls density]`: prints figures and writes docs/benchmarks.md.
+ * `npm run bench [-- verify bundle pipeline calls density burst chaos]`: prints figures and writes
+ * docs/benchmarks.md.
  * Every figure is measured side by side with a reference in the same run, because these
  * machines are noisy. BENCH_SECONDS shortens the pipeline load (default 30).
  */
@@ -48,6 +51,8 @@ if (want('bundle')) await benchBundle();
 if (want('pipeline')) await benchPipeline();
 if (want('calls')) await benchCallSetup(out);
 if (want('density')) await benchDensity(out);
+if (want('burst')) await benchBurst(out);
+if (want('chaos')) await benchChaos(out);
 if (want('cost')) await benchCost(out);
 
 mkdirSync(path.join(root, 'docs'), { recursive: true });

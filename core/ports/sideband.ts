@@ -1,3 +1,5 @@
+import type { CallerSource } from '../calls/sip';
+
 /**
  * What the sideband worker needs from the outside world, besides the call store, the calls API and
  * the signal publisher (`./calls`): the signal queue it takes calls from, the leases that say which
@@ -17,27 +19,52 @@ export interface SignalQueue {
   receive(max: number, abort: AbortSignal): Promise<readonly QueuedSignal[]>;
   /** Removes a signal for good; one not acknowledged becomes visible again and is retried. */
   ack(receipt: string): Promise<void>;
+  /**
+   * Makes a signal this worker cannot take visible again after `seconds` (0: at once), for another
+   * worker, rather than after the whole visibility timeout.
+   */
+  retryLater(receipt: string, seconds: number): Promise<void>;
 }
 
+/** A call claim's outcome: ours now, another worker's, or refused because our epoch was fenced. */
+export type ClaimResult = 'claimed' | 'held' | 'fenced';
+
 /**
- * Who holds each call's sideband. Each call's lease names its owner, and each worker renews one
- * worker lease, so renewal costs one write however many calls a worker holds. A worker whose lease
- * expires (it died without SIGTERM) loses its calls to the sweeper of any other worker.
+ * Who holds each call's sideband. Each worker holds one worker lease, renewed periodically, so
+ * renewal costs one write however many calls it holds; each held call has a call lease naming its
+ * owner and the owner's **epoch**.
+ *
+ * Fencing: a worker's lease carries an epoch (a number that only grows). A sweeper that finds a
+ * worker's lease expired first fences it, atomically and only while it is still expired, by bumping
+ * its epoch; only then does it take the call leases of older epochs. A renewal, a claim and a
+ * release are conditional on the caller's epoch, so a worker that stalled past its lease and comes
+ * back finds its renewal refused and knows it lost every call: it cannot renew "in between" the
+ * sweeper's steps, and cannot claim anything under the fenced epoch.
+ *
+ * Times: `now` is the caller's clock, and a sweeper compares another worker's `deadAfter` (written
+ * with that worker's clock) with its own, so the design tolerates clock skew up to the worker's
+ * `maxClockSkewMs` (containers/sideband/src/worker.ts).
  */
 export interface CallLeases {
-  /** Registers this worker (or comes back after being declared dead) with a fresh lease. */
-  registerWorker(owner: string, now: number, ttlMs: number): Promise<void>;
-  /** Renews this worker's lease. False: another worker declared us dead and took our calls. */
-  renewWorker(owner: string, now: number, ttlMs: number): Promise<boolean>;
-  /** Takes a call's lease if nobody holds it (or we already do). */
-  claim(callId: string, owner: string, now: number): Promise<boolean>;
-  /** Gives a call's lease back, if we still hold it. */
-  release(callId: string, owner: string): Promise<void>;
-  /** Drops our worker lease on a clean shutdown, so nobody sweeps a worker that handed off. */
-  retire(owner: string): Promise<void>;
   /**
-   * Takes over the call leases of every worker whose lease expired, each exactly once across
-   * sweepers, and returns those calls to re-signal.
+   * Registers this worker (at start, or coming back after being fenced) with a fresh lease under a
+   * new epoch, never one it held before; returns the epoch.
+   */
+  registerWorker(owner: string, now: number, ttlMs: number): Promise<number>;
+  /** Renews the lease of `epoch`. False: a sweeper fenced that epoch and takes its calls. */
+  renewWorker(owner: string, epoch: number, now: number, ttlMs: number): Promise<boolean>;
+  /** Takes a call's lease under `epoch` if nobody holds it (or we already do). */
+  claim(callId: string, owner: string, epoch: number, now: number): Promise<ClaimResult>;
+  /** Gives a call's lease back if we still hold it under `epoch`; false if we did not. */
+  release(callId: string, owner: string, epoch: number): Promise<boolean>;
+  /**
+   * Marks our worker lease expired on a clean shutdown (after the hand-off released the call
+   * leases): any lease a failed release left behind is swept, and the lease item goes with it.
+   */
+  retire(owner: string, epoch: number): Promise<void>;
+  /**
+   * Fences every worker whose lease expired (by `now`), takes over its call leases, each exactly
+   * once across sweepers, and returns those calls to re-signal.
    */
   sweepDeadWorkers(now: number): Promise<string[]>;
 }
@@ -163,12 +190,26 @@ export interface ToolCallClaims {
   markDelivered(callId: string, fnCallId: string): Promise<boolean>;
 }
 
-/** The call a user tool is run for, passed to it beside its arguments (`call` in the payload). */
+/**
+ * The call a user tool is run for, passed to it beside its arguments (`call` in the payload).
+ *
+ * **The caller id is not an identity.** `from` is the caller's number as the call arrived: taken
+ * from SIP `From`, which the caller chooses freely (`callerSource: 'from'`, `callerVerified:
+ * false`), unless the trunk is marked trusted and set `P-Asserted-Identity` to the caller it
+ * verified (`callerSource: 'asserted'`, `callerVerified: true`). A tool must never authenticate
+ * anyone, unlock an account or disclose personal data on `from` alone: treat an unverified number
+ * as a claim (a hint to look something up, to be confirmed by something the caller knows).
+ */
 export interface ToolContext {
   readonly callId: string;
   /** The function call's id: the same id on a repeated event, so a tool can deduplicate on it. */
   readonly fnCallId: string;
+  /** The caller's number (E.164) or SIP user name: a claim unless `callerVerified`. */
   readonly from?: string;
+  /** Where `from` came from: `From` (caller-chosen) or a trusted trunk's `P-Asserted-Identity`. */
+  readonly callerSource?: CallerSource;
+  /** True only when a trusted trunk asserted the caller; false for every caller-chosen `From`. */
+  readonly callerVerified: boolean;
   readonly to?: string;
   readonly sessionKey: string;
   /** The keypad keys the caller pressed so far in this call, in order (e.g. `"1234#"`). */

@@ -33,8 +33,14 @@
  *   silence and prompts the caller itself), hang up as `no_caller_speech`.
  * - Records keypad keys ([SDK] InputAudioBufferDtmfEventReceivedEvent) and acts on the session's
  *   DTMF map.
+ * - Retries a failed attach (a handshake timeout, a 5xx, a network error, the API key unreadable)
+ *   with backoff within `attachWindowMs`, then hangs up (`/hangup`: the call was accepted, and
+ *   must not ring on in silence) and records why (`attach_failed`, `attach_failed_<status>`). A
+ *   404 is final: the call is gone.
  * - Reattaches ONCE after a clean close (1000/1001) the worker did not cause: it may be a backend
  *   rotation while the call lives (§6.10). A 404 means the call is over.
+ * - On a lost lease (the worker was fenced: another worker takes the call over), drops the socket
+ *   at once, without hanging up and without recording an end.
  * - On a hand-off (SIGTERM), finishes the tools still running and stores their outputs on their
  *   claims; the worker that takes the call over sends them.
  * - Records transcripts with their place in the conversation ([SDK] ConversationItemAdded
@@ -66,8 +72,12 @@ import { ConversationOrder } from './conversation-order';
 import { ResponseSequencer } from './response-sequencer';
 import { capOutput, idOf, isObject, SERVER_EVENT_TYPES, usageOf } from './server-events';
 
-/** What the worker learns from an attach: `gone`: the call no longer exists (404). */
-export type AttachResult = 'attached' | 'gone' | 'failed';
+/**
+ * What the worker learns from an attach: `gone`: the call no longer exists (404); `failed`: every
+ * attempt within the attach window failed, and the call was hung up; `handed_off`: let go before
+ * it attached (a drain or a lost lease).
+ */
+export type AttachResult = 'attached' | 'gone' | 'failed' | 'handed_off';
 
 export interface SessionEnd {
   readonly reason: CallEndReason;
@@ -96,6 +106,7 @@ export type SessionTimer =
   | 'farewell'
   | 'tool-outputs-poll'
   | 'end-grace'
+  | 'attach-retry'
   | `transfer-confirm-${number}`
   | `claim-retry-${number}`;
 
@@ -112,6 +123,11 @@ export interface CallSessionSetup {
   readonly owner: string;
   /** Keep-alive ping interval; a peer that misses one pong is terminated. */
   readonly pingIntervalMs: number;
+  /**
+   * How long failed attaches are retried (from the first attempt) before the call is hung up.
+   * @default ATTACH_WINDOW_MS
+   */
+  readonly attachWindowMs?: number;
   /**
    * The call's session: its instructions (kept in the greeting and the wrap-up), the user tools it
    * may run (`tools`; with the built-in `end_call`, and `transfer_call` when there are transfer
@@ -140,6 +156,8 @@ export type ApiOutcome<T extends string> =
 
 /** What happens to the session. */
 export type SessionEvent =
+  /** The worker starts the first attach (the shell opens the socket): the attach window starts. */
+  | { readonly type: 'attach' }
   /** The socket opened: the first attach, or the reattach the machine asked for. */
   | { readonly type: 'socket-opened' }
   /** The server answered the upgrade with an HTTP status (404: the call is gone). */
@@ -152,8 +170,13 @@ export type SessionEvent =
   /** A frame that is not an event (not JSON, not an object, no type, binary): ignored. */
   | { readonly type: 'junk-frame'; readonly what: string }
   | { readonly type: 'timer-fired'; readonly timer: SessionTimer }
-  /** SIGTERM (or a lost lease): let go of the socket without ending the call. */
+  /** SIGTERM: let go of the socket without ending the call. */
   | { readonly type: 'hand-off' }
+  /**
+   * The worker's lease was fenced: another worker takes the call over. Drop the socket at once,
+   * without hanging up and without ending the call.
+   */
+  | { readonly type: 'lease-lost' }
   /**
    * Results of commands, matched by `op`. A claim that threw reports `error` (transient: it is
    * retried); `claimed: false` without an error means someone else holds it.
@@ -199,6 +222,8 @@ export type SessionCommand =
   | { readonly type: 'terminate-socket' }
   /** Open a new socket to the same call (after a clean close the worker did not cause). */
   | { readonly type: 'reattach' }
+  /** Try the first attach again (after a failed attempt). */
+  | { readonly type: 'connect' }
   | {
       readonly type: 'start-timer';
       readonly timer: SessionTimer;
@@ -290,6 +315,8 @@ type Pending =
   | { readonly kind: 'claim'; readonly completed: Completed }
   | { readonly kind: 'user-tool'; readonly call: ToolCall }
   | { readonly kind: 'hangup'; readonly call?: ToolCall }
+  /** The hang-up of a call no attach reached within the window: then the call ends for `reason`. */
+  | { readonly kind: 'attach-hangup'; readonly reason: CallEndReason }
   | {
       readonly kind: 'refer';
       readonly target: string;
@@ -351,6 +378,18 @@ const REATTACH_AFTER: ReadonlySet<CallEndReason> = new Set<CallEndReason>([
   'going_away',
   'closed_1009',
 ]);
+/** Failed attaches are retried for this long (from the first attempt), then the call is hung up. */
+export const ATTACH_WINDOW_MS = 20_000;
+/** The first retry's wait; each next one doubles, up to ATTACH_BACKOFF_MAX_MS. */
+const ATTACH_BACKOFF_MS = 250;
+const ATTACH_BACKOFF_MAX_MS = 4000;
+/** Timers that act on the call, which a worker letting go of it no longer does. */
+const LEFT_TO_THE_NEXT_OWNER: ReadonlySet<SessionTimer> = new Set<SessionTimer>([
+  'no-speech',
+  'wrap-up',
+  'wrap-up-grace',
+  'farewell',
+]);
 /** How often a worker that took a call over looks for outputs of tools still running elsewhere. */
 const OUTPUTS_POLL_MS = 500;
 /** Beyond a tool's timeout: the invoke, the DynamoDB writes and the hand-off itself. */
@@ -403,7 +442,15 @@ export class CallSessionMachine {
   private hangupRequested = false;
   private hangupCause: HangupCause | undefined;
   private handingOff = false;
+  private leaseLost = false;
   private keepaliveFailed = false;
+  /** When the first attach started (or first failed); the attach window counts from it. */
+  private attachStartedAt: number | undefined;
+  /** A connect attempt is under way (its first failure counts; what follows it does not). */
+  private attempting = true;
+  private attachRetries = 0;
+  /** Every attach failed: the call is being hung up. */
+  private attachGivenUp = false;
   private callerSpoke: boolean;
   private idleInARow = 0;
   private idleTotal = 0;
@@ -450,28 +497,34 @@ export class CallSessionMachine {
     if (this.endedWith) return this.out;
     const now = input.now;
     switch (input.type) {
+      case 'attach':
+        this.attachStartedAt ??= now;
+        break;
       case 'socket-opened':
+        this.attempting = false;
         if (this.reattaching) this.onReattached();
         else this.onOpen(now);
         break;
       case 'attach-refused':
         this.emit({ type: 'terminate-socket' });
         if (this.reattaching) this.reattachFailed(`refused: ${input.status}`, now);
-        else if (input.status === 404) this.finish('gone', 0, now);
-        else {
+        else if (input.status === 404) {
+          if (!this.opened && this.attempting) this.finish('gone', 0, now);
+        } else {
           this.log('error', 'sideband refused', { status: input.status });
-          this.finish(`attach_failed_${input.status}`, 0, now);
+          this.attachFailed(`attach_failed_${input.status}`, `refused: ${input.status}`, now);
         }
         break;
       case 'socket-error':
         this.log('warn', 'sideband error', { error: input.error });
         if (this.reattaching) this.reattachFailed(input.error, now);
-        else if (!this.opened) this.finish('attach_failed', 0, now);
+        else if (!this.opened) this.attachFailed('attach_failed', input.error, now);
         break;
       case 'socket-closed':
-        // A close of a socket that never opened follows its failure, which was handled.
         if (this.reattaching) this.reattachFailed(`closed: ${input.code}`, now);
         else if (this.connected) this.onClose(input.code, now);
+        // A close of a socket that never opened usually follows its failure (handled once).
+        else if (!this.opened) this.attachFailed('attach_failed', `closed: ${input.code}`, now);
         break;
       case 'pong':
         this.alive = true;
@@ -487,7 +540,11 @@ export class CallSessionMachine {
         break;
       case 'hand-off':
         this.handingOff = true;
-        this.emit({ type: 'close-socket', code: 1000, reason: 'handing off' });
+        if (this.betweenAttempts()) this.finish('handed_off', 0, now);
+        else this.emit({ type: 'close-socket', code: 1000, reason: 'handing off' });
+        break;
+      case 'lease-lost':
+        this.onLeaseLost(now);
         break;
       case 'tool-call-claimed':
         this.onClaimed(input.op, input.claimed, input.error, now);
@@ -501,6 +558,14 @@ export class CallSessionMachine {
         this.onReferred(input, now);
         break;
       case 'hangup-finished': {
+        const gaveUp = this.take(input.op, 'attach-hangup');
+        if (gaveUp) {
+          if (input.result === 'failed')
+            this.log('error', 'hangup after the failed attaches failed', { error: input.error });
+          // Gone: the call ended by itself meanwhile.
+          this.finish(input.result === 'gone' ? 'gone' : gaveUp.reason, 0, now);
+          break;
+        }
         const p = this.take(input.op, 'hangup');
         if (!p) break;
         if (input.result === 'failed') {
@@ -615,6 +680,7 @@ export class CallSessionMachine {
     this.alive = true;
     this.reattaches++;
     this.log('info', 'sideband reattached', { code: after?.code, reattaches: this.reattaches });
+    this.metrics([count('Reattaches')]);
     this.record({
       kind: 'event',
       name: 'reattached',
@@ -636,6 +702,71 @@ export class CallSessionMachine {
       else if (this.sequencer.request()) this.send(frame);
     if (waiting) this.createResponse();
     this.checkFarewell();
+  }
+
+  /** A connect attempt failed before the socket opened: retry within the window, or give up. */
+  private attachFailed(reason: CallEndReason, detail: string, now: number): void {
+    // Only an attempt's first failure counts (an error is followed by a close).
+    if (!this.attempting || this.ending || this.attachGivenUp) return;
+    this.attempting = false;
+    if (this.handingOff) {
+      this.finish('handed_off', 0, now);
+      return;
+    }
+    this.attachStartedAt ??= now;
+    const started = this.attachStartedAt;
+    const windowMs = this.setup.attachWindowMs ?? ATTACH_WINDOW_MS;
+    const left = started + windowMs - now;
+    if (left > 0) {
+      const wait = Math.min(
+        ATTACH_BACKOFF_MS * 2 ** this.attachRetries,
+        ATTACH_BACKOFF_MAX_MS,
+        left,
+      );
+      this.attachRetries++;
+      this.log('warn', 'sideband attach failed; retrying', {
+        reason,
+        detail,
+        retry: this.attachRetries,
+        inMs: wait,
+      });
+      this.metrics([count('AttachRetries')]);
+      this.startTimer('attach-retry', wait, false);
+      return;
+    }
+    // The call was accepted: left alone it would ring on in silence. Hang it up, then record why.
+    this.attachGivenUp = true;
+    this.log('error', 'sideband attach failed for good; hanging up', {
+      reason,
+      detail,
+      attempts: this.attachRetries + 1,
+    });
+    this.record({
+      kind: 'event',
+      name: 'attach_failed',
+      detail: { reason, detail, attempts: this.attachRetries + 1 },
+    });
+    this.emit({ type: 'hangup', op: this.open({ kind: 'attach-hangup', reason }) });
+  }
+
+  /** Waiting to retry an attach: no socket exists. */
+  private betweenAttempts(): boolean {
+    return !this.opened && !this.attempting && !this.ending && !this.attachGivenUp;
+  }
+
+  private onLeaseLost(now: number): void {
+    if (this.leaseLost || this.ending) return;
+    this.leaseLost = true;
+    this.handingOff = true;
+    this.log('warn', 'lease lost: dropping the sideband without hanging up');
+    this.record({ kind: 'event', name: 'lease_lost' });
+    if (this.betweenAttempts()) {
+      this.finish('handed_off', 0, now);
+      return;
+    }
+    // At once, not a close handshake: behave as the crash this worker was taken for. Its close
+    // (or failure, if it was still connecting) ends the session as handed off.
+    this.emit({ type: 'terminate-socket' });
   }
 
   private reattachFailed(detail: string, now: number): void {
@@ -773,6 +904,7 @@ export class CallSessionMachine {
     this.handledToolCalls.add(fnCallId);
     const detail = { fnCallId, name, status, ...(reason ? { reason } : {}) };
     this.log('info', 'interrupted tool call skipped', detail);
+    this.metrics([count('ToolCallsSkipped')]);
     this.record({ kind: 'event', name: 'tool_call_skipped', detail });
   }
 
@@ -830,6 +962,7 @@ export class CallSessionMachine {
   private onIdleTimeout(): void {
     this.idleInARow++;
     this.idleTotal++;
+    this.metrics([count('IdleTimeouts')]);
     this.record({
       kind: 'event',
       name: 'idle_timeout',
@@ -867,6 +1000,8 @@ export class CallSessionMachine {
   private onTimer(timer: SessionTimer): void {
     if (!this.timersRunning.has(timer)) return;
     if (timer !== 'ping') this.timersRunning.delete(timer);
+    // Letting go of the call (a hand-off, a lost lease): the next owner hangs up or wraps up.
+    if (this.handingOff && LEFT_TO_THE_NEXT_OWNER.has(timer)) return;
     if (timer === 'ping') {
       // Nothing to ping while a reattach is under way.
       if (this.reattaching || !this.connected) return;
@@ -928,6 +1063,10 @@ export class CallSessionMachine {
         capMs: this.settings.goodbyeDrainCapMs,
       });
       this.actOnFarewell();
+    } else if (timer === 'attach-retry') {
+      if (this.ending || this.handingOff) return;
+      this.attempting = true;
+      this.emit({ type: 'connect' });
     } else if (timer === 'tool-outputs-poll') {
       this.loadToolOutputs();
     } else if (timer === 'end-grace') {
@@ -1085,6 +1224,9 @@ export class CallSessionMachine {
         // The same id on a repeated event: the tool can deduplicate on it.
         fnCallId: call.fnCallId,
         ...(record.from ? { from: record.from } : {}),
+        // `from` is what the caller claims unless a trusted trunk asserted it: never proof.
+        ...(record.callerSource ? { callerSource: record.callerSource } : {}),
+        callerVerified: record.callerVerified === true,
         ...(record.to ? { to: record.to } : {}),
         sessionKey: record.sessionKey ?? 'default',
         ...(this.dtmf ? { dtmf: this.dtmf } : {}),
@@ -1108,13 +1250,15 @@ export class CallSessionMachine {
     const latencyMs = now - call.started;
     const capped = capOutput(rawOutput, this.settings.maxToolOutputBytes);
     const output = capped.output;
-    if (capped.truncated)
+    if (capped.truncated) {
       this.log('warn', 'tool output truncated', {
         name,
         fnCallId,
         bytes: capped.bytes,
         maxBytes: this.settings.maxToolOutputBytes,
       });
+      this.metrics([count('ToolOutputsTruncated')]);
+    }
     const cut = capped.truncated ? { truncated: true, outputBytes: capped.bytes } : {};
     this.log('info', 'tool call', { name, fnCallId, latencyMs, error });
     if (options.metrics && !this.recorderClosing) {
@@ -1242,6 +1386,7 @@ export class CallSessionMachine {
       fnCallId: p.fnCallId,
       name: p.name,
     });
+    this.metrics([count('ToolOutputsHandedOver')]);
     this.record({
       kind: 'event',
       name: 'tool_output_delivered',

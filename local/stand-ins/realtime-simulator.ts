@@ -140,10 +140,27 @@ export interface SimulatedCall {
   /** The conversation in order: each item's `previous_item_id` is the one before it. */
   readonly items: SimItem[];
   readonly closes: { at: number; code: number; by: 'server' | 'worker' | 'caller' }[];
+  /**
+   * Every sideband socket of the call, from its open to its close: whether two workers ever held
+   * the call at once, and for how long, is read from these.
+   */
+  readonly spans: SocketSpan[];
   /** Output audio is playing (between `output_audio_buffer.started` and `.stopped`/`.cleared`). */
   audioPlaying: boolean;
   idleTimeouts: number;
 }
+
+/** One sideband socket's life (epoch ms): `closedAt` unset while it is open. */
+export interface SocketSpan {
+  readonly openedAt: number;
+  closedAt?: number;
+}
+
+/**
+ * A fault the next sideband attaches meet (`failAttach`): an HTTP status instead of the upgrade,
+ * an upgrade never answered (the client's handshake timeout fires), or the connection reset.
+ */
+export type AttachFault = { readonly status: number } | 'hang' | 'reset';
 
 export interface RealtimeSimulatorOptions {
   /** How long a simulated response takes, in ms; also the scenarios' unit of time. @default 20 */
@@ -265,6 +282,9 @@ export class RealtimeSimulator {
   private readonly ghostTimeoutMs: number;
   private readonly reattachWaitMs: number;
   private readonly idleTimeoutScale: number;
+  private readonly attachFaults: { fault: AttachFault; remaining: number; callId?: string }[] = [];
+  private readonly acceptDelays: { ms: number; remaining: number }[] = [];
+  private readonly hung = new Set<Duplex>();
 
   constructor(
     private readonly api: OpenAiSimulator,
@@ -283,7 +303,7 @@ export class RealtimeSimulator {
       status: 404,
       body: apiError('call_id_not_found', 'No session found for the provided call_id'),
     };
-    api.route('POST', /^\/v1\/realtime\/calls\/([^/]+)\/accept$/, (request, m) => {
+    api.route('POST', /^\/v1\/realtime\/calls\/([^/]+)\/accept$/, async (request, m) => {
       const c = call(m[1]);
       if (!c || c.state === 'ended' || c.state === 'rejected' || c.state === 'failed') {
         if (c) this.log(c, { dir: 'api', type: 'POST /accept', text: '404 call_id_not_found' });
@@ -293,6 +313,13 @@ export class RealtimeSimulator {
       c.acceptBody = request.body;
       c.timeline.accepted ??= Date.now();
       this.accept(c, request.body);
+      // The call is taken at once; only the answer comes late (a client may time out first).
+      const delay = this.acceptDelays.find((d) => d.remaining > 0);
+      if (delay) {
+        delay.remaining--;
+        this.log(c, { dir: 'api', type: 'POST /accept', text: `answer delayed ${delay.ms} ms` });
+        await new Promise((resolve) => this.after(delay.ms, () => resolve(undefined)));
+      }
       return { status: 200 };
     });
     api.route('POST', /^\/v1\/realtime\/calls\/([^/]+)\/reject$/, (request, m) => {
@@ -492,6 +519,7 @@ export class RealtimeSimulator {
       functionCalls: [],
       items: [],
       closes: [],
+      spans: [],
       audioPlaying: false,
       idleTimeouts: 0,
     };
@@ -598,6 +626,25 @@ export class RealtimeSimulator {
     this.end(c, 1001, 'the session hit its 60-minute cap');
   }
 
+  /**
+   * Fault injection: the next `count` sideband attaches (to `callId`, or to any call) fail with
+   * `fault` instead of opening.
+   */
+  failAttach(fault: AttachFault, count = 1, callId?: string): void {
+    this.attachFaults.push({ fault, remaining: count, ...(callId ? { callId } : {}) });
+  }
+
+  /** Fault injection: the next `count` `/accept`s take the call at once but answer `ms` late. */
+  delayAccepts(ms: number, count = 1): void {
+    this.acceptDelays.push({ ms, remaining: count });
+  }
+
+  /** Closes the call's sockets with `code` while the call goes on (a backend rotation). */
+  rotate(callId: string, code: 1000 | 1001 = 1000): void {
+    const c = this.must(callId);
+    if (c.state === 'accepted') this.context(c).rotate(code);
+  }
+
   /** Events of a given type the client sent for a call. */
   sent(callId: string, type: string): WireFrame[] {
     return this.must(callId)
@@ -616,6 +663,7 @@ export class RealtimeSimulator {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     for (const c of this.calls.values()) for (const s of c.sockets) s.terminate();
+    for (const socket of this.hung) socket.destroy();
     this.wss.close();
   }
 
@@ -708,6 +756,20 @@ export class RealtimeSimulator {
       refuse(socket, 404, 'call_id_not_found');
       return;
     }
+    const fault = this.attachFaults.find(
+      (f) => f.remaining > 0 && (f.callId === undefined || f.callId === c.id),
+    );
+    if (fault) {
+      fault.remaining--;
+      const what = typeof fault.fault === 'string' ? fault.fault : String(fault.fault.status);
+      this.log(c, { dir: 'socket', type: 'refused', text: `attach fault injected: ${what}` });
+      if (fault.fault === 'reset') socket.destroy();
+      else if (fault.fault === 'hang') {
+        this.hung.add(socket);
+        socket.on('close', () => this.hung.delete(socket));
+      } else refuse(socket, fault.fault.status, 'server_error');
+      return;
+    }
     const beta = req.headers['openai-beta'] !== undefined;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       if (beta) {
@@ -728,6 +790,8 @@ export class RealtimeSimulator {
       }
       const inner = this.inner(c);
       c.sockets.add(ws);
+      const span: SocketSpan = { openedAt: Date.now() };
+      c.spans.push(span);
       c.connections++;
       c.timeline.attached ??= Date.now();
       inner.epoch ??= Date.now();
@@ -737,6 +801,7 @@ export class RealtimeSimulator {
         text: `sideband attached (connection ${c.connections})`,
       });
       ws.on('close', (code) => {
+        span.closedAt = Date.now();
         c.sockets.delete(ws);
         const by = inner.closedBy.get(ws) ?? 'worker';
         c.closes.push({ at: Date.now(), code, by });
@@ -892,6 +957,13 @@ export class RealtimeSimulator {
     }
     const id = typeof item.id === 'string' ? item.id : newId('item_', 10);
     let text: string | undefined;
+    if (item.type === 'message' && Array.isArray(item.content)) {
+      // A message's text parts ([SDK rt] RealtimeConversationItemSystemMessage: input_text).
+      const parts = (item.content as unknown[]).flatMap((part) =>
+        isRecord(part) && typeof part.text === 'string' ? [part.text] : [],
+      );
+      if (parts.length > 0) text = parts.join('\n');
+    }
     if (item.type === 'function_call_output') {
       text = String(item.output ?? '');
       const fc = c.functionCalls.find((f) => f.callId === item.call_id);
@@ -931,8 +1003,23 @@ export class RealtimeSimulator {
     this.emit(c, { type: 'conversation.item.done', previous_item_id: previous, item: full });
   }
 
-  /** What a `response.create` without a scenario plan says. */
+  /**
+   * What a `response.create` without a scenario plan says. The first one is the greeting: the
+   * model says the line it was given, in `response.instructions` or in a system message just
+   * before; a plain hello when it was given none.
+   */
   private defaultPlan(c: SimulatedCall, event: WireFrame): ResponsePlan {
+    if (!c.items.some((i) => i.role === 'assistant')) {
+      const last = c.items.at(-1);
+      const directive =
+        typeof event.response?.instructions === 'string'
+          ? event.response.instructions
+          : last?.type === 'message' && last.role === 'system'
+            ? last.text
+            : undefined;
+      if (directive !== undefined)
+        return { say: lineToSay(directive) ?? 'Hello, thanks for calling.' };
+    }
     if (event.response?.instructions) return { say: 'Hello, thanks for calling.' };
     const last = c.items.at(-1);
     if (last?.type === 'function_call_output')
@@ -1877,7 +1964,24 @@ function refuse(socket: Duplex, status: number, code: string): void {
     ),
   );
   socket.write(
-    `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Unauthorized'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
   socket.end();
+}
+
+/**
+ * The line an instruction tells the model to say, as a model would pick it out: the quoted text
+ * of its last paragraph, or what follows its colon (`Greet the caller: Thanks for calling…`).
+ */
+function lineToSay(instruction: string): string | undefined {
+  const paragraph =
+    instruction
+      .trim()
+      .split(/\n\s*\n/)
+      .at(-1)
+      ?.trim() ?? '';
+  const quoted = /["“]([^"”]+)["”]/.exec(paragraph)?.[1]?.trim();
+  if (quoted) return quoted;
+  const said = /^[^:\n]{1,80}:\s*(\S[\s\S]*)$/.exec(paragraph)?.[1]?.trim();
+  return said || undefined;
 }

@@ -1,11 +1,21 @@
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { SessionConfig } from '#core/calls/session-config';
+import { keys } from '#core/table-schema';
 import type { WireEvent } from '#core/wire';
 import { localCallsConfig, lookupOrder } from '../../local/calls';
 import type { LocalPipeline } from '../../local/pipeline';
 import { sampleEvent } from '../../local/samples';
-import type { SimulatedCall } from '../../local/stand-ins/realtime-simulator';
-import { callParts, callRecord, ring, waitForSent, waitForStatus } from '../support/calls';
+import { type LatencyProxy, startLatencyProxy } from '../../local/stand-ins/latency-proxy';
+import type { AttachFault, SimulatedCall } from '../../local/stand-ins/realtime-simulator';
+import {
+  callParts,
+  callRecord,
+  documents,
+  ring,
+  waitForSent,
+  waitForStatus,
+} from '../support/calls';
 import { eventually, holdsFor, post, signedDelivery, startPipeline } from '../support/webhooks';
 
 // Fast leases and sweeps so hand-off and crash tests finish in seconds.
@@ -13,6 +23,8 @@ const FAST_WORKERS = {
   LOG_LEVEL: 'info',
   LEASE_TTL_MS: '4000',
   LEASE_RENEWAL_MS: '500',
+  // The clock skew the leases tolerate: a worker not confirmed for 4000 - 1500 ms stops acting.
+  MAX_CLOCK_SKEW_MS: '1500',
   SWEEP_INTERVAL_MS: '500',
   SIGNAL_WAIT_SECONDS: '1',
   PING_INTERVAL_MS: '1000',
@@ -928,5 +940,223 @@ describe('capacity', () => {
     expect(p.aws.services.get([...p.aws.services.keys()][0] ?? '')?.desiredCount).toBe(1);
     expect((await callRecord(p, a.id))?.waitedForColdWorker).toBe(true);
     for (const x of [a, b, c]) if (x.state !== 'ended') p.realtime?.callerHangsUp(x.id);
+  });
+});
+
+/** The longest time two sideband sockets of one call were open at once (ms). */
+function longestOverlap(call: SimulatedCall, now = Date.now()): number {
+  let longest = 0;
+  call.spans.forEach((a, i) => {
+    for (const b of call.spans.slice(i + 1)) {
+      const overlap =
+        Math.min(a.closedAt ?? now, b.closedAt ?? now) - Math.max(a.openedAt, b.openedAt);
+      longest = Math.max(longest, overlap);
+    }
+  });
+  return longest;
+}
+
+const leaseItem = async (p: LocalPipeline, callId: string) =>
+  (
+    await documents(p).send(
+      new GetCommand({ TableName: p.tableName, Key: keys.lease(callId), ConsistentRead: true }),
+    )
+  ).Item;
+
+describe('one owner per call, even when a worker stalls', () => {
+  let p: LocalPipeline;
+  let slowDynamo: LatencyProxy;
+  beforeAll(async () => {
+    p = await pipeline({ calls: localCallsConfig(), workers: 0, workerEnv: FAST_WORKERS });
+    slowDynamo = await startLatencyProxy(p.dynamoEndpoint);
+  });
+  afterAll(() => slowDynamo.stop());
+  afterEach(async (context) => {
+    if (context.task.result?.state === 'fail')
+      for (const w of p.workers)
+        process.stderr.write(
+          `--- ${w.id}\n${w.logs
+            .filter((l) => !l.includes('"_aws"'))
+            .slice(-30)
+            .join('\n')}\n`,
+        );
+    // Stopped cleanly: a killed worker's long poll can take the next test's signal with it (the
+    // queue hands it to the dead request; it comes back only after the visibility timeout).
+    const live = p.workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null);
+    for (const w of live) w.child.kill('SIGCONT');
+    await Promise.allSettled(live.map((w) => w.stop()));
+  });
+
+  it.each([
+    ['a true clock', 0],
+    ['a clock behind by the tolerated skew', -Number(FAST_WORKERS.MAX_CLOCK_SKEW_MS)],
+  ])(
+    'a worker that stalls past its lease (%s) lets go of its call when it comes back, and the call never has two live sidebands',
+    async (_clock, offset) => {
+      // A holds the call, and nothing else (a full worker takes no signal).
+      const a = await p.startWorker(`stall-a${offset}`, {
+        CALLS_CONFIG: JSON.stringify(localCallsConfig({ maxCallsPerTask: 1 })),
+        CLOCK_OFFSET_MS: String(offset),
+      });
+      const { call } = await ring(p);
+      expect((await waitForStatus(p, call.id, ['active'])).owner).toBe(a.id);
+      p.realtime?.callerSays(call.id, 'Before the stall.');
+      await eventually(async () =>
+        (await callParts(p, call.id)).some((x) => x.text === 'Before the stall.')
+          ? true
+          : undefined,
+      );
+      // B's DynamoDB answers a second late, so its sweep of A goes step by step, seconds apart:
+      // the window in which a stalled worker could renew between the sweeper's steps.
+      slowDynamo.delayMs = 1000;
+      const b = await p.startWorker(`stall-b${offset}`, {
+        AWS_ENDPOINT_URL_DYNAMODB: slowDynamo.endpoint,
+      });
+      a.child.kill('SIGSTOP');
+      p.realtime?.callerSays(call.id, 'During the stall.');
+      // A's lease expires (4 s); B sweeps it and takes the call's lease.
+      await eventually(
+        async () => ((await leaseItem(p, call.id)) === undefined ? true : undefined),
+        30_000,
+        "the sweeper taking the call's lease",
+      );
+      // A comes back at once, in the middle of B's sweep, and renews.
+      a.child.kill('SIGCONT');
+      // The call is taken over (by B, or by A under a new epoch) with one socket, after A let go.
+      await eventually(
+        async () => (call.connections >= 2 && call.sockets.size === 1 ? true : undefined),
+        20_000,
+        'one sideband again after the take-over',
+      );
+      const record = await waitForStatus(p, call.id, ['active']);
+      expect([a.id, b.id]).toContain(record.owner);
+      expect(longestOverlap(call)).toBeLessThanOrEqual(Number(FAST_WORKERS.LEASE_RENEWAL_MS));
+      await eventually(async () =>
+        a.logs.some((l) => l.includes('lease lost: taken for dead by a sweeper'))
+          ? true
+          : undefined,
+      );
+      // The call goes on under one owner: what the caller says now is recorded once.
+      p.realtime?.callerSays(call.id, 'After the stall.');
+      const said = async (text: string) =>
+        (await callParts(p, call.id)).filter((x) => x.kind === 'transcript' && x.text === text)
+          .length;
+      await eventually(async () => ((await said('After the stall.')) > 0 ? true : undefined));
+      // Proves that no second owner records it too: the recorder writes at least every second, so
+      // a duplicate would be stored within 1.5 s.
+      await holdsFor(
+        async () => (await said('After the stall.')) === 1 && call.sockets.size === 1,
+        1500,
+        'one transcript, one socket',
+      );
+      expect(await said('Before the stall.')).toBe(1);
+      expect(await said('During the stall.')).toBeLessThanOrEqual(1);
+      // One greeting; nobody hung up; the call was never recorded as ended.
+      expect(
+        p.realtime?.sent(call.id, 'response.create').filter((e) => e.response?.instructions),
+      ).toHaveLength(1);
+      expect(call.hangups).toBe(0);
+      expect(call.state).toBe('accepted');
+      p.realtime?.callerHangsUp(call.id);
+      expect(await waitForStatus(p, call.id, ['ended'])).toMatchObject({
+        endReason: 'caller_hung_up',
+      });
+      slowDynamo.delayMs = 0;
+    },
+  );
+
+  it.each([
+    ['behind', -1],
+    ['ahead', 1],
+  ])(
+    'never takes a healthy worker for dead when its clock is %s by the tolerated skew',
+    async (_way, sign) => {
+      const skewed = await p.startWorker(`skewed-${sign}`, {
+        CLOCK_OFFSET_MS: String(sign * Number(FAST_WORKERS.MAX_CLOCK_SKEW_MS)),
+      });
+      const { call } = await ring(p);
+      expect((await waitForStatus(p, call.id, ['active'])).owner).toBe(skewed.id);
+      const sweeper = await p.startWorker(`true-clock-${sign}`);
+      // Proves that the sweeper (every 500 ms) never takes the call over: two lease TTLs (4 s
+      // each) with the skewed worker renewing every 500 ms.
+      await holdsFor(
+        () => call.connections === 1 && call.sockets.size === 1,
+        8000,
+        'the call staying with its worker',
+      );
+      expect(skewed.logs.some((l) => l.includes('lease lost'))).toBe(false);
+      expect(sweeper.logs.some((l) => l.includes('re-signalling a call whose worker died'))).toBe(
+        false,
+      );
+      p.realtime?.callerHangsUp(call.id);
+      await waitForStatus(p, call.id, ['ended']);
+    },
+  );
+});
+
+describe('sideband attach failures', () => {
+  let p: LocalPipeline;
+  beforeAll(async () => {
+    p = await pipeline({
+      calls: localCallsConfig(),
+      workers: 1,
+      workerEnv: { ...FAST_WORKERS, ATTACH_WINDOW_MS: '4000', HANDSHAKE_TIMEOUT_MS: '300' },
+    });
+  });
+
+  /** Rings a call whose sideband attaches first meet `faults`. */
+  async function ringWithFaults(faults: [AttachFault, number][]) {
+    const call = p.realtime?.createCall();
+    if (!call) throw new Error('no simulator');
+    for (const [fault, count] of faults) p.realtime?.failAttach(fault, count, call.id);
+    const event = sampleEvent('realtime.call.incoming', {
+      objectId: call.id,
+      sipHeaders: call.sipHeaders,
+    });
+    const response = await post(
+      p.url,
+      signedDelivery(p.webhookSecret, event, { webhookId: `wh_${event.id.slice(4)}` }),
+    );
+    expect(response.status).toBe(200);
+    return call;
+  }
+  const emfCount = (name: string) =>
+    p.workers
+      .flatMap((w) => w.logs)
+      .filter((l) => l.includes('"CloudWatchMetrics"') && l.includes(`"${name}":1`)).length;
+
+  it('retries an attach that meets a 5xx, a reset connection and an unanswered upgrade, and the call goes on', async () => {
+    const retriesBefore = emfCount('AttachRetries');
+    const call = await ringWithFaults([
+      [{ status: 503 }, 1],
+      ['reset', 1],
+      ['hang', 1],
+    ]);
+    const active = await waitForStatus(p, call.id, ['active']);
+    expect(active.attachedAt).toBeGreaterThan(active.acceptedAt ?? 0);
+    expect(call.connections).toBe(1);
+    expect(call.hangups).toBe(0);
+    await waitForSent(call, 'response.create');
+    await eventually(async () =>
+      emfCount('AttachRetries') - retriesBefore === 3 ? true : undefined,
+    );
+    p.realtime?.callerHangsUp(call.id);
+    expect(await waitForStatus(p, call.id, ['ended'])).toMatchObject({
+      endReason: 'caller_hung_up',
+    });
+  });
+
+  it('hangs up a call no attach reached within the window, records why, and gives its slot back', async () => {
+    const call = await ringWithFaults([[{ status: 502 }, 1000]]);
+    const ended = await waitForStatus(p, call.id, ['ended'], 15_000);
+    expect(ended).toMatchObject({ endReason: 'attach_failed_502', holdsCapacity: false });
+    // The caller is not left ringing in silence: OpenAI was told to hang up.
+    expect(call.hangups).toBe(1);
+    expect(call.state).toBe('ended');
+    expect(call.connections).toBe(0);
+    const parts = await callParts(p, call.id);
+    expect(parts.find((x) => x.name === 'attach_failed')?.detail).toMatchObject({
+      reason: 'attach_failed_502',
+    });
   });
 });

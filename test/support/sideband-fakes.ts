@@ -18,6 +18,7 @@ import type {
   CallLeases,
   CallPart,
   CallRecorder,
+  ClaimResult,
   PendingToolOutputs,
   QueuedSignal,
   ResponseUsage,
@@ -28,6 +29,7 @@ import type {
   ToolResult,
   ToolRunner,
 } from '#core/ports/sideband';
+import type { TaskProtection, TaskProtectionState } from '#core/ports/task-protection';
 import {
   type AttachResult,
   CallSessionMachine,
@@ -38,7 +40,7 @@ import {
   type SessionTimer,
 } from '#core/sideband/call-session-machine';
 import type { WireEvent } from '#core/wire';
-import type { HeldCall } from '../../containers/sideband/src/worker';
+import type { HeldCall, LeaseGuard } from '../../containers/sideband/src/worker';
 import { localCallsConfig } from '../../local/calls';
 
 type CommandOf<T extends SessionCommand['type']> = Extract<SessionCommand, { type: T }>;
@@ -68,6 +70,7 @@ export interface ScriptOptions {
   readonly greet?: boolean;
   readonly greeting?: string | null;
   readonly pingIntervalMs?: number;
+  readonly attachWindowMs?: number;
   readonly config?: Partial<CallSessionSetup['config']>;
   /** Overrides of the call's session (the local default session: `lookup_order`, no DTMF map). */
   readonly session?: Partial<CallSessionSetup['session']>;
@@ -106,6 +109,7 @@ export class SessionScript {
       greet: options.greet ?? true,
       owner: 'worker-1',
       pingIntervalMs: options.pingIntervalMs ?? 25_000,
+      ...(options.attachWindowMs !== undefined ? { attachWindowMs: options.attachWindowMs } : {}),
       session: {
         instructions: session?.instructions ?? '',
         tools: session?.tools ?? [],
@@ -403,58 +407,100 @@ export class FakeSignalQueue implements SignalQueue {
   async ack(receipt: string): Promise<void> {
     this.acked.push(receipt);
   }
+
+  /** Handed back: visible again at once (the delay is kept in `retried`). */
+  readonly retried: { receipt: string; seconds: number }[] = [];
+  async retryLater(receipt: string, seconds: number): Promise<void> {
+    this.retried.push({ receipt, seconds });
+  }
 }
 
-/** Leases with DynamoDB's semantics: a worker lease per worker, a call lease per held call. */
+/**
+ * Leases with DynamoDB's semantics (adapters/dynamo-call-leases.ts): a worker lease per worker with
+ * its epoch, a call lease per held call with its owner's epoch, fencing by epoch.
+ */
 export class FakeCallLeases implements CallLeases {
-  readonly workers = new Map<string, { renewedAt: number; deadAfter: number }>();
-  readonly calls = new Map<string, string>();
+  readonly workers = new Map<string, { epoch: number; renewedAt: number; deadAfter: number }>();
+  readonly calls = new Map<string, { owner: string; epoch: number }>();
   renewals = 0;
+  /** Set: the next renewals throw (DynamoDB unreachable). */
+  failRenewals = false;
+  private readonly lastEpoch = new Map<string, number>();
 
-  async registerWorker(owner: string, now: number, ttlMs: number): Promise<void> {
-    this.workers.set(owner, { renewedAt: now, deadAfter: now + ttlMs });
+  async registerWorker(owner: string, now: number, ttlMs: number): Promise<number> {
+    const epoch = (this.lastEpoch.get(owner) ?? 0) + 1;
+    this.lastEpoch.set(owner, epoch);
+    this.workers.set(owner, { epoch, renewedAt: now, deadAfter: now + ttlMs });
+    return epoch;
   }
 
-  async renewWorker(owner: string, now: number, ttlMs: number): Promise<boolean> {
+  async renewWorker(owner: string, epoch: number, now: number, ttlMs: number): Promise<boolean> {
     this.renewals++;
-    if (!this.workers.has(owner)) return false;
-    this.workers.set(owner, { renewedAt: now, deadAfter: now + ttlMs });
+    if (this.failRenewals) throw new Error('injected: DynamoDB unreachable');
+    const lease = this.workers.get(owner);
+    if (lease?.epoch !== epoch) return false;
+    this.workers.set(owner, { epoch, renewedAt: now, deadAfter: now + ttlMs });
     return true;
   }
 
-  async claim(callId: string, owner: string): Promise<boolean> {
+  async claim(callId: string, owner: string, epoch: number): Promise<ClaimResult> {
+    if (this.workers.get(owner)?.epoch !== epoch) return 'fenced';
     const holder = this.calls.get(callId);
-    if (holder !== undefined && holder !== owner) return false;
-    this.calls.set(callId, owner);
+    if (holder !== undefined && holder.owner !== owner) return 'held';
+    this.calls.set(callId, { owner, epoch });
+    return 'claimed';
+  }
+
+  async release(callId: string, owner: string, epoch: number): Promise<boolean> {
+    const holder = this.calls.get(callId);
+    if (holder?.owner !== owner || holder.epoch !== epoch) return false;
+    this.calls.delete(callId);
     return true;
   }
 
-  async release(callId: string, owner: string): Promise<void> {
-    if (this.calls.get(callId) === owner) this.calls.delete(callId);
-  }
-
-  async retire(owner: string): Promise<void> {
-    this.workers.delete(owner);
+  async retire(owner: string, epoch: number): Promise<void> {
+    const lease = this.workers.get(owner);
+    if (lease?.epoch === epoch) lease.deadAfter = 0;
   }
 
   async sweepDeadWorkers(now: number): Promise<string[]> {
     const swept: string[] = [];
-    for (const [owner, lease] of this.workers) {
-      if (lease.deadAfter >= now) continue;
-      for (const [callId, holder] of this.calls)
-        if (holder === owner) {
-          this.calls.delete(callId);
-          swept.push(callId);
-        }
-      this.workers.delete(owner);
-    }
+    for (const [owner, lease] of [...this.workers])
+      if (lease.deadAfter < now) swept.push(...this.fence(owner));
     return swept;
   }
 
-  /** What a sweeper on another worker does to a worker it takes for dead. */
-  declareDead(owner: string): void {
-    this.workers.delete(owner);
-    for (const [callId, holder] of this.calls) if (holder === owner) this.calls.delete(callId);
+  /** Who holds a call's lease. */
+  holder(callId: string): string | undefined {
+    return this.calls.get(callId)?.owner;
+  }
+
+  /** Holds a call for another worker (under its current epoch, or 1). */
+  give(callId: string, owner: string): void {
+    this.calls.set(callId, { owner, epoch: this.workers.get(owner)?.epoch ?? 1 });
+  }
+
+  /**
+   * What a sweeper on another worker does to a worker it takes for dead: fences its epoch, takes
+   * `take` of its call leases (all by default: a sweeper may be part-way), and returns those.
+   */
+  fence(owner: string, take?: readonly string[]): string[] {
+    const lease = this.workers.get(owner);
+    const fenced = (lease?.epoch ?? 0) + 1;
+    this.lastEpoch.set(owner, Math.max(this.lastEpoch.get(owner) ?? 0, fenced));
+    if (lease) lease.epoch = fenced;
+    const swept: string[] = [];
+    for (const [callId, holder] of [...this.calls])
+      if (
+        holder.owner === owner &&
+        holder.epoch < fenced &&
+        (take === undefined || take.includes(callId))
+      ) {
+        this.calls.delete(callId);
+        swept.push(callId);
+      }
+    if (take === undefined) this.workers.delete(owner);
+    return swept;
   }
 }
 
@@ -506,16 +552,22 @@ export class FakeSignalPublisher implements SignalPublisher {
   }
 }
 
-/** A held call with no socket: attaches with `result`, and ends when the test (or a hand-off) says. */
+/**
+ * A held call with no socket: attaches with `result` (or when the test settles `attaching`), and
+ * ends when the test (or a hand-off or a lost lease) says.
+ */
 export class FakeHeldCall implements HeldCall {
   readonly ended: Promise<SessionEnd>;
   handOffs = 0;
+  resumes = 0;
+  leasesLost = 0;
   private resolveEnded!: (end: SessionEnd) => void;
 
   constructor(
     readonly record: CallRecord,
     readonly signal: CallSignal,
-    private readonly result: AttachResult = 'attached',
+    private readonly result: AttachResult | 'pending' | 'throw' = 'attached',
+    readonly lease?: LeaseGuard,
   ) {
     this.ended = new Promise((resolve) => {
       this.resolveEnded = resolve;
@@ -527,6 +579,10 @@ export class FakeHeldCall implements HeldCall {
   }
 
   async attach(): Promise<AttachResult> {
+    if (this.result === 'throw') throw new Error('injected: attach threw');
+    if (this.result === 'pending')
+      // Attaching (retrying) until the session ends: a hand-off or a lost lease settles it.
+      return this.ended.then((end) => (end.handedOff ? 'handed_off' : 'failed'));
     if (this.result !== 'attached')
       this.end({ reason: this.result === 'gone' ? 'gone' : 'attach_failed', code: 0 });
     return this.result;
@@ -538,8 +594,37 @@ export class FakeHeldCall implements HeldCall {
     await this.ended;
   }
 
+  resume(): void {
+    this.resumes++;
+  }
+
+  async loseLease(): Promise<void> {
+    this.leasesLost++;
+    this.end({ reason: 'handed_off', code: 1006, handedOff: true });
+    await this.ended;
+  }
+
   end(end: Partial<SessionEnd> = {}): void {
     this.resolveEnded({ reason: 'caller_hung_up', code: 1006, handedOff: false, ...end });
+  }
+}
+
+/** ECS task protection: keeps every request (`protect:<minutes>`, `unprotect`); `failing` throws. */
+export class FakeTaskProtection implements TaskProtection {
+  readonly requests: string[] = [];
+  failing = false;
+  async protect(expiresInMinutes: number): Promise<TaskProtectionState> {
+    this.requests.push(`protect:${expiresInMinutes}`);
+    if (this.failing) throw new Error('injected: AccessDeniedException');
+    return { protectionEnabled: true };
+  }
+  async unprotect(): Promise<TaskProtectionState> {
+    this.requests.push('unprotect');
+    if (this.failing) throw new Error('injected: AccessDeniedException');
+    return { protectionEnabled: false };
+  }
+  async state(): Promise<TaskProtectionState> {
+    return { protectionEnabled: this.requests.at(-1)?.startsWith('protect') ?? false };
   }
 }
 

@@ -191,6 +191,7 @@ describe('user tools', () => {
           callId: 'rtc_test',
           fnCallId: 'call_1',
           from: '+14155550123',
+          callerVerified: false,
           to: '+18005550100',
           sessionKey: 'default',
         },
@@ -568,6 +569,115 @@ describe('hand-off', () => {
   });
 });
 
+describe('a lost lease (the worker was fenced)', () => {
+  it('drops the socket at once, without a hang-up, and lets go without recording an end', () => {
+    const s = attachedCall();
+    const lost = s.input({ type: 'lease-lost' });
+    expect(ofType(lost, 'terminate-socket')).toHaveLength(1);
+    expect(ofType(lost, 'close-socket')).toEqual([]);
+    expect(ofType(lost, 'hangup')).toEqual([]);
+    expect(timeline(lost)).toEqual(['lease_lost']);
+    expect(logMessages(lost)).toEqual([
+      'warn: lease lost: dropping the sideband without hanging up',
+    ]);
+    // The terminated socket reports 1006, which is not the caller hanging up here.
+    const closed = s.close(1006);
+    expect(timeline(closed)).toEqual(['handed_off']);
+    expect(callUpdates(s.commands).filter((u) => u.to === 'ended')).toEqual([]);
+    expect(ofType(closed, 'reattach')).toEqual([]);
+    expect(sessionEnd(closed)).toEqual({ reason: 'handed_off', code: 1006, handedOff: true });
+  });
+
+  it('stores the output of a tool still running for the worker that takes the call over', () => {
+    const s = attachedCall();
+    s.toolCall('call_1', 'lookup_order', { order_number: '1' });
+    s.claimed();
+    s.input({ type: 'lease-lost' });
+    s.close(1006);
+    expect(s.machine.ended).toBeUndefined();
+    const finished = s.toolFinished('{"ok":true}');
+    expect(framesSent(finished)).toEqual([]);
+    expect(ofType(finished, 'store-tool-output')).toEqual([
+      expect.objectContaining({ output: expect.objectContaining({ fnCallId: 'call_1' }) }),
+    ]);
+    expect(sessionEnd(finished)?.handedOff).toBe(true);
+  });
+
+  it('never hangs up for the next owner: a no-speech deadline or a goodbye falling due meanwhile is left alone', () => {
+    const s = attachedCall({ config: { noSpeechTimeoutMs: 5000 } });
+    s.input({ type: 'lease-lost' });
+    s.advance(10_000);
+    expect(ofType(s.commands, 'hangup')).toEqual([]);
+    expect(sessionEnd(s.close(1006))?.handedOff).toBe(true);
+  });
+
+  it('drops a reattach under way', () => {
+    const s = attachedCall();
+    s.close(1001);
+    expect(ofType(s.input({ type: 'lease-lost' }), 'terminate-socket')).toHaveLength(1);
+    const failed = s.input({ type: 'socket-error', error: 'closed before established' });
+    expect(sessionEnd(failed)).toEqual({ reason: 'handed_off', code: 1001, handedOff: true });
+    expect(callUpdates(s.commands).filter((u) => u.to === 'ended')).toEqual([]);
+  });
+});
+
+describe('metrics of what the worker does under faults', () => {
+  it('counts reattaches, idle timeouts and skipped tool calls', () => {
+    const s = attachedCall();
+    s.close(1000);
+    expect(metricPoints(s.open())).toEqual([{ name: 'Reattaches', value: 1 }]);
+    expect(
+      metricPoints(s.server({ type: 'input_audio_buffer.timeout_triggered', item_id: 'item_1' })),
+    ).toEqual([{ name: 'IdleTimeouts', value: 1 }]);
+    expect(
+      metricPoints(s.toolCall('call_x', 'lookup_order', {}, { status: 'incomplete' })),
+    ).toEqual([{ name: 'ToolCallsSkipped', value: 1 }]);
+  });
+
+  it('counts truncated tool outputs, and outputs handed over by a previous worker', () => {
+    const s = attachedCall({ config: { maxToolOutputBytes: 1024 } });
+    s.toolCall('call_1', 'lookup_order', {});
+    s.claimed();
+    const done = s.toolFinished(JSON.stringify({ text: 'x'.repeat(2000) }));
+    expect(metricPoints(done).filter((m) => m.name === 'ToolOutputsTruncated')).toEqual([
+      { name: 'ToolOutputsTruncated', value: 1 },
+    ]);
+
+    const next = new SessionScript({ greet: false });
+    next.open();
+    next.input({
+      type: 'tool-outputs-loaded',
+      op: next.pending('load-tool-outputs').op,
+      undelivered: [{ fnCallId: 'call_9', name: 'lookup_order', output: '{}' }],
+      running: [],
+    });
+    const delivered = next.input({
+      type: 'tool-output-marked',
+      op: next.pending('mark-tool-output-delivered').op,
+      delivered: true,
+    });
+    expect(metricPoints(delivered)).toEqual([{ name: 'ToolOutputsHandedOver', value: 1 }]);
+    // Marked by another worker first: not ours to count.
+    const other = new SessionScript({ greet: false });
+    other.open();
+    other.input({
+      type: 'tool-outputs-loaded',
+      op: other.pending('load-tool-outputs').op,
+      undelivered: [{ fnCallId: 'call_9', name: 'lookup_order', output: '{}' }],
+      running: [],
+    });
+    expect(
+      metricPoints(
+        other.input({
+          type: 'tool-output-marked',
+          op: other.pending('mark-tool-output-delivered').op,
+          delivered: false,
+        }),
+      ),
+    ).toEqual([]);
+  });
+});
+
 describe('how the call ends', () => {
   it.each([
     [1000, 'normal_closure'],
@@ -691,14 +801,124 @@ describe('a failed attach', () => {
     expect(sessionEnd(refused)).toEqual({ reason: 'gone', code: 0, handedOff: false });
   });
 
-  it('records another status as attach_failed_<status>', () => {
+  it('retries a refused attach (a 5xx) and a network error with backoff, and goes on once one gets through', () => {
     const s = new SessionScript();
-    const refused = s.input({ type: 'attach-refused', status: 500 });
-    expect(logMessages(refused)[0]).toBe('error: sideband refused');
-    expect(sessionEnd(refused)?.reason).toBe('attach_failed_500');
+    s.input({ type: 'attach' });
+    const refused = s.input({ type: 'attach-refused', status: 503 });
+    expect(refused[0]).toEqual({ type: 'terminate-socket' });
+    expect(logMessages(refused)).toEqual([
+      'error: sideband refused',
+      'warn: sideband attach failed; retrying',
+    ]);
+    expect(metricPoints(refused)).toEqual([{ name: 'AttachRetries', value: 1 }]);
+    expect(ofType(refused, 'start-timer')).toEqual([
+      { type: 'start-timer', timer: 'attach-retry', ms: 250, repeat: false },
+    ]);
+    expect(callUpdates(refused)).toEqual([]);
+    expect(sessionEnd(refused)).toBeUndefined();
+    expect(ofType(s.advance(250), 'connect')).toHaveLength(1);
+    // A network error, then the close that follows it: one failure.
+    s.input({ type: 'socket-error', error: 'connect ECONNREFUSED' });
+    expect(s.close(1006)).toEqual([]);
+    expect(s.timerDueIn('attach-retry')).toBe(500);
+    expect(ofType(s.advance(500), 'connect')).toHaveLength(1);
+    // The API key could not be read (the shell reports it as an error): retried the same way.
+    s.input({ type: 'socket-error', error: 'secret unavailable' });
+    expect(s.timerDueIn('attach-retry')).toBe(1000);
+    s.advance(1000);
+    const opened = s.open();
+    expect(framesSent(opened, 'response.create')).toHaveLength(1);
+    expect(callUpdates(opened)[0]).toMatchObject({ to: 'active' });
+    expect(ofType(s.commands, 'hangup')).toEqual([]);
+    expect(metricPoints(s.commands).filter((m) => m.name === 'AttachRetries')).toHaveLength(3);
   });
 
-  it('records a socket error before the open as attach_failed; the first cause wins', () => {
+  it('gives up once the attach window has passed: hangs up, then records why and gives the slot back', () => {
+    const s = new SessionScript();
+    s.input({ type: 'attach' });
+    // Slow 5xx answers (a second each), for 20 s.
+    let failures = 0;
+    while (!s.isPending('hangup') && failures < 100) {
+      s.now += 1000;
+      s.input({ type: 'attach-refused', status: 502 });
+      failures++;
+      if (!s.isPending('hangup')) s.advance(s.timerDueIn('attach-retry') ?? 0);
+    }
+    expect(s.now - T0).toBeGreaterThanOrEqual(20_000);
+    expect(s.now - T0).toBeLessThan(26_000);
+    expect(failures).toBeGreaterThan(3);
+    expect(logMessages(s.commands)).toContain('error: sideband attach failed for good; hanging up');
+    expect(timeline(s.commands)).toContain('attach_failed');
+    const ended = s.hungUp();
+    expect(callUpdates(ended)).toEqual([
+      expect.objectContaining({
+        to: 'ended',
+        release: true,
+        fields: expect.objectContaining({ endReason: 'attach_failed_502', durationMs: 0 }),
+      }),
+    ]);
+    expect(sessionEnd(ended)).toEqual({ reason: 'attach_failed_502', code: 0, handedOff: false });
+    expect(metricPoints(ended)).toEqual([
+      {
+        name: 'CallsEnded',
+        value: 1,
+        dimension: { name: 'EndReason', value: 'attach_failed_502' },
+      },
+    ]);
+  });
+
+  it('records attach_failed for errors, and gone when the hang-up finds the call gone', () => {
+    const s = new SessionScript({ attachWindowMs: 1000 });
+    s.input({ type: 'attach' });
+    s.input({ type: 'socket-error', error: 'Opening handshake has timed out' });
+    s.advance(1000);
+    s.input({ type: 'socket-error', error: 'Opening handshake has timed out' });
+    expect(s.isPending('hangup')).toBe(true);
+    expect(parts(s.commands).find((p) => p.kind === 'event' && p.name === 'attach_failed')).toEqual(
+      {
+        kind: 'event',
+        name: 'attach_failed',
+        detail: { reason: 'attach_failed', detail: 'Opening handshake has timed out', attempts: 2 },
+      },
+    );
+    expect(sessionEnd(s.hungUp('gone'))?.reason).toBe('gone');
+  });
+
+  it('treats a 404 during the retries as final: the call is gone, with no hang-up', () => {
+    const s = new SessionScript();
+    s.input({ type: 'attach' });
+    s.input({ type: 'attach-refused', status: 500 });
+    s.advance(250);
+    const gone = s.input({ type: 'attach-refused', status: 404 });
+    expect(sessionEnd(gone)?.reason).toBe('gone');
+    expect(ofType(s.commands, 'hangup')).toEqual([]);
+  });
+
+  it('lets go at once, without a hang-up or an end, when handed off or fenced between attempts', () => {
+    for (const type of ['hand-off', 'lease-lost'] as const) {
+      const s = new SessionScript();
+      s.input({ type: 'attach' });
+      s.input({ type: 'attach-refused', status: 503 });
+      const gone = s.input({ type });
+      expect(sessionEnd(gone)).toEqual({ reason: 'handed_off', code: 0, handedOff: true });
+      expect(callUpdates(s.commands)).toEqual([]);
+      expect(ofType(s.commands, 'hangup')).toEqual([]);
+      expect(ofType(s.advance(5000), 'connect')).toEqual([]);
+    }
+  });
+
+  it('a hand-off while an attempt is connecting closes it and ends handed off, not failed', () => {
+    const s = new SessionScript();
+    s.input({ type: 'attach' });
+    expect(s.input({ type: 'hand-off' })).toEqual([
+      { type: 'close-socket', code: 1000, reason: 'handing off' },
+    ]);
+    const failed = s.input({ type: 'socket-error', error: 'closed before established' });
+    expect(sessionEnd(failed)).toEqual({ reason: 'handed_off', code: 0, handedOff: true });
+    expect(callUpdates(s.commands)).toEqual([]);
+  });
+
+  it('takes the first cause: a socket error after a 404 changes nothing', () => {
     const s = new SessionScript({ autoAnswer: false });
     s.input({ type: 'attach-refused', status: 404 });
     const error = s.input({ type: 'socket-error', error: 'closed before established' });
@@ -710,11 +930,6 @@ describe('a failed attach', () => {
     const done = s.input({ type: 'call-updated', op: s.pending('update-call').op });
     expect(sessionEnd(done)?.reason).toBe('gone');
     expect(ofType(s.commands, 'session-ended')).toHaveLength(1);
-
-    const e = new SessionScript();
-    expect(sessionEnd(e.input({ type: 'socket-error', error: 'ECONNREFUSED' }))?.reason).toBe(
-      'attach_failed',
-    );
   });
 
   it('only logs a socket error once the socket is open', () => {
@@ -1176,10 +1391,33 @@ describe('a tool never stalls the conversation', () => {
       callId: 'rtc_test',
       fnCallId: 'call_9',
       from: '+14155550123',
+      callerVerified: false,
       to: '+18005550100',
       sessionKey: 'default',
       dtmf: '42',
     });
+  });
+
+  it('marks the caller in the tool context as a claim: unverified unless a trusted trunk asserted it', () => {
+    const claimed = attachedCall({ record: { callerSource: 'from', callerVerified: false } });
+    claimed.toolCall('call_1', 'lookup_order', {});
+    expect(ofType(claimed.claimed(), 'run-tool')[0]?.context).toMatchObject({
+      from: '+14155550123',
+      callerSource: 'from',
+      callerVerified: false,
+    });
+    const asserted = attachedCall({ record: { callerSource: 'asserted', callerVerified: true } });
+    asserted.toolCall('call_2', 'lookup_order', {});
+    expect(ofType(asserted.claimed(), 'run-tool')[0]?.context).toMatchObject({
+      callerSource: 'asserted',
+      callerVerified: true,
+    });
+    // A record from before the fields existed: the number is still only a claim.
+    const old = attachedCall();
+    old.toolCall('call_3', 'lookup_order', {});
+    const context = ofType(old.claimed(), 'run-tool')[0]?.context;
+    expect(context?.callerVerified).toBe(false);
+    expect(context).not.toHaveProperty('callerSource');
   });
 
   it('on a hand-off, finishes a running tool and stores its output for the next worker instead of losing it', () => {

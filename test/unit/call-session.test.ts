@@ -19,6 +19,7 @@ import {
   memoryLogger,
   until,
 } from '../support/sideband-fakes';
+import { holdsFor } from '../support/webhooks';
 
 /**
  * The call session's shell on a real socket, against a minimal Realtime server in this process:
@@ -26,21 +27,34 @@ import {
  * throw) rather than in the machine.
  */
 
-/** Accepts sideband sockets (or refuses the next `refuse` upgrades with 404) and keeps what it got. */
+/**
+ * Accepts sideband sockets (or refuses the next `refuse` upgrades with `refuseStatus`, or leaves
+ * the next `hang` unanswered) and keeps what it got.
+ */
 class MiniRealtime {
   readonly sockets: WebSocket[] = [];
   readonly received: WireEvent[][] = [];
   refuse = 0;
+  refuseStatus = 404;
   refused = 0;
+  hang = 0;
+  private readonly hung: import('node:stream').Duplex[] = [];
   private readonly wss = new WebSocketServer({ noServer: true });
   private readonly http: Server = createServer((_req, res) => res.writeHead(404).end());
 
   async start(): Promise<string> {
     this.http.on('upgrade', (req, socket, head) => {
+      if (this.hang > 0) {
+        this.hang--;
+        this.hung.push(socket);
+        return;
+      }
       if (this.refuse > 0) {
         this.refuse--;
         this.refused++;
-        socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        socket.end(
+          `HTTP/1.1 ${this.refuseStatus} Refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
+        );
         return;
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => {
@@ -89,6 +103,7 @@ class MiniRealtime {
   }
 
   async stop(): Promise<void> {
+    for (const socket of this.hung) socket.destroy();
     for (const ws of this.sockets) ws.terminate();
     this.wss.close();
     await new Promise((resolve) => this.http.close(resolve));
@@ -114,7 +129,11 @@ async function setUp() {
   const metrics: MetricPoint[] = [];
   const record = callRecord({ callId: 'rtc_shell', acceptedAt: Date.now() });
   calls.put(record);
-  const open = (greet: boolean, recorder = new FakeRecorder()) => {
+  const open = (
+    greet: boolean,
+    recorder = new FakeRecorder(),
+    extra: Partial<ConstructorParameters<typeof CallSession>[3]> = {},
+  ) => {
     const s = new CallSession(record, session, greet, {
       config,
       calls,
@@ -129,6 +148,7 @@ async function setUp() {
       log,
       pingIntervalMs: 60_000,
       metrics: (points) => metrics.push(...points),
+      ...extra,
     });
     let end: SessionEnd | undefined;
     void s.ended.then((e) => {
@@ -168,6 +188,12 @@ describe('the call session on a socket', () => {
     );
     // The socket it refused the frame on is closed (1009); the call itself may well live.
     await until(() => t.server.sockets.length === 2, 3000, 'the reattach');
+    // The server sees the new socket before the worker's side has opened it.
+    await until(
+      () => call.recorder.parts.some((p) => p.kind === 'event' && p.name === 'reattached'),
+      3000,
+      'the reattach recorded',
+    );
     expect(call.recorder.parts).toContainEqual({
       kind: 'event',
       name: 'reattached',
@@ -288,5 +314,127 @@ describe('the call session on a socket', () => {
     ]);
     expect(t.claims.items.get('rtc_shell/call_slow')?.delivered).toBe(true);
     expect(t.tools.runs).toHaveLength(1);
+  });
+
+  it('holds back what the socket says while the lease is in doubt, and acts on it once confirmed', async () => {
+    const t = await setUp();
+    let held = true;
+    let doubts = 0;
+    const lease = {
+      held: () => held,
+      doubt: () => {
+        doubts++;
+      },
+    };
+    const call = t.open(true, new FakeRecorder(), { lease });
+    await call.session.attach();
+    await until(() => t.server.sent('response.create').length === 1, 3000, 'the greeting');
+    held = false;
+    t.server.toolCall('call_1', 'lookup_order', { order_number: '1' });
+    t.server.latest.send(
+      JSON.stringify({
+        type: 'conversation.item.input_audio_transcription.completed',
+        item_id: 'item_c',
+        transcript: 'Where is my order?',
+      }),
+    );
+    await until(() => doubts === 1, 3000, 'the worker asked to renew');
+    // Proves that nothing was acted on while in doubt: a claim, a tool run and a transcript take
+    // milliseconds here (in-memory fakes, a loopback socket).
+    await holdsFor(
+      () =>
+        t.claims.attempts.length === 0 && !call.recorder.parts.some((p) => p.kind === 'transcript'),
+      100,
+      'nothing acted on',
+    );
+    held = true;
+    call.session.resume();
+    await until(() => t.server.sent('conversation.item.create').length === 1, 3000, 'the output');
+    expect(t.tools.runs).toHaveLength(1);
+    expect(call.recorder.parts.filter((p) => p.kind === 'transcript')).toHaveLength(1);
+    expect(doubts).toBe(1);
+  });
+
+  it('on a lost lease drops the socket and what was held back, without a hang-up or an end', async () => {
+    const t = await setUp();
+    let held = true;
+    const call = t.open(true, new FakeRecorder(), { lease: { held: () => held, doubt: () => {} } });
+    await call.session.attach();
+    await until(() => t.server.sent('response.create').length === 1, 3000, 'the greeting');
+    held = false;
+    t.server.toolCall('call_1', 'lookup_order', { order_number: '1' });
+    t.server.latest.send(
+      JSON.stringify({
+        type: 'conversation.item.input_audio_transcription.completed',
+        item_id: 'item_c',
+        transcript: 'Hello?',
+      }),
+    );
+    await until(() =>
+      t.log.lines.includes('warn: lease in doubt: holding the session until it is confirmed'),
+    );
+    const ws = t.server.latest;
+    await call.session.loseLease();
+    expect(call.ended()).toEqual({ reason: 'handed_off', code: 1006, handedOff: true });
+    await until(() => ws.readyState === ws.CLOSED, 3000, 'the socket dropped');
+    expect(t.api.hangups).toEqual([]);
+    expect(t.calls.transitions.filter((x) => x.to === 'ended')).toEqual([]);
+    expect(t.claims.attempts).toEqual([]);
+    expect(call.recorder.parts.filter((p) => p.kind === 'transcript')).toEqual([]);
+    expect(call.recorder.parts).toContainEqual({ kind: 'event', name: 'lease_lost' });
+  });
+
+  it('ends the session on a lost lease when the socket closed while the lease was in doubt', async () => {
+    const t = await setUp();
+    let held = true;
+    const call = t.open(true, new FakeRecorder(), { lease: { held: () => held, doubt: () => {} } });
+    await call.session.attach();
+    await until(() => t.server.sent('response.create').length === 1, 3000, 'the greeting');
+    held = false;
+    // The peer closes the socket while the worker cannot act (a caller hanging up, say).
+    t.server.latest.terminate();
+    await until(() =>
+      t.log.lines.includes('warn: lease in doubt: holding the session until it is confirmed'),
+    );
+    // The close was held back; losing the lease must still end the session (a drain waits on it).
+    await call.session.loseLease();
+    expect(call.ended()).toMatchObject({ reason: 'handed_off', handedOff: true });
+    expect(t.api.hangups).toEqual([]);
+    expect(t.calls.transitions.filter((x) => x.to === 'ended')).toEqual([]);
+  });
+
+  it('retries an attach refused with a 5xx, left unanswered, or unable to read the key, then attaches', async () => {
+    const t = await setUp();
+    t.server.refuse = 1;
+    t.server.refuseStatus = 503;
+    t.server.hang = 1;
+    let keyFailures = 1;
+    const call = t.open(true, new FakeRecorder(), {
+      handshakeTimeoutMs: 200,
+      apiKey: async () => {
+        if (keyFailures-- > 0) throw new Error('secret unavailable');
+        return 'sk-test';
+      },
+    });
+    expect(await call.session.attach()).toBe('attached');
+    expect(t.server.refused).toBe(1);
+    expect(t.metrics.filter((m) => m.name === 'AttachRetries')).toHaveLength(3);
+    expect(t.api.hangups).toEqual([]);
+    await until(() => t.server.sent('response.create').length === 1, 3000, 'the greeting');
+  });
+
+  it('hangs up and records why once no attach got through within the window', async () => {
+    const t = await setUp();
+    t.server.refuse = 1000;
+    t.server.refuseStatus = 502;
+    const call = t.open(true, new FakeRecorder(), { attachWindowMs: 600 });
+    expect(await call.session.attach()).toBe('failed');
+    expect(t.api.hangups).toEqual(['rtc_shell']);
+    expect(call.ended()).toEqual({ reason: 'attach_failed_502', code: 0, handedOff: false });
+    expect(t.calls.records.get('rtc_shell')).toMatchObject({
+      status: 'ended',
+      endReason: 'attach_failed_502',
+    });
+    expect(t.server.refused).toBeGreaterThan(2);
   });
 });

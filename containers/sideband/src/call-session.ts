@@ -16,7 +16,7 @@ import {
   type SessionTimer,
 } from '#core/sideband/call-session-machine';
 import type { WireEvent } from '#core/wire';
-import type { HeldCall } from './worker';
+import type { HeldCall, LeaseGuard } from './worker';
 
 export interface CallSessionDeps {
   readonly config: CallsConfig;
@@ -35,6 +35,12 @@ export interface CallSessionDeps {
   readonly pingIntervalMs: number;
   /** EMF metrics (README "Metrics"). */
   readonly metrics: MetricsPublisher;
+  /** Whether the worker's lease is known to be held (see `LeaseGuard`). @default always held */
+  readonly lease?: LeaseGuard;
+  /** How long failed attaches are retried before the call is hung up. @default ATTACH_WINDOW_MS */
+  readonly attachWindowMs?: number;
+  /** The opening handshake's timeout (a peer that never answers the upgrade). @default 5000 */
+  readonly handshakeTimeoutMs?: number;
 }
 
 /**
@@ -51,8 +57,14 @@ export const MAX_FRAME_BYTES = 1024 * 1024;
  * event, timer and command result to the call's state machine (`#core/sideband/call-session-machine`,
  * where every decision is made), and carries out the machine's commands with the socket, real
  * timers, the calls API, the tool runner, the tool-call claims, the call store and the recorder.
- * It opens a second socket to the same call when the machine asks for a reattach; events of a
- * socket it has replaced are ignored.
+ * It opens a second socket to the same call when the machine asks for a reattach (or to retry a
+ * failed attach); events of a socket it has replaced are ignored.
+ *
+ * Fencing: before the machine sees any input, the shell asks the worker's `LeaseGuard` whether the
+ * lease is held. While it is in doubt (a process that was stopped, or renewals that failed for most
+ * of the lease), inputs are held back in order, and the worker is asked to renew at once; they are
+ * replayed on `resume()`, or dropped on `loseLease()` (command results excepted: the machine still
+ * learns how its own requests ended, and stores a finished tool's output for the next owner).
  */
 export class CallSession implements HeldCall {
   readonly ended: Promise<SessionEnd>;
@@ -64,6 +76,10 @@ export class CallSession implements HeldCall {
   /** Inputs waiting while the commands of an earlier one are carried out. */
   private readonly inbox: SessionInput[] = [];
   private feeding = false;
+  /** Inputs held back while the worker's lease is in doubt. */
+  private heldBack: SessionInput[] = [];
+  /** The lease was lost: nothing is held back any more (the session is ending). */
+  private leaseLost = false;
   /** This session's claimant id on tool-call claims: a retried claim it already holds is its own. */
   private readonly claimant = randomUUID();
 
@@ -82,6 +98,7 @@ export class CallSession implements HeldCall {
       greet,
       owner: deps.owner,
       pingIntervalMs: deps.pingIntervalMs,
+      ...(deps.attachWindowMs !== undefined ? { attachWindowMs: deps.attachWindowMs } : {}),
       session,
       config: deps.config,
     });
@@ -91,7 +108,11 @@ export class CallSession implements HeldCall {
     return this.record.callId;
   }
 
-  /** Opens the sideband. `gone`: the call no longer exists (404), and is recorded as ended. */
+  /**
+   * Opens the sideband, retrying failed attempts within the attach window. `gone`: the call no
+   * longer exists (404), and is recorded as ended; `failed`: no attempt got through, and the call
+   * was hung up; `handed_off`: let go of before it attached.
+   */
   async attach(): Promise<AttachResult> {
     return new Promise((resolve) => {
       let settled = false;
@@ -101,6 +122,7 @@ export class CallSession implements HeldCall {
           resolve(result);
         }
       };
+      this.feed({ type: 'attach' });
       void this.connect();
     });
   }
@@ -119,7 +141,7 @@ export class CallSession implements HeldCall {
     // Only the bearer token: the OpenAI-Beta header gets the socket closed with 4000.
     const ws = new WebSocket(url, {
       headers: { Authorization: `Bearer ${apiKey}` },
-      handshakeTimeout: 5000,
+      handshakeTimeout: deps.handshakeTimeoutMs ?? 5000,
       maxPayload: MAX_FRAME_BYTES,
     });
     this.ws = ws;
@@ -166,13 +188,52 @@ export class CallSession implements HeldCall {
     await this.ended;
   }
 
+  resume(): void {
+    if (this.heldBack.length === 0 || !this.leaseHeld()) return;
+    const held = this.heldBack;
+    this.heldBack = [];
+    for (const input of held) this.process(input);
+  }
+
+  async loseLease(): Promise<void> {
+    this.leaseLost = true;
+    const held = this.heldBack;
+    this.heldBack = [];
+    this.process({ type: 'lease-lost', now: this.deps.clock() });
+    // What the socket said and the timers asked for meanwhile is not ours to act on; how our own
+    // requests ended, and the socket's own end (a close held back must still end the session),
+    // still reach the machine.
+    for (const input of held) if (settles(input)) this.process(input);
+    await this.ended;
+  }
+
+  private leaseHeld(): boolean {
+    return this.leaseLost || (this.deps.lease?.held() ?? true);
+  }
+
   /**
-   * Gives the machine an input, stamped with the time, and carries out what it answers. Nothing
-   * thrown here may escape into a socket or timer callback (it would kill the worker): a throw is
-   * logged and the next input goes on.
+   * Gives the machine an input, stamped with the time, unless the lease is in doubt (then it is
+   * held back, in order, and the worker asked to renew).
    */
   private feed(event: SessionEvent): void {
-    this.inbox.push({ ...event, now: this.deps.clock() });
+    const input = { ...event, now: this.deps.clock() } as SessionInput;
+    if (this.heldBack.length > 0 || !this.leaseHeld()) {
+      if (this.heldBack.length === 0) {
+        this.deps.log.warn('lease in doubt: holding the session until it is confirmed');
+        this.deps.lease?.doubt();
+      }
+      this.heldBack.push(input);
+      return;
+    }
+    this.process(input);
+  }
+
+  /**
+   * Carries out what the machine answers to an input. Nothing thrown here may escape into a socket
+   * or timer callback (it would kill the worker): a throw is logged and the next input goes on.
+   */
+  private process(input: SessionInput): void {
+    this.inbox.push(input);
     if (this.feeding) return;
     this.feeding = true;
     try {
@@ -214,6 +275,7 @@ export class CallSession implements HeldCall {
         if (this.ws?.readyState === WebSocket.OPEN) this.ws.ping();
         break;
       case 'reattach':
+      case 'connect':
         void this.connect();
         break;
       case 'close-socket':
@@ -375,7 +437,9 @@ export class CallSession implements HeldCall {
         // Nothing of the session may keep running (or keep the process alive).
         for (const timer of [...this.timers.keys()]) this.stopTimer(timer);
         // An attach that never opened learns its result here.
-        this.settleAttach?.(command.end.reason === 'gone' ? 'gone' : 'failed');
+        this.settleAttach?.(
+          command.end.handedOff ? 'handed_off' : command.end.reason === 'gone' ? 'gone' : 'failed',
+        );
         this.resolveEnded(command.end);
         break;
     }
@@ -387,6 +451,21 @@ export class CallSession implements HeldCall {
     clearTimeout(handle);
     this.timers.delete(timer);
   }
+}
+
+/**
+ * An input still replayed once the lease is lost: a command's result, the socket's failure or
+ * close, and the end-of-session grace timer. Server events, pongs and other timers are dropped:
+ * acting on them is the new owner's business.
+ */
+function settles(input: SessionInput): boolean {
+  if ('op' in input) return true;
+  if (input.type === 'timer-fired') return input.timer === 'end-grace';
+  return (
+    input.type === 'socket-closed' ||
+    input.type === 'socket-error' ||
+    input.type === 'attach-refused'
+  );
 }
 
 /**

@@ -9,6 +9,7 @@ import { DynamoCallLeases } from '#adapters/dynamo-call-leases';
 import { DynamoCallRecorder } from '#adapters/dynamo-call-recorder';
 import { DynamoCallStore } from '#adapters/dynamo-call-store';
 import { DynamoToolCallClaims } from '#adapters/dynamo-tool-call-claims';
+import { EcsTaskProtection } from '#adapters/ecs-task-protection';
 import { LambdaToolRunner } from '#adapters/lambda-tool-runner';
 import { metricsFromEnv } from '#adapters/metrics-from-env';
 import { OpenAiCallsApi } from '#adapters/openai-calls-api';
@@ -29,6 +30,9 @@ const log = createLogger(
   { owner },
 );
 const config = parseCallsConfig(requireEnv(env, ENV.callsConfig));
+// The wall clock leases are written with. CLOCK_OFFSET_MS skews it, for tests of clock skew only.
+const clockOffsetMs = numberEnv(env, 'CLOCK_OFFSET_MS', 0);
+const clock = clockOffsetMs === 0 ? Date.now : () => Date.now() + clockOffsetMs;
 const tableName = requireEnv(env, ENV.tableName);
 const signalQueueUrl = requireEnv(env, ENV.signalQueueUrl);
 const openAi = openAiFromEnv(env);
@@ -51,10 +55,15 @@ const signals = new SqsSignalPublisher(sqs, signalQueueUrl);
 const tools = new LambdaToolRunner(new LambdaClient(awsClientConfig()), config.tools);
 const claims = new DynamoToolCallClaims(documents, tableName, {
   ttlSeconds: config.recordTtlSeconds,
-  clock: Date.now,
+  clock,
 });
+const attachWindowMs = numberEnv(env, 'ATTACH_WINDOW_MS', 20_000);
+const handshakeTimeoutMs = numberEnv(env, 'HANDSHAKE_TIMEOUT_MS', 5000);
 
 const metrics = metricsFromEnv(env, 'sideband');
+const leaseTtlMs = numberEnv(env, 'LEASE_TTL_MS', 15_000);
+const leaseRenewalMs = numberEnv(env, 'LEASE_RENEWAL_MS', 5000);
+const protection = EcsTaskProtection.fromEnv(env);
 const worker = new SidebandWorker({
   metrics,
   // Long-poll wait; short enough that a drain is not held up for long.
@@ -64,19 +73,28 @@ const worker = new SidebandWorker({
   leases: new DynamoCallLeases(documents, tableName),
   config,
   owner,
-  clock: Date.now,
+  clock,
+  monotonic: () => performance.now(),
   log,
-  leaseTtlMs: numberEnv(env, 'LEASE_TTL_MS', 15_000),
-  leaseRenewalMs: numberEnv(env, 'LEASE_RENEWAL_MS', 5000),
+  leaseTtlMs,
+  leaseRenewalMs,
+  // The clock skew between tasks the leases tolerate (see SidebandWorker): 5 s by default.
+  maxClockSkewMs: numberEnv(
+    env,
+    'MAX_CLOCK_SKEW_MS',
+    Math.min(5000, Math.floor((leaseTtlMs - leaseRenewalMs) / 2)),
+  ),
   sweepIntervalMs: numberEnv(env, 'SWEEP_INTERVAL_MS', 10_000),
-  createSession: (record, signal) => {
+  // ECS task scale-in protection while calls are held (undefined outside ECS).
+  ...(protection ? { protection } : {}),
+  createSession: (record, signal, lease) => {
     const callLog = log.with({ callId: record.callId });
     const session =
       config.policy.sessions[record.sessionKey ?? 'default'] ?? config.policy.sessions.default;
     const recorder = new DynamoCallRecorder(documents, tableName, record.callId, {
       redact: config.redactTranscripts,
       ttlSeconds: config.recordTtlSeconds,
-      clock: Date.now,
+      clock,
       onError: (error) => callLog.error('recording failed', { error: String(error) }),
     });
     return new CallSession(record, session, signal.reason === 'incoming', {
@@ -89,10 +107,13 @@ const worker = new SidebandWorker({
       realtimeUrl,
       apiKey: openAi.apiKey,
       owner,
-      clock: Date.now,
+      clock,
       log: callLog,
       pingIntervalMs: numberEnv(env, 'PING_INTERVAL_MS', 25_000),
       metrics,
+      lease,
+      attachWindowMs,
+      handshakeTimeoutMs,
     });
   },
 });

@@ -4,6 +4,7 @@ import { errorMessage, type Logger } from '#core/observability/logger';
 import { count, type MetricsPublisher } from '#core/observability/metrics';
 import type { CallRecord, CallSignal, CallStore, SignalPublisher } from '#core/ports/calls';
 import type { CallLeases, SignalQueue } from '#core/ports/sideband';
+import type { TaskProtection } from '#core/ports/task-protection';
 import type { AttachResult, SessionEnd } from '#core/sideband/call-session-machine';
 
 /** One call's sideband as the worker holds it (`CallSession` on a real socket). */
@@ -12,9 +13,33 @@ export interface HeldCall {
   readonly record: CallRecord;
   /** Settles once the session is over: the call ended, or was handed off. */
   readonly ended: Promise<SessionEnd>;
+  /**
+   * Opens the sideband (retrying within the attach window); settles once the call is attached or
+   * settled: `gone` (404), `failed` (hung up after the retries), `handed_off` (let go meanwhile).
+   */
   attach(): Promise<AttachResult>;
   /** Lets go of the socket without ending the call; settles when the session is over. */
   handOff(): Promise<void>;
+  /** The worker's lease was confirmed: carry on with what was held back while it was in doubt. */
+  resume(): void;
+  /**
+   * The worker's lease was fenced (a sweeper took it for dead): drop what was held back, drop the
+   * socket without hanging up and without ending the call; settles when the session is over.
+   */
+  loseLease(): Promise<void>;
+}
+
+/**
+ * What a held call asks before it acts on anything (an event from its socket, a timer, a command's
+ * result): whether its worker's lease is known to be held. Checked on the worker's monotonic clock,
+ * so a process that was stopped or starved knows on waking that it must not act until a renewal
+ * has confirmed the lease.
+ */
+export interface LeaseGuard {
+  /** True while the lease was confirmed less than `leaseTtlMs - maxClockSkewMs` ago. */
+  held(): boolean;
+  /** The session found the lease in doubt: renew now (the answer resumes or fences it). */
+  doubt(): void;
 }
 
 export interface WorkerDeps {
@@ -24,53 +49,120 @@ export interface WorkerDeps {
   readonly leases: CallLeases;
   readonly config: Pick<CallsConfig, 'maxCallsPerTask'>;
   readonly owner: string;
-  readonly createSession: (record: CallRecord, signal: CallSignal) => HeldCall;
+  readonly createSession: (record: CallRecord, signal: CallSignal, lease: LeaseGuard) => HeldCall;
+  /** Wall-clock epoch ms: written into leases, which other workers compare with theirs. */
   readonly clock: () => number;
+  /** A monotonic clock in ms for the worker's own view of its lease. @default performance.now */
+  readonly monotonic?: () => number;
   readonly log: Logger;
   readonly leaseTtlMs: number;
   /** How often this worker renews its lease (well within `leaseTtlMs`). */
   readonly leaseRenewalMs: number;
+  /**
+   * The clock skew between workers the leases tolerate (see `SidebandWorker`). Must leave room for
+   * a renewal: `leaseRenewalMs + maxClockSkewMs < leaseTtlMs`.
+   */
+  readonly maxClockSkewMs: number;
   readonly sweepIntervalMs: number;
   readonly metrics: MetricsPublisher;
+  /** ECS task scale-in protection while calls are held; undefined outside ECS. */
+  readonly protection?: TaskProtection;
+  /** How long each protection lasts. @default 15 minutes */
+  readonly protectionMinutes?: number;
+  /** How often a protection is renewed while calls are held. @default 5 minutes */
+  readonly protectionRenewalMs?: number;
+}
+
+interface Held {
+  readonly session: HeldCall;
+  /** The worker's epoch when it claimed the call: the call lease's. */
+  readonly epoch: number;
 }
 
 /**
  * Takes call signals while it has capacity, claims each call with a lease, holds its sideband,
  * renews its worker lease, sweeps the leases of dead workers, and on SIGTERM hands every call to
  * another worker.
+ *
+ * **One worker per call.** Leases are fenced by epochs (`CallLeases`): a sweeper fences a worker
+ * whose lease expired before it takes that worker's calls, so the worker's next renewal fails and it
+ * lets go of every call: it drops each socket without hanging up and without recording an end,
+ * gives back the call leases no sweeper took yet (re-signalling those calls itself), and registers
+ * again under a new epoch. A worker that was stopped or starved must not act on what it finds on
+ * waking either: each session holds back everything (socket events, timers, results) while the
+ * lease is in doubt, i.e. unconfirmed for `leaseTtlMs - maxClockSkewMs` on the monotonic clock,
+ * then replays it once a renewal confirms the lease, or drops it once the renewal is refused.
+ *
+ * **Clock skew.** A sweeper compares a worker's `deadAfter` (that worker's clock at its renewal,
+ * plus `leaseTtlMs`) with its own clock. If the worker's clock is behind the sweeper's by `s`, the
+ * sweeper may take its calls `s` before the lease really ends; the worker stops acting
+ * `maxClockSkewMs` before it ends, so calls never have two acting owners while `s <=
+ * maxClockSkewMs`, and a healthy worker (renewing every `leaseRenewalMs`) is never taken for dead
+ * while `s < leaseTtlMs - leaseRenewalMs`. With the defaults (15 s lease, 5 s renewal, 5 s skew):
+ * 5 s. Beyond that a healthy worker can lose its calls to a sweeper; they move to another worker,
+ * and the fencing still bounds the overlap by one renewal period. A clock ahead only delays sweeps.
  */
 export class SidebandWorker {
-  readonly sessions = new Map<string, HeldCall>();
+  private readonly held = new Map<string, Held>();
   private claiming = 0;
   private running = false;
   private draining = false;
+  private retired = false;
   private readonly abort = new AbortController();
   /** Signals being handled right now; a drain waits for them before handing calls off. */
   private readonly inflight = new Set<Promise<void>>();
   private loops: Promise<void>[] = [];
   private timers: NodeJS.Timeout[] = [];
+  private epoch = 0;
+  /** `lost`: fenced, letting go of the calls and registering again. */
+  private leaseState: 'held' | 'lost' = 'held';
+  /** Monotonic time at which the last confirmed renewal (or the registration) started. */
+  private confirmedAt = Number.NEGATIVE_INFINITY;
+  private renewing: Promise<void> | undefined;
+  private sweeping = false;
+  private readonly monotonic: () => number;
+  private readonly protection: ProtectionKeeper | undefined;
   /** Highest number of sessions held at once, for tests and metrics. */
   peakSessions = 0;
 
-  constructor(private readonly deps: WorkerDeps) {}
+  constructor(private readonly deps: WorkerDeps) {
+    if (!(deps.leaseRenewalMs + deps.maxClockSkewMs < deps.leaseTtlMs))
+      throw new Error(
+        'The lease renewal period plus the tolerated clock skew must be under the lease TTL.',
+      );
+    this.monotonic = deps.monotonic ?? (() => performance.now());
+    this.protection = deps.protection
+      ? new ProtectionKeeper(
+          deps.protection,
+          deps.protectionMinutes ?? 15,
+          deps.protectionRenewalMs ?? 5 * 60_000,
+          deps.log,
+        )
+      : undefined;
+  }
 
   get activeCalls(): number {
-    return this.sessions.size;
+    return this.held.size;
   }
 
   get ready(): boolean {
     return this.running && !this.draining;
   }
 
+  /** The calls held now (a test's view). */
+  get sessions(): ReadonlyMap<string, HeldCall> {
+    return new Map([...this.held].map(([id, h]) => [id, h.session]));
+  }
+
   async start(): Promise<void> {
-    await this.deps.leases.registerWorker(this.deps.owner, this.deps.clock(), this.deps.leaseTtlMs);
+    await this.register();
     this.running = true;
     this.loops.push(this.pollSignals());
     this.timers.push(setInterval(() => void this.renewLease(), this.deps.leaseRenewalMs));
     this.timers.push(setInterval(() => void this.sweep(), this.deps.sweepIntervalMs));
   }
 
-  /** SIGTERM: stop taking signals, then hand each call to another worker. */
+  /** SIGTERM: stop taking signals, then hand each call to another worker, then unprotect. */
   async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
@@ -80,11 +172,11 @@ export class SidebandWorker {
     await Promise.allSettled(this.loops);
     await Promise.allSettled([...this.inflight]);
     const { deps } = this;
-    deps.log.info('draining: handing calls off', { activeCalls: this.sessions.size });
+    deps.log.info('draining: handing calls off', { activeCalls: this.held.size });
     await Promise.allSettled(
-      [...this.sessions.values()].map(async (session) => {
+      [...this.held.values()].map(async ({ session, epoch }) => {
         // Release first so the next worker can claim; then signal; then let go of the socket.
-        await deps.leases.release(session.callId, deps.owner);
+        await deps.leases.release(session.callId, deps.owner, epoch);
         await deps.signals.signal({
           callId: session.callId,
           reason: 'handoff',
@@ -95,8 +187,11 @@ export class SidebandWorker {
         deps.metrics([count('Handoffs')]);
       }),
     );
-    // A clean exit: nobody needs to sweep us.
-    await deps.leases.retire(deps.owner).catch(() => undefined);
+    // A clean exit: the lease is marked expired, so a sweeper only tidies up what is left.
+    await this.renewing;
+    this.retired = true;
+    await deps.leases.retire(deps.owner, this.epoch).catch(() => undefined);
+    await this.protection?.stop();
     this.stop();
   }
 
@@ -105,14 +200,38 @@ export class SidebandWorker {
     this.abort.abort();
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
+    this.protection?.halt();
+  }
+
+  /** Registers under a new epoch; the lease counts as confirmed from the request's start. */
+  private async register(): Promise<void> {
+    const startedAt = this.monotonic();
+    this.epoch = await this.deps.leases.registerWorker(
+      this.deps.owner,
+      this.deps.clock(),
+      this.deps.leaseTtlMs,
+    );
+    this.confirmedAt = startedAt;
+    this.leaseState = 'held';
+  }
+
+  private guardFor(epoch: number): LeaseGuard {
+    return {
+      held: () =>
+        this.leaseState === 'held' &&
+        epoch === this.epoch &&
+        this.monotonic() - this.confirmedAt < this.deps.leaseTtlMs - this.deps.maxClockSkewMs,
+      doubt: () => void this.renewLease(),
+    };
   }
 
   private async pollSignals(): Promise<void> {
     const { deps } = this;
     while (this.running && !this.draining) {
-      const free = deps.config.maxCallsPerTask - this.sessions.size - this.claiming;
-      if (free <= 0) {
-        // At capacity: take no signal; they wait in the queue for another worker.
+      const free = deps.config.maxCallsPerTask - this.held.size - this.claiming;
+      if (free <= 0 || this.leaseState !== 'held') {
+        // At capacity (or registering again after being fenced): take no signal; they wait in
+        // the queue for another worker.
         await new Promise((resolve) => setTimeout(resolve, 50));
         continue;
       }
@@ -134,6 +253,10 @@ export class SidebandWorker {
     }
   }
 
+  /**
+   * Claims the signal's call and starts its session. The signal is acknowledged only once the call
+   * is attached or settled (`attachThenAck`), or when there is nothing to do.
+   */
   private async handleSignal(body: string, receipt: string): Promise<void> {
     const { deps } = this;
     let signal: CallSignal;
@@ -145,6 +268,8 @@ export class SidebandWorker {
       return;
     }
     const log = deps.log.with({ callId: signal.callId, reason: signal.reason });
+    const epoch = this.epoch;
+    let claimed = false;
     try {
       const record = await deps.calls.get(signal.callId);
       if (!record || isFinal(record.status)) {
@@ -152,67 +277,155 @@ export class SidebandWorker {
         await deps.queue.ack(receipt);
         return;
       }
-      if (
-        this.sessions.has(signal.callId) ||
-        !(await deps.leases.claim(signal.callId, deps.owner, deps.clock()))
-      ) {
+      if (this.held.has(signal.callId)) {
         log.info('call held by another worker');
         await deps.queue.ack(receipt);
         return;
       }
-      await deps.queue.ack(receipt);
-      if (this.draining) {
-        // Took a signal while shutting down: pass it straight on.
-        await deps.leases.release(signal.callId, deps.owner);
-        await deps.signals.signal({ ...signal, reason: 'handoff', sentAt: deps.clock() });
+      const claim = await deps.leases.claim(signal.callId, deps.owner, epoch, deps.clock());
+      if (claim === 'held') {
+        log.info('call held by another worker');
+        await deps.queue.ack(receipt);
         return;
       }
-      const session = deps.createSession(record, signal);
-      this.sessions.set(signal.callId, session);
-      this.peakSessions = Math.max(this.peakSessions, this.sessions.size);
-      const attached = await session.attach();
-      log.info('sideband attach', {
-        result: attached,
-        signalToAttachMs: deps.clock() - signal.sentAt,
-      });
-      void session.ended.then(async () => {
-        this.sessions.delete(signal.callId);
-        await deps.leases.release(signal.callId, deps.owner).catch(() => undefined);
-      });
+      if (claim === 'fenced') {
+        // Our lease was fenced: another worker takes the call, at once.
+        log.warn('claim refused: this worker was taken for dead');
+        void this.renewLease();
+        await deps.queue.retryLater(receipt, 0);
+        return;
+      }
+      claimed = true;
+      if (epoch !== this.epoch || this.leaseState !== 'held' || this.draining) {
+        // Claimed under an epoch fenced since, or while shutting down: pass it straight on. If a
+        // sweeper took the lease first, it re-signalled the call itself.
+        const released = await deps.leases.release(signal.callId, deps.owner, epoch);
+        claimed = false;
+        if (released) await deps.queue.retryLater(receipt, 0);
+        else await deps.queue.ack(receipt);
+        return;
+      }
+      const session = deps.createSession(record, signal, this.guardFor(epoch));
+      this.held.set(signal.callId, { session, epoch });
+      this.peakSessions = Math.max(this.peakSessions, this.held.size);
+      this.protection?.update(this.held.size);
+      void session.ended.then(() => this.sessionEnded(session, epoch));
+      void this.attachThenAck(session, signal, receipt, epoch, log);
     } catch (error) {
       // Leave the message: it becomes visible again and is retried (then dead-lettered).
       log.error('signal handling failed', { error: errorMessage(error) });
-      await deps.leases.release(signal.callId, deps.owner).catch(() => undefined);
+      if (claimed)
+        await deps.leases.release(signal.callId, deps.owner, epoch).catch(() => undefined);
     }
   }
 
-  private async renewLease(): Promise<void> {
+  private async attachThenAck(
+    session: HeldCall,
+    signal: CallSignal,
+    receipt: string,
+    epoch: number,
+    log: Logger,
+  ): Promise<void> {
     const { deps } = this;
-    if (this.draining) return;
+    let result: AttachResult;
     try {
-      if (await deps.leases.renewWorker(deps.owner, deps.clock(), deps.leaseTtlMs)) return;
-      // Another worker declared us dead (we stalled past the TTL) and swept our leases. Come back,
-      // keep each call whose lease we can still claim (claimed after the sweep), and let go of the
-      // rest: the sweeper re-signalled them, so one other worker takes each.
-      deps.log.error('declared dead by a sweeper; reclaiming what was not swept', {
-        activeCalls: this.sessions.size,
-      });
-      await deps.leases.registerWorker(deps.owner, deps.clock(), deps.leaseTtlMs);
-      await Promise.allSettled(
-        [...this.sessions.values()].map(async (session) => {
-          if (!(await deps.leases.claim(session.callId, deps.owner, deps.clock())))
-            await session.handOff();
-        }),
+      result = await session.attach();
+    } catch (error) {
+      // The session never held the call: it gives its slot back and cannot hold up a drain; the
+      // signal is left in the queue and retried.
+      log.error('sideband attach threw', { error: errorMessage(error) });
+      if (this.held.get(session.callId)?.session === session) this.held.delete(session.callId);
+      this.protection?.update(this.held.size);
+      await deps.leases.release(session.callId, deps.owner, epoch).catch(() => undefined);
+      return;
+    }
+    log.info('sideband attach', { result, signalToAttachMs: deps.clock() - signal.sentAt });
+    // Attached, gone, hung up after failed attaches, or handed on: settled either way.
+    await deps.queue
+      .ack(receipt)
+      .catch((error: unknown) =>
+        log.warn('could not acknowledge a signal', { error: errorMessage(error) }),
       );
+  }
+
+  private async sessionEnded(session: HeldCall, epoch: number): Promise<void> {
+    // A session given up on (a lost lease, a throw) is not ours to release any more.
+    if (this.held.get(session.callId)?.session !== session) return;
+    this.held.delete(session.callId);
+    this.protection?.update(this.held.size);
+    await this.deps.leases.release(session.callId, this.deps.owner, epoch).catch(() => undefined);
+  }
+
+  private renewLease(): Promise<void> {
+    this.renewing ??= this.renewOnce().finally(() => {
+      this.renewing = undefined;
+    });
+    return this.renewing;
+  }
+
+  private async renewOnce(): Promise<void> {
+    const { deps } = this;
+    if (!this.running || this.retired || this.leaseState !== 'held') return;
+    const epoch = this.epoch;
+    const startedAt = this.monotonic();
+    try {
+      if (await deps.leases.renewWorker(deps.owner, epoch, deps.clock(), deps.leaseTtlMs)) {
+        if (epoch !== this.epoch) return;
+        this.confirmedAt = startedAt;
+        for (const { session } of this.held.values()) session.resume();
+        return;
+      }
+      await this.loseLease(epoch);
     } catch (error) {
       deps.log.error('lease renewal failed', { error: errorMessage(error) });
+    }
+  }
+
+  /**
+   * A sweeper fenced our epoch (we stalled past the lease): every call of it is lost. Let go of
+   * each socket without hanging up; give back each call lease the sweeper has not taken yet and
+   * re-signal that call (nobody else will); register again under a new epoch.
+   */
+  private async loseLease(epoch: number): Promise<void> {
+    const { deps } = this;
+    if (this.leaseState !== 'held' || epoch !== this.epoch) return;
+    this.leaseState = 'lost';
+    const lost = [...this.held.values()];
+    this.held.clear();
+    this.protection?.update(0);
+    deps.log.error('lease lost: taken for dead by a sweeper; letting go of every call', {
+      calls: lost.length,
+    });
+    if (lost.length > 0) deps.metrics([count('LeasesLost', undefined, lost.length)]);
+    await Promise.allSettled(
+      lost.map(async ({ session, epoch: claimedUnder }) => {
+        await session.loseLease();
+        if (await deps.leases.release(session.callId, deps.owner, claimedUnder))
+          await deps.signals.signal({
+            callId: session.callId,
+            reason: 'sweep',
+            sessionKey: session.record.sessionKey ?? 'default',
+            sentAt: deps.clock(),
+          });
+      }),
+    );
+    while (this.running && !this.retired) {
+      try {
+        await this.register();
+        deps.log.info('registered again', { epoch: this.epoch });
+        return;
+      } catch (error) {
+        deps.log.error('could not register again', { error: errorMessage(error) });
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
     }
   }
 
   /** Re-signals every call of a worker that stopped renewing its lease (died without SIGTERM). */
   private async sweep(): Promise<void> {
     const { deps } = this;
-    if (this.draining) return;
+    if (this.draining || this.sweeping) return;
+    this.sweeping = true;
     try {
       for (const callId of await deps.leases.sweepDeadWorkers(deps.clock())) {
         const record = await deps.calls.get(callId);
@@ -230,6 +443,61 @@ export class SidebandWorker {
       }
     } catch (error) {
       deps.log.error('sweep failed', { error: errorMessage(error) });
+    } finally {
+      this.sweeping = false;
     }
+  }
+}
+
+/**
+ * ECS task scale-in protection while the task holds calls: protected when the calls held go from 0
+ * to 1, renewed while any are held, removed at 0 (and after a drain). Requests go one at a time in
+ * order; a failure is logged and the worker goes on (protection is a preference, not a lock).
+ */
+class ProtectionKeeper {
+  private wanted = false;
+  private chain: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly protection: TaskProtection,
+    private readonly minutes: number,
+    private readonly renewalMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  update(calls: number): void {
+    if (calls > 0 && !this.wanted) {
+      this.wanted = true;
+      this.enqueue('protect');
+      this.timer = setInterval(() => this.enqueue('protect'), this.renewalMs);
+    } else if (calls === 0 && this.wanted) {
+      this.wanted = false;
+      clearInterval(this.timer);
+      this.enqueue('unprotect');
+    }
+  }
+
+  /** After a drain: unprotected, whatever the calls did. */
+  async stop(): Promise<void> {
+    this.wanted = false;
+    clearInterval(this.timer);
+    this.enqueue('unprotect');
+    await this.chain;
+  }
+
+  halt(): void {
+    clearInterval(this.timer);
+  }
+
+  private enqueue(what: 'protect' | 'unprotect'): void {
+    this.chain = this.chain.then(async () => {
+      try {
+        if (what === 'protect') await this.protection.protect(this.minutes);
+        else await this.protection.unprotect();
+      } catch (error) {
+        this.log.error(`task ${what}ion failed`, { error: errorMessage(error) });
+      }
+    });
   }
 }
