@@ -15,12 +15,14 @@ import { keys, TABLE_SCHEMA } from '#core/table-schema';
 import { conditionalWrite } from './dynamo-conditions';
 
 /**
- * How long a write to the capacity counter is retried while it collides with other calls'
+ * How long a reserve of the capacity counter is retried while it collides with other calls'
  * transactions on the counter item (DynamoDB cancels a transaction that overlaps another on the
  * same item: `TransactionConflict`). A burst of calls all write the one counter; retried with
  * jitter, they go through one after another instead of being refused as busy.
  */
 const COUNTER_CONFLICT_BUDGET_MS = 4000;
+/** A release is not waited on by a ringing caller, and a slot it failed to give back is lost. */
+const RELEASE_CONFLICT_BUDGET_MS = 20_000;
 const COUNTER_BACKOFF_MS = 10;
 const COUNTER_BACKOFF_CAP_MS = 250;
 
@@ -127,7 +129,7 @@ export class DynamoCallStore implements CallStore {
     }
     // The slot is released only if this call holds it, in the same transaction as the move.
     values[':true'] = true;
-    const deadline = Date.now() + COUNTER_CONFLICT_BUDGET_MS;
+    const deadline = Date.now() + RELEASE_CONFLICT_BUDGET_MS;
     for (let attempt = 1; ; attempt++) {
       try {
         await this.client.send(

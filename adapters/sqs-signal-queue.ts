@@ -7,8 +7,11 @@ import {
 import type { QueuedSignal, SignalQueue } from '#core/ports/sideband';
 
 /**
- * The call signal queue on SQS: long polls of `waitSeconds`, deletes as acknowledgements, and a
- * visibility change to hand a signal back early.
+ * The call signal queue on SQS: long polls of `waitSeconds`, each message received invisible for
+ * `claimSeconds` only (a worker that dies right after a receive, or whose long poll the queue
+ * answered after it died, leaves its signals to come back in seconds, not after the queue's
+ * visibility timeout), visibility changes to hold or hand back a signal, and deletes as
+ * acknowledgements.
  */
 export class SqsSignalQueue implements SignalQueue {
   constructor(
@@ -16,6 +19,8 @@ export class SqsSignalQueue implements SignalQueue {
     private readonly queueUrl: string,
     /** Long-poll wait; short enough that a drain is not held up for long. */
     private readonly waitSeconds: number,
+    /** How long a received signal stays invisible before its call is claimed. */
+    private readonly claimSeconds = 10,
   ) {}
 
   async receive(max: number, abort: AbortSignal): Promise<readonly QueuedSignal[]> {
@@ -24,6 +29,7 @@ export class SqsSignalQueue implements SignalQueue {
         QueueUrl: this.queueUrl,
         MaxNumberOfMessages: max,
         WaitTimeSeconds: this.waitSeconds,
+        VisibilityTimeout: this.claimSeconds,
       }),
       { abortSignal: abort },
     );
@@ -39,7 +45,7 @@ export class SqsSignalQueue implements SignalQueue {
     );
   }
 
-  async retryLater(receipt: string, seconds: number): Promise<void> {
+  async delay(receipt: string, seconds: number): Promise<void> {
     await this.client.send(
       new ChangeMessageVisibilityCommand({
         QueueUrl: this.queueUrl,

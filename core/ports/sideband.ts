@@ -13,17 +13,20 @@ export interface QueuedSignal {
   readonly receipt: string;
 }
 
-/** The queue of call signals (`incoming`, `handoff`, `sweep`) the workers take calls from. */
+/**
+ * The queue of call signals (`incoming`, `handoff`, `sweep`) the workers take calls from. A signal
+ * received is invisible to other workers only briefly (long enough to claim its call), so one
+ * taken by a worker that dies before claiming comes back soon; the worker that claims the call
+ * keeps it invisible while it attaches (`delay`), and acknowledges it once the call is attached or
+ * settled.
+ */
 export interface SignalQueue {
   /** Long-polls for up to `max` signals; an abort ends the wait. */
   receive(max: number, abort: AbortSignal): Promise<readonly QueuedSignal[]>;
   /** Removes a signal for good; one not acknowledged becomes visible again and is retried. */
   ack(receipt: string): Promise<void>;
-  /**
-   * Makes a signal this worker cannot take visible again after `seconds` (0: at once), for another
-   * worker, rather than after the whole visibility timeout.
-   */
-  retryLater(receipt: string, seconds: number): Promise<void>;
+  /** Makes a signal visible again only after `seconds` from now (0: at once, for another worker). */
+  delay(receipt: string, seconds: number): Promise<void>;
 }
 
 /** A call claim's outcome: ours now, another worker's, or refused because our epoch was fenced. */

@@ -408,10 +408,10 @@ export class FakeSignalQueue implements SignalQueue {
     this.acked.push(receipt);
   }
 
-  /** Handed back: visible again at once (the delay is kept in `retried`). */
-  readonly retried: { receipt: string; seconds: number }[] = [];
-  async retryLater(receipt: string, seconds: number): Promise<void> {
-    this.retried.push({ receipt, seconds });
+  /** Visibility changes asked for (the fake queue does not bring signals back by itself). */
+  readonly delayed: { receipt: string; seconds: number }[] = [];
+  async delay(receipt: string, seconds: number): Promise<void> {
+    this.delayed.push({ receipt, seconds });
   }
 }
 

@@ -82,6 +82,8 @@ describe('sideband worker', () => {
     await until(() => t.worker.activeCalls === 1, 2000, 'the session');
     await until(() => t.log.lines.includes('info: sideband attach'));
     expect(t.queue.acked).toEqual([receipt]);
+    // Held from other workers while the call attached (it was received invisible only briefly).
+    expect(t.queue.delayed).toEqual([{ receipt, seconds: 60 }]);
     expect(t.leases.holder('rtc_1')).toBe(OWNER);
     expect(t.sessions[0]?.signal.reason).toBe('incoming');
     // The call ends: the session goes, and so does the lease.
@@ -133,9 +135,12 @@ describe('sideband worker', () => {
     };
     const t = setUp({ deps: { calls: failing } });
     await t.worker.start();
-    t.queue.push(signal('rtc_1'));
+    const receipt = t.queue.push(signal('rtc_1'));
     await until(() => t.log.lines.includes('error: signal handling failed'));
     expect(t.queue.acked).toEqual([]);
+    // Retried at the queue's usual pace, not at once.
+    await until(() => t.queue.delayed.length === 1);
+    expect(t.queue.delayed).toEqual([{ receipt, seconds: 30 }]);
     expect(t.leases.calls.size).toBe(0);
     expect(t.sessions).toHaveLength(0);
   });
@@ -218,8 +223,8 @@ describe('sideband worker', () => {
     await t.worker.start();
     t.leases.fence(OWNER, []);
     const receipt = t.ring('rtc_1');
-    await until(() => t.queue.retried.length === 1, 2000, 'the hand-back');
-    expect(t.queue.retried).toEqual([{ receipt, seconds: 0 }]);
+    await until(() => t.queue.delayed.length === 1, 2000, 'the hand-back');
+    expect(t.queue.delayed).toEqual([{ receipt, seconds: 0 }]);
     expect(t.queue.acked).toEqual([]);
     // And it found out at once, rather than at its next renewal a minute later.
     await until(() => t.log.lines.includes('info: registered again'));

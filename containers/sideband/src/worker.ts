@@ -64,6 +64,11 @@ export interface WorkerDeps {
    */
   readonly maxClockSkewMs: number;
   readonly sweepIntervalMs: number;
+  /**
+   * How long a claimed call's signal is kept invisible while the call attaches (beyond the attach
+   * window); it is acknowledged once the call is attached or settled. @default 60
+   */
+  readonly signalHoldSeconds?: number;
   readonly metrics: MetricsPublisher;
   /** ECS task scale-in protection while calls are held; undefined outside ECS. */
   readonly protection?: TaskProtection;
@@ -72,6 +77,9 @@ export interface WorkerDeps {
   /** How often a protection is renewed while calls are held. @default 5 minutes */
   readonly protectionRenewalMs?: number;
 }
+
+/** How long a signal whose handling failed waits before it is tried again (any worker). */
+const SIGNAL_RETRY_SECONDS = 30;
 
 interface Held {
   readonly session: HeldCall;
@@ -292,7 +300,7 @@ export class SidebandWorker {
         // Our lease was fenced: another worker takes the call, at once.
         log.warn('claim refused: this worker was taken for dead');
         void this.renewLease();
-        await deps.queue.retryLater(receipt, 0);
+        await deps.queue.delay(receipt, 0);
         return;
       }
       claimed = true;
@@ -301,10 +309,17 @@ export class SidebandWorker {
         // sweeper took the lease first, it re-signalled the call itself.
         const released = await deps.leases.release(signal.callId, deps.owner, epoch);
         claimed = false;
-        if (released) await deps.queue.retryLater(receipt, 0);
+        if (released) await deps.queue.delay(receipt, 0);
         else await deps.queue.ack(receipt);
         return;
       }
+      // Ours: kept from other workers while it attaches (a failure here only means another
+      // worker may find the call held, and drop its copy).
+      await deps.queue
+        .delay(receipt, deps.signalHoldSeconds ?? 60)
+        .catch((error: unknown) =>
+          log.warn('could not hold a signal', { error: errorMessage(error) }),
+        );
       const session = deps.createSession(record, signal, this.guardFor(epoch));
       this.held.set(signal.callId, { session, epoch });
       this.peakSessions = Math.max(this.peakSessions, this.held.size);
@@ -312,10 +327,12 @@ export class SidebandWorker {
       void session.ended.then(() => this.sessionEnded(session, epoch));
       void this.attachThenAck(session, signal, receipt, epoch, log);
     } catch (error) {
-      // Leave the message: it becomes visible again and is retried (then dead-lettered).
+      // Leave the message: it becomes visible again and is retried (then dead-lettered), at the
+      // pace of the queue's visibility timeout rather than at once.
       log.error('signal handling failed', { error: errorMessage(error) });
       if (claimed)
         await deps.leases.release(signal.callId, deps.owner, epoch).catch(() => undefined);
+      await deps.queue.delay(receipt, SIGNAL_RETRY_SECONDS).catch(() => undefined);
     }
   }
 
@@ -337,6 +354,7 @@ export class SidebandWorker {
       if (this.held.get(session.callId)?.session === session) this.held.delete(session.callId);
       this.protection?.update(this.held.size);
       await deps.leases.release(session.callId, deps.owner, epoch).catch(() => undefined);
+      await deps.queue.delay(receipt, SIGNAL_RETRY_SECONDS).catch(() => undefined);
       return;
     }
     log.info('sideband attach', { result, signalToAttachMs: deps.clock() - signal.sentAt });
