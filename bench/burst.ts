@@ -53,14 +53,14 @@ export async function benchBurst(out: Out, calls = 200, rounds = 3): Promise<voi
     out();
   }
   out(
-    'Before this change, the counter read any cancelled transaction as "full" (unless the call already held a slot), and a release whose transaction was cancelled moved the call without touching the counter. The same modelled run then accepted 2, 2 and 1 of the 200 calls (198, 198 and 199 rejected busy while capacity existed) and leaked 2, 2 and 1 slots. Now a transaction cancelled only by conflicts is retried with full jitter (10 ms doubling to 250 ms, for up to 4 s) on both the reserve and the release; only a failed condition means full. Retries were enough; the counter is not sharded. The cost is latency under a burst (decide p99 above, on 2 cores shared with DynamoDB Local), since the transactions on the one counter item go one after another.',
+    'Before this change, the counter read any cancelled transaction as "full" (unless the call already held a slot), and a release whose transaction was cancelled moved the call without touching the counter. The same modelled run then accepted 2, 2 and 1 of the 200 calls (198, 198 and 199 rejected busy while capacity existed) and leaked 2, 2 and 1 slots. Now a transaction cancelled only by conflicts is retried with full jitter (10 ms doubling to 250 ms, for up to 4 s on a reserve, which a ringing caller waits for, and 20 s on a release, which nobody waits for and which must not be lost); only a failed condition means full. Retries were enough; the counter is not sharded. The cost is latency under a burst (decide p99 above, on 2 cores shared with DynamoDB Local), since the transactions on the one counter item go one after another.',
   );
   out();
   const all = [...plain, ...conflicting];
   const misses = all.reduce((n, r) => n + r.busy + r.failed, 0);
   const leaks = all.reduce((n, r) => n + r.leaked, 0);
   out(
-    `Target: 0 misses and 0 leaked slots → ${misses === 0 && leaks === 0 ? 'met' : 'MISSED'} (${misses} misses, ${leaks} leaked over ${all.length} rounds).`,
+    `Target: 0 misses and 0 leaked slots → ${misses === 0 && leaks === 0 && warmUpProblems.length === 0 ? 'met' : 'MISSED'} (${misses} misses, ${leaks} leaked over ${all.length} rounds; warm-up rounds: ${warmUpProblems.length === 0 ? 'none either' : warmUpProblems.join(', ')}).`,
   );
   out();
 }
@@ -76,6 +76,9 @@ interface BurstRound {
   decideP99: number;
   endP99: number;
 }
+
+/** Misses or leaks in a warm-up round (reported with the totals). */
+const warmUpProblems: string[] = [];
 
 async function burstRounds(
   calls: number,
@@ -176,7 +179,12 @@ async function burstRounds(
         }),
       );
       const leaked = await counter();
-      // The first round warms connections and the JIT; it is not counted.
+      // The first round warms connections and the JIT: its latencies are not counted, but a miss
+      // or a leaked slot in it is.
+      if (round === 0 && (leaked > 0 || outcomes.some((o) => o !== 'accepted')))
+        warmUpProblems.push(
+          `warm-up round: ${outcomes.filter((o) => o !== 'accepted').length} misses, ${leaked} leaked`,
+        );
       if (round > 0)
         results.push({
           accepted: outcomes.filter((o) => o === 'accepted').length,

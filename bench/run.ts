@@ -446,7 +446,9 @@ function mergeSections(existing: string, fresh: string): string {
   const split = (text: string) => text.split(/^(?=## )/m);
   const [, ...freshSections] = split(fresh);
   const [head = '', ...oldSections] = split(existing);
-  const byTitle = new Map(oldSections.map((s) => [s.split('\n')[0], s]));
-  for (const section of freshSections) byTitle.set(section.split('\n')[0], section);
+  // Every section ends with a blank line, so the next one's heading stands apart.
+  const ended = (s: string) => s.replace(/\n*$/, '\n\n');
+  const byTitle = new Map(oldSections.map((s) => [s.split('\n')[0], ended(s)]));
+  for (const section of freshSections) byTitle.set(section.split('\n')[0], ended(section));
   return [head, ...byTitle.values()].join('');
 }

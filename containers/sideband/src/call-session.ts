@@ -53,6 +53,13 @@ export interface CallSessionDeps {
 export const MAX_FRAME_BYTES = 1024 * 1024;
 
 /**
+ * The most inputs one session holds back while its worker's lease is in doubt (renewals failing:
+ * DynamoDB unreachable). A call's events are small and few per second, so this covers minutes;
+ * beyond it, server frames are dropped rather than let memory grow with the outage.
+ */
+const MAX_HELD_BACK = 5000;
+
+/**
  * One call's sideband on a real socket: opens `wss://…/realtime?call_id=`, feeds every socket
  * event, timer and command result to the call's state machine (`#core/sideband/call-session-machine`,
  * where every decision is made), and carries out the machine's commands with the socket, real
@@ -80,6 +87,8 @@ export class CallSession implements HeldCall {
   private heldBack: SessionInput[] = [];
   /** The lease was lost: nothing is held back any more (the session is ending). */
   private leaseLost = false;
+  /** Server frames dropped because too many were held back (a long DynamoDB outage). */
+  private droppedWhileHeld = 0;
   /** This session's claimant id on tool-call claims: a retried claim it already holds is its own. */
   private readonly claimant = randomUUID();
 
@@ -221,6 +230,12 @@ export class CallSession implements HeldCall {
       if (this.heldBack.length === 0) {
         this.deps.log.warn('lease in doubt: holding the session until it is confirmed');
         this.deps.lease?.doubt();
+      }
+      // Bounded: past the cap, the peer's frames go (its own results and the socket's end stay).
+      if (this.heldBack.length >= MAX_HELD_BACK && !settles(input)) {
+        if (this.droppedWhileHeld++ === 0)
+          this.deps.log.error('lease in doubt for long: dropping server frames held back');
+        return;
       }
       this.heldBack.push(input);
       return;

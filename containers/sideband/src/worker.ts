@@ -474,6 +474,8 @@ export class SidebandWorker {
  */
 class ProtectionKeeper {
   private wanted = false;
+  /** The last request sent (none yet: the task starts unprotected). */
+  private last: 'protect' | 'unprotect' = 'unprotect';
   private chain: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
 
@@ -500,7 +502,7 @@ class ProtectionKeeper {
   async stop(): Promise<void> {
     this.wanted = false;
     clearInterval(this.timer);
-    this.enqueue('unprotect');
+    if (this.last !== 'unprotect') this.enqueue('unprotect');
     await this.chain;
   }
 
@@ -509,6 +511,7 @@ class ProtectionKeeper {
   }
 
   private enqueue(what: 'protect' | 'unprotect'): void {
+    this.last = what;
     this.chain = this.chain.then(async () => {
       try {
         if (what === 'protect') await this.protection.protect(this.minutes);
