@@ -4,6 +4,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { redactTranscript } from '#core/calls/calls-config';
+import { CALL_USAGE_TOTALS } from '#core/ports/calls';
 import type { CallPart, CallRecorder, ResponseUsage } from '#core/ports/sideband';
 import { keys } from '#core/table-schema';
 
@@ -139,19 +140,7 @@ export class DynamoCallRecorder implements CallRecorder {
  * usage's `input_token_details`/`output_token_details` (realtime.d.ts RealtimeResponseUsage),
  * since audio, text and cached input are priced differently.
  */
-const TOTALS = [
-  'totalTokens',
-  'inputTokens',
-  'outputTokens',
-  'inputTextTokens',
-  'inputAudioTokens',
-  'cachedTokens',
-  'cachedTextTokens',
-  'cachedAudioTokens',
-  'outputTextTokens',
-  'outputAudioTokens',
-  'responses',
-] as const;
+const TOTALS = CALL_USAGE_TOTALS;
 
 type UsageTotals = Readonly<Record<(typeof TOTALS)[number], number>>;
 

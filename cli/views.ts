@@ -1,5 +1,5 @@
 import { maskAllNumbers } from '#core/observability/mask';
-import type { CallRecord } from '#core/ports/calls';
+import { CALL_USAGE_TOTALS, type CallRecord } from '#core/ports/calls';
 
 /** Pure shaping of stored items into what `calls show` prints. */
 
@@ -26,19 +26,7 @@ export interface CallView {
   readonly usage: Partial<Pick<CallRecord, (typeof USAGE_TOTALS)[number]>>;
 }
 
-const USAGE_TOTALS = [
-  'responses',
-  'inputTokens',
-  'outputTokens',
-  'totalTokens',
-  'inputTextTokens',
-  'inputAudioTokens',
-  'cachedTokens',
-  'cachedTextTokens',
-  'cachedAudioTokens',
-  'outputTextTokens',
-  'outputAudioTokens',
-] as const satisfies readonly (keyof CallRecord)[];
+const USAGE_TOTALS = CALL_USAGE_TOTALS;
 
 const STEPS: readonly [keyof CallRecord, string][] = [
   ['receivedAt', 'webhook received'],

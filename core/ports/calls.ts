@@ -65,6 +65,26 @@ export interface CallRecord {
   readonly expiresAt: number;
 }
 
+/**
+ * The call record's running usage totals, in one list for the recorder that adds to them and the
+ * views that show them: tokens in and out, and by kind from each usage's `input_token_details` /
+ * `output_token_details` (realtime.d.ts RealtimeResponseUsage), since audio, text and cached input
+ * are priced differently.
+ */
+export const CALL_USAGE_TOTALS = [
+  'totalTokens',
+  'inputTokens',
+  'outputTokens',
+  'inputTextTokens',
+  'inputAudioTokens',
+  'cachedTokens',
+  'cachedTextTokens',
+  'cachedAudioTokens',
+  'outputTextTokens',
+  'outputAudioTokens',
+  'responses',
+] as const satisfies readonly (keyof CallRecord)[];
+
 export interface CallStore {
   /** Creates the record in `ringing`. False if it exists (another delivery owns the call). */
   create(record: CallRecord): Promise<boolean>;
