@@ -24,6 +24,14 @@ export interface ClientTimeouts {
   readonly connectionTimeoutMs?: number;
   /** @default none: the call may take as long as the service does */
   readonly requestTimeoutMs?: number;
+  /**
+   * Sockets the client may hold open per endpoint. The SDK's default pool is 50, and a request
+   * waiting for a free socket counts against `connectionTimeoutMs` (@smithy/node-http-handler
+   * starts that timer when the request is made), so a process that makes many calls at once, such
+   * as a sideband worker attaching a burst of calls, needs a larger pool or its queued calls fail
+   * as connection timeouts. @default the SDK's (50)
+   */
+  readonly maxSockets?: number;
 }
 
 /** Timeouts for clients that only make quick calls (DynamoDB, S3, the ingress's SQS sends). */
@@ -33,7 +41,8 @@ export const QUICK_CALLS: ClientTimeouts = {
 };
 
 export function awsClientConfig(endpoint?: string, timeouts: ClientTimeouts = {}) {
-  const { connectionTimeoutMs = CONNECTION_TIMEOUT_MS, requestTimeoutMs } = timeouts;
+  const { connectionTimeoutMs = CONNECTION_TIMEOUT_MS, requestTimeoutMs, maxSockets } = timeouts;
+  const pool = maxSockets !== undefined ? { maxSockets, keepAlive: true } : undefined;
   return {
     // Fail fast instead of hanging the webhook acknowledgement.
     maxAttempts: 3,
@@ -44,6 +53,7 @@ export function awsClientConfig(endpoint?: string, timeouts: ClientTimeouts = {}
       ...(requestTimeoutMs !== undefined
         ? { requestTimeout: requestTimeoutMs, throwOnRequestTimeout: true }
         : {}),
+      ...(pool ? { httpAgent: pool, httpsAgent: pool } : {}),
     },
     ...(endpoint ? { endpoint } : {}),
   };

@@ -1,9 +1,14 @@
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import type { UserToolConfig } from '#core/calls/calls-config';
+import type { ToolInput } from '#core/calls/tool-contract';
 import type { ToolContext, ToolResult, ToolRunner } from '#core/ports/sideband';
 
 /**
- * Runs user tools: each is a Lambda invoked with `{ name, arguments, call }` under its own timeout.
+ * Runs user tools: each is a Lambda invoked with a `ToolInput` (`{ name, arguments, call }`,
+ * core/calls/tool-contract.ts, the contract exported to users from lib/index.ts) under its own
+ * timeout; what it returns (JSON) is the `ToolOutput`, passed to the model as it is. The Lambda
+ * client's endpoint is the SDK's, overridable per service (`AWS_ENDPOINT_URL_LAMBDA`): local mode
+ * points it at its Lambda Invoke server (local/lambda-invoke-server.ts).
  * `call` is the `ToolContext`: the call id, the function call id `fnCallId` (the same on a repeated
  * event or a retry: deduplicate on it), caller and dialled number, whether the caller's number was
  * verified (`callerSource`, `callerVerified`: a caller-chosen `From` is a claim, never proof of
@@ -39,7 +44,7 @@ export class LambdaToolRunner implements ToolRunner {
           FunctionName: tool.functionName,
           InvocationType: 'RequestResponse',
           Payload: new TextEncoder().encode(
-            JSON.stringify({ name, arguments: args, call: context }),
+            JSON.stringify({ name, arguments: args, call: context } satisfies ToolInput<unknown>),
           ),
         }),
         { abortSignal: AbortSignal.timeout(tool.timeoutMs) },

@@ -124,7 +124,8 @@ export async function benchDensity(
   });
   const toolPort = toolServer.ready;
   const worker = await p.startWorker('density', {
-    LOG_LEVEL: 'error',
+    LOG_LEVEL: process.env.DENSITY_LOG_LEVEL ?? 'error',
+    ...(process.env.DENSITY_LOG_LEVEL ? { ECHO_WORKER_LOGS: '1' } : {}),
     CALLS_CONFIG: JSON.stringify(config),
     PING_INTERVAL_MS: '25000',
     AWS_ENDPOINT_URL_LAMBDA: `http://127.0.0.1:${toolPort}`,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
+  DeleteMessageBatchCommand,
   DeleteMessageCommand,
   type Message,
   ReceiveMessageCommand,
@@ -213,25 +214,50 @@ function oneKibEvent(type: string): Record<string, unknown> {
 }
 
 /**
- * The figures of the code before issue 12 (commit of 2026-11-23, same machine and method; its
- * padding was `x` characters, which changes no unit since nothing was compressed below 100 KiB).
+ * The figures of the layout before issue 12 §2 (measured with this benchmark on 2026-11-23 at
+ * 17:57 UTC, same machine, before the head/body split): a claim and a queued mark at the
+ * ingress; at the consumer the event item with its payload and index entry, a consumed check, the
+ * object state, and the processed mark, billed on the payload-bearing item and rewriting its
+ * index entry. `npm run bench -- cost` on commit 4a13d45 reproduces them.
  */
 const BEFORE = [
-  '| `response.completed` | 9.00 | 1.00 | 0.00 | 3.0 | 10 | 35 | $7.72 | $8.72 |',
-  '| `batch.completed` | 9.00 | 1.00 | 0.00 | 3.0 | 7 | 21 | $7.58 | $8.58 |',
+  '| `response.completed` | one per receive | 9.00 | 2.00 | 3.0 | 2.0 | 28 | 49 | $8.18 |',
+  '| `batch.completed` | one per receive | 9.00 | 2.00 | 3.0 | 2.0 | 16 | 28 | $7.88 |',
 ];
 const BEFORE_CALLS =
-  'PutItem 1 (claim), sqs:SendMessage, sqs:ReceiveMessage, PutItem 3 (event with payload, and its index entry), UpdateItem 1 (consumed), GetItem 1 (object), PutItem 1 (object), UpdateItem 3 (processed: billed on the payload-bearing item, and its index entry), sqs:DeleteMessage';
+  'PutItem 1 (claim), sqs:SendMessage, UpdateItem 1 (queued mark), sqs:ReceiveMessage, PutItem 3 (event with payload, and its index entry), GetItem 1 (consumed check), GetItem 1 (object), PutItem 1 (object), UpdateItem 3 (processed: billed on the payload-bearing item, and its index entry), sqs:DeleteMessage';
+/** Messages per consumer invocation on a busy queue: the stack's default `batchSize`. */
+const BATCH = 10;
+/** Batches measured per type on a busy queue, after one unmeasured. */
+const BATCHES = 4;
 
 interface Row {
   readonly type: string;
+  readonly mode: 'one per receive' | 'batches of 10';
   readonly write: number;
   readonly read: number;
   readonly failedConditions: number;
   readonly ingressMs: number;
+  /** Consumer billed ms per event (a batch's billed ms divided by its events). */
   readonly consumerMs: number;
   readonly sqs: number;
+  /** Lambda invocations per event: the ingress's one and a share of the consumer's. */
+  readonly invocations: number;
   readonly calls: readonly string[];
+}
+
+function dollarsPerMillion(row: Row, extraConsumerMs = 0): number {
+  return (
+    1e6 *
+    (row.write * PRICE.writeUnit +
+      row.read * PRICE.readUnit +
+      row.sqs * PRICE.sqsRequest +
+      row.invocations * PRICE.lambdaRequest +
+      (row.ingressMs / 1000) * (MEMORY_MIB.ingress / 1024) * PRICE.lambdaGbSecondArm +
+      ((row.consumerMs + extraConsumerMs) / 1000) *
+        (MEMORY_MIB.consumer / 1024) *
+        PRICE.lambdaGbSecondArm)
+  );
 }
 
 export async function benchCost(out: (line?: string) => void): Promise<void> {
@@ -266,29 +292,45 @@ export async function benchCost(out: (line?: string) => void): Promise<void> {
     const secret = parseWebhookSecret(pipeline.webhookSecret, 'current');
 
     const rows: Row[] = [];
+    const post = async (type: string): Promise<number> => {
+      const request = signedWebhookRequest(secret, JSON.stringify(oneKibEvent(type)));
+      if (Buffer.byteLength(request.body) !== 1024) throw new Error('not a 1 KiB body');
+      const started = performance.now();
+      const response = await ingress(functionUrlEvent(request.headers, request.body));
+      const ms = Math.ceil(performance.now() - started);
+      if (typeof response === 'string' || response.statusCode !== 200)
+        throw new Error(`ingress answered ${JSON.stringify(response)}`);
+      return ms;
+    };
+    const receive = async (queueUrl: string, count: number): Promise<Message[]> => {
+      const messages: Message[] = [];
+      while (messages.length < count) {
+        const { Messages = [] } = await mapping.send(
+          new ReceiveMessageCommand({
+            QueueUrl: queueUrl,
+            MaxNumberOfMessages: Math.min(10, count - messages.length),
+            WaitTimeSeconds: 5,
+            MessageAttributeNames: ['All'],
+            MessageSystemAttributeNames: ['All'],
+          }),
+        );
+        if (Messages.length === 0) throw new Error('nothing queued');
+        messages.push(...Messages);
+      }
+      return messages;
+    };
+    const mean = (samples: readonly Row[], pick: (r: Row) => number) =>
+      samples.reduce((sum, r) => sum + pick(r), 0) / samples.length;
+
+    // A quiet queue: one message per receive and per consumer invocation.
     for (const type of types) {
       const category = categoryOf(type);
       const queue = pipeline.queues[category];
       const samples: Row[] = [];
       for (let i = 0; i < WARMUP + EVENTS; i++) {
         current = newTally();
-        const request = signedWebhookRequest(secret, JSON.stringify(oneKibEvent(type)));
-        if (Buffer.byteLength(request.body) !== 1024) throw new Error('not a 1 KiB body');
-        const startedIngress = performance.now();
-        const response = await ingress(functionUrlEvent(request.headers, request.body));
-        const ingressMs = Math.ceil(performance.now() - startedIngress);
-        if (typeof response === 'string' || response.statusCode !== 200)
-          throw new Error(`ingress answered ${JSON.stringify(response)}`);
-        const { Messages = [] } = await mapping.send(
-          new ReceiveMessageCommand({
-            QueueUrl: queue.queueUrl,
-            MaxNumberOfMessages: 1,
-            WaitTimeSeconds: 5,
-            MessageAttributeNames: ['All'],
-            MessageSystemAttributeNames: ['All'],
-          }),
-        );
-        const message = Messages[0];
+        const ingressMs = await post(type);
+        const [message] = await receive(queue.queueUrl, 1);
         if (!message) throw new Error(`nothing queued on ${category}`);
         const event: SQSEvent = { Records: [sqsRecord(message, queue.queueArn)] };
         const startedConsumer = performance.now();
@@ -304,72 +346,132 @@ export async function benchCost(out: (line?: string) => void): Promise<void> {
         if (i >= WARMUP)
           samples.push({
             type,
+            mode: 'one per receive',
             write: current.write,
             read: current.read,
             failedConditions: current.failedConditions,
             ingressMs,
             consumerMs,
             sqs: current.sqs,
+            invocations: 2,
             calls: current.calls,
           });
       }
-      const mean = (pick: (r: Row) => number) =>
-        samples.reduce((sum, r) => sum + pick(r), 0) / samples.length;
       rows.push({
         type,
-        write: mean((r) => r.write),
-        read: mean((r) => r.read),
-        failedConditions: mean((r) => r.failedConditions),
+        mode: 'one per receive',
+        write: mean(samples, (r) => r.write),
+        read: mean(samples, (r) => r.read),
+        failedConditions: mean(samples, (r) => r.failedConditions),
         ingressMs: median(samples.map((r) => r.ingressMs)),
         consumerMs: median(samples.map((r) => r.consumerMs)),
-        sqs: mean((r) => r.sqs),
+        sqs: mean(samples, (r) => r.sqs),
+        invocations: 2,
         calls: samples[samples.length - 1]?.calls ?? [],
       });
     }
 
+    // A busy queue: the event source mapping hands the consumer full batches (batchSize 10),
+    // received and deleted ten at a time.
+    for (const type of types) {
+      const category = categoryOf(type);
+      const queue = pipeline.queues[category];
+      const samples: Row[] = [];
+      for (let b = 0; b < 1 + BATCHES; b++) {
+        current = newTally();
+        const ingressMs: number[] = [];
+        for (let i = 0; i < BATCH; i++) ingressMs.push(await post(type));
+        const messages = await receive(queue.queueUrl, BATCH);
+        const event: SQSEvent = { Records: messages.map((m) => sqsRecord(m, queue.queueArn)) };
+        const startedConsumer = performance.now();
+        const result = await consumerFor(category)(event);
+        const consumerMs = Math.ceil(performance.now() - startedConsumer);
+        if (result.batchItemFailures.length > 0) throw new Error('the consumer failed');
+        await mapping.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: queue.queueUrl,
+            Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+          }),
+        );
+        if (b >= 1)
+          samples.push({
+            type,
+            mode: 'batches of 10',
+            write: current.write / BATCH,
+            read: current.read / BATCH,
+            failedConditions: current.failedConditions / BATCH,
+            ingressMs: median(ingressMs),
+            consumerMs: consumerMs / BATCH,
+            sqs: current.sqs / BATCH,
+            invocations: 1 + 1 / BATCH,
+            calls: [],
+          });
+      }
+      rows.push({
+        type,
+        mode: 'batches of 10',
+        write: mean(samples, (r) => r.write),
+        read: mean(samples, (r) => r.read),
+        failedConditions: mean(samples, (r) => r.failedConditions),
+        ingressMs: median(samples.map((r) => r.ingressMs)),
+        consumerMs: mean(samples, (r) => r.consumerMs),
+        sqs: mean(samples, (r) => r.sqs),
+        invocations: 1 + 1 / BATCH,
+        calls: [],
+      });
+    }
+
     out(
-      `${EVENTS} events of each type after ${WARMUP} unmeasured, one at a time, each a 1 KiB body; ` +
-        'the consumer hydrates both (GET from the OpenAI simulator). Units are what DynamoDB Local ' +
-        'reported with `ReturnConsumedCapacity: TOTAL` (base table and index writes together), ' +
-        'SQS requests are SDK calls (send, receive, delete: one message per receive, as on a quiet ' +
-        'queue), Lambda ms are handler durations rounded up to 1 ms per invocation (median).',
+      `${EVENTS} events of each type after ${WARMUP} unmeasured, one at a time, each a 1 KiB body ` +
+        '(padded with random base64, which compresses less than a real event); the consumer ' +
+        'hydrates both (GET from the OpenAI simulator). Then, as on a busy queue, ' +
+        `${BATCHES} batches of ${BATCH} per type after one unmeasured: received, handled in one ` +
+        'consumer invocation and deleted ten at a time. Units are what DynamoDB Local reported ' +
+        'with `ReturnConsumedCapacity: TOTAL` (base table and index writes together), SQS ' +
+        'requests are SDK calls (send, receive, delete), Lambda ms are handler durations rounded ' +
+        "up to 1 ms per invocation (median; a batch's time divided by its ten events).",
     );
     out();
-    out(
-      '| event | write units | read units | failed conditions | SQS requests | ingress billed ms | consumer billed ms | $ per million (DynamoDB + SQS + Lambda) | with a 150 ms OpenAI GET |',
-    );
-    out('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    const header =
+      '| event | consumer gets | write units | read units | SQS requests | Lambda invocations | ingress billed ms | consumer billed ms | $ per million (DynamoDB + SQS + Lambda) |';
+    out(header);
+    out('|---|---|---:|---:|---:|---:|---:|---:|---:|');
     for (const row of rows) {
-      const dollars = (consumerMs: number) =>
-        1e6 *
-        (row.write * PRICE.writeUnit +
-          row.read * PRICE.readUnit +
-          row.sqs * PRICE.sqsRequest +
-          2 * PRICE.lambdaRequest +
-          (row.ingressMs / 1000) * (MEMORY_MIB.ingress / 1024) * PRICE.lambdaGbSecondArm +
-          (consumerMs / 1000) * (MEMORY_MIB.consumer / 1024) * PRICE.lambdaGbSecondArm);
       out(
-        `| \`${row.type}\` | ${fmt(row.write, 2)} | ${fmt(row.read, 2)} | ${fmt(row.failedConditions, 2)} | ${fmt(row.sqs, 1)} | ${row.ingressMs} | ${row.consumerMs} | $${fmt(dollars(row.consumerMs), 2)} | $${fmt(dollars(row.consumerMs + OPENAI_ROUND_TRIP_MS), 2)} |`,
+        `| \`${row.type}\` | ${row.mode} | ${fmt(row.write, 2)} | ${fmt(row.read, 2)} | ${fmt(row.sqs, 1)} | ${fmt(row.invocations, 1)} | ${row.ingressMs} | ${fmt(row.consumerMs, 1)} | $${fmt(dollarsPerMillion(row), 2)} |`,
       );
     }
     out();
-    out('Before issue 12 (same method):');
-    out();
+    const failed = rows.reduce((n, r) => n + r.failedConditions, 0);
+    if (failed > 0)
+      out(
+        `Conditional writes that failed (billed, but not reported by DynamoDB): ${fmt(failed, 2)} per event in all.`,
+      );
     out(
-      '| event | write units | read units | failed conditions | SQS requests | ingress billed ms | consumer billed ms | $ per million (DynamoDB + SQS + Lambda) | with a 150 ms OpenAI GET |',
+      `A real OpenAI GET in the consumer (hydration) adds about ${OPENAI_ROUND_TRIP_MS} ms of consumer time per event: ` +
+        rows
+          .map(
+            (r) =>
+              `\`${r.type}\` ${r.mode} $${fmt(dollarsPerMillion(r, OPENAI_ROUND_TRIP_MS / (r.mode === 'batches of 10' ? BATCH : 1)), 2)}`,
+          )
+          .join(', ') +
+        " (a batch's GETs run concurrently; counted here as if they did not).",
     );
-    out('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    out();
+    out('Before (the layout of commit 4a13d45, measured the same way, one message per receive):');
+    out();
+    out(header);
+    out('|---|---|---:|---:|---:|---:|---:|---:|---:|');
     for (const line of BEFORE) out(line);
     out();
-    for (const row of rows)
+    for (const row of rows.filter((r) => r.calls.length > 0))
       out(`Calls for one \`${row.type}\` now (DynamoDB: units each): ${row.calls.join(', ')}.`);
     out(`Calls before: ${BEFORE_CALLS}.`);
     out();
     out(
-      `Prices (us-east-1 list): DynamoDB on-demand $0.625 per million write and $0.125 per million read request units; Lambda arm64 $0.20 per million requests and $0.0000133334 per GB-second, ingress ${MEMORY_MIB.ingress} MiB and consumer ${MEMORY_MIB.consumer} MiB (the constructs' defaults), two invocations per webhook; SQS $0.40 per million requests. ` +
-        'Not included: free tiers, CloudWatch Logs, S3 (only for bodies above the claim-check threshold), data transfer. ' +
-        'On a busy queue the consumer takes up to 10 messages per receive and invocation, which lowers the SQS and Lambda request shares; ' +
-        'the local handler times run on a shared 2-core machine against loopback stand-ins, while in AWS each call is a network round trip of a few ms.',
+      `Prices (us-east-1 list): DynamoDB on-demand $0.625 per million write and $0.125 per million read request units; Lambda arm64 $0.20 per million requests and $0.0000133334 per GB-second, ingress ${MEMORY_MIB.ingress} MiB and consumer ${MEMORY_MIB.consumer} MiB (the constructs' defaults); SQS $0.40 per million requests. ` +
+        "Not included: free tiers, CloudWatch Logs, S3 (only for bodies above the claim-check threshold), data transfer, and the event source mapping's empty long polls on an idle queue (a fixed monthly cost, not per event). " +
+        'The local handler times run on a shared 2-core machine against loopback stand-ins, while in AWS each call is a network round trip of a few ms.',
     );
     out();
   } finally {

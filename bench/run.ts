@@ -18,8 +18,10 @@ import { signedWebhookRequest } from '../local/signing';
 import { benchBurst } from './burst';
 import { benchCallSetup, benchDensity } from './calls';
 import { benchChaos } from './chaos';
+import { benchControl } from './control';
 import { benchCost } from './cost';
 import { fmt, median, percentile } from './stats';
+import { benchWebRtc } from './webrtc';
 
 /**
  * `npm run bench [-- verify bundle pipeline calls density burst chaos]`: prints figures and writes
@@ -54,6 +56,8 @@ if (want('density')) await benchDensity(out);
 if (want('burst')) await benchBurst(out);
 if (want('chaos')) await benchChaos(out);
 if (want('cost')) await benchCost(out);
+if (want('control')) await benchControl(out);
+if (want('webrtc')) await benchWebRtc(out);
 
 mkdirSync(path.join(root, 'docs'), { recursive: true });
 const existing = (() => {

@@ -1,26 +1,17 @@
+import * as path from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { loadAppConfig } from '../lib/app-config-file';
 import { OpenAiWebhooksStack } from '../lib/openai-webhooks-stack';
 
 /**
- * The app. Every prop has a documented default (lib/config.ts, README "Configuration"); set
- * yours here. The stack is environment-agnostic, so synth needs no credentials.
+ * The app: deploys the app config, bin/app-config.ts (or the file `OWH_APP_CONFIG` names), the
+ * same config `npm start` runs. Set your props there, not here. The stack is
+ * environment-agnostic, so synth needs no credentials.
  */
 const app = new App();
+const { props } = await loadAppConfig(process.env, path.resolve(import.meta.dirname, '..'));
 
-new OpenAiWebhooksStack(app, 'OpenAiWebhooks', {
-  description: 'Receives and acts on OpenAI webhooks',
-  // webhookSecretName: 'openai-webhooks/webhook-secret',
-  // openAiApiKeySecretName: 'openai-webhooks/api-key',
-  // alarmEmail: 'oncall@example.com',
-  // alarms: { signatureFailures: 20, oldestMessageAge: Duration.minutes(15), acceptLatencyP95: Duration.seconds(2) },
-  // logLevel: 'info', tracing: false,
-  // categories: { batch: { userHandler: UserHandler.fromEntry('handlers/batch.ts') } },
-  // Phone calls (needs Docker at deploy for the sideband image; README "Phone calls"):
-  // calls: {
-  //   sessions: { default: { model: 'gpt-realtime-2.1', voice: 'marin', instructions: 'You are…', greeting: 'Hi!' } },
-  //   transferTargets: { support: 'sip:support@example.com' },
-  // },
-});
+new OpenAiWebhooksStack(app, 'OpenAiWebhooks', props);
 
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -1,14 +1,30 @@
-import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { DynamoEventStore } from '#adapters/dynamo-event-store';
 import { SqsEventPublisher } from '#adapters/sqs-event-publisher';
 import type { StoredEventRecord } from '#core/ports/webhooks';
 import { CATEGORIES, type Category, isCategory } from '#core/webhooks/categories';
+import {
+  failed,
+  parseCommandLine,
+  print,
+  printUsage,
+  TARGET_OPTIONS,
+  targetOptionsOf,
+} from './args';
+import { isControlAction, runCallsControl } from './calls-control';
+import { runDoctor } from './doctor';
 import { duration, isoTime, parseTime, positiveInteger, progressBar, table } from './format';
-import { getCall, isEventCursor, listCalls, listEvents } from './queries';
+import { eventPayloadView, getCall, isEventCursor, listCalls, listEvents } from './queries';
 import { queueDepth, redrive } from './redrive';
 import { CliError, resolveTarget, type Target } from './target';
-import { callView, withPartiesShown } from './views';
+import {
+  CALL_LIST_HEADERS,
+  callChannelOption,
+  callListRow,
+  callView,
+  shownPayload,
+  withPartiesShown,
+} from './views';
+import { runWebhooks } from './webhooks';
 
 /** Where the CLI reads and writes: the process's streams, or buffers in tests. */
 export interface CliIo {
@@ -35,10 +51,16 @@ Commands:
   events show <event id> one event, with its payload and last error
   state <object id>      a batch, job, eval run or response: status, details, history
   calls list             calls, newest first    [--status S] [--since] [--until] [--limit 20]
+                                                [--channel sip|webrtc]
   calls show <call_id>   the call record, timeline, transcript, tool calls and usage
+  calls say|update|cancel|hangup|transfer <call_id> …
+                         steer a live call (owh calls say --help)
   replay <event id>      run a stored event through its category again
                          [--force: even if it was processed] [--yes] [--dry-run]
   redrive <category>     move a DLQ back to its queue (a category, or signals) [--yes]
+  webhooks <command>     the webhook endpoint at OpenAI: register|list|update|rotate|delete|test
+                         (owh webhooks --help)
+  doctor                 check the stack end to end, one line per check with a fix
 
 Options:
   --stack NAME           a deployed stack (its OperatorConfig output); or set OWH_STACK
@@ -53,11 +75,7 @@ Exit codes: 0 done; 1 failed (not found, local mode not running, AWS error); 2 b
 3 refused or declined.`;
 
 const OPTIONS = {
-  stack: { type: 'string' },
-  region: { type: 'string' },
-  local: { type: 'boolean' },
-  state: { type: 'string' },
-  json: { type: 'boolean' },
+  ...TARGET_OPTIONS,
   yes: { type: 'boolean', short: 'y' },
   force: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
@@ -65,53 +83,36 @@ const OPTIONS = {
   type: { type: 'string' },
   category: { type: 'string' },
   status: { type: 'string' },
+  channel: { type: 'string' },
   since: { type: 'string' },
   until: { type: 'string' },
   limit: { type: 'string' },
   before: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
 
 type Values = ReturnType<typeof parse>['values'];
 
 function parse(argv: readonly string[]) {
-  return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  return parseCommandLine(argv, OPTIONS, USAGE);
 }
 
 /** Runs one command; returns the exit code. Never throws for a user's mistake. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (error) {
-    io.err(`owh: ${error instanceof Error ? error.message : String(error)}\n\n${USAGE}\n`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help || positionals.length === 0) {
-    (values.help ? io.out : io.err)(`${USAGE}\n`);
-    return values.help ? 0 : 2;
-  }
+  // `owh calls say|update|cancel|hangup|transfer …`: call control, with options of its own.
+  if (argv[0] === 'calls' && isControlAction(argv[1])) return runCallsControl(argv.slice(1), io);
+  // `owh webhooks …` and `owh doctor`: the endpoint at OpenAI (cli/webhooks.ts, cli/doctor.ts).
+  if (argv[0] === 'webhooks') return runWebhooks(argv.slice(1), io);
+  if (argv[0] === 'doctor') return runDoctor(argv.slice(1), io);
   let target: Target | undefined;
   try {
+    const { values, positionals } = parse(argv);
+    if (values.help || positionals.length === 0) return printUsage(io, USAGE, values.help);
     const command = commandOf(positionals);
-    target = await resolveTarget({
-      stack: values.stack ?? (values.local ? undefined : io.env.OWH_STACK),
-      region: values.region,
-      local: values.local,
-      // --state, or the folder npm start was given (OWH_LOCAL_DIR), or .local/.
-      state:
-        values.state ??
-        (io.env.OWH_LOCAL_DIR ? path.join(io.env.OWH_LOCAL_DIR, 'state.json') : undefined),
-    });
+    // --state, or the folder npm start was given (OWH_LOCAL_DIR), or .local/.
+    target = await resolveTarget(targetOptionsOf(values, io.env));
     return await command(target, values, io);
   } catch (error) {
-    if (error instanceof CliError) {
-      io.err(`owh: ${error.message}\n`);
-      return error.exitCode;
-    }
-    io.err(`owh: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}\n`);
-    return 1;
+    return failed(io, error, true);
   } finally {
     target?.documents.destroy();
     target?.sqs.destroy();
@@ -177,11 +178,6 @@ function commandOf(positionals: readonly string[]): Command {
     default:
       throw new CliError(`Unknown command "${first}". See owh --help.`, 2);
   }
-}
-
-function print(io: CliIo, values: Values, json: unknown, human: () => string): number {
-  io.out(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${human()}\n`);
-  return 0;
 }
 
 function categoryOption(value: string | undefined): Category | undefined {
@@ -250,7 +246,8 @@ async function loadEvent(target: Target, eventId: string): Promise<StoredEventRe
 
 async function eventsShow(target: Target, values: Values, io: CliIo, eventId: string) {
   const event = await loadEvent(target, eventId);
-  const payload = safeJson(event.payload);
+  // The event as OpenAI sent it: an owh_body wrapper unwrapped, a claim check read from S3.
+  const payload = shownPayload(await eventPayloadView(event.payload));
   const withTimes = event as StoredEventRecord & {
     processedAt?: number;
     failedAt?: number;
@@ -296,8 +293,11 @@ async function objectState(target: Target, values: Values, io: CliIo, objectId: 
 }
 
 async function callsList(target: Target, values: Values, io: CliIo): Promise<number> {
+  const channel = callChannelOption(values.channel);
+  if (!channel.ok) throw new CliError(channel.message, 2);
   const calls = await listCalls(target.documents, target.config.tableName, {
     ...(values.status ? { status: values.status } : {}),
+    ...(channel.channel ? { channel: channel.channel } : {}),
     ...timeRange(values, io),
     limit: positiveInteger(values.limit, '--limit', 20),
   });
@@ -306,16 +306,14 @@ async function callsList(target: Target, values: Values, io: CliIo): Promise<num
     rows.length === 0
       ? `No calls match (${target.label}).`
       : table(
-          ['RECEIVED', 'CALL', 'STATUS', 'FROM', 'TO', 'DURATION', 'END'],
-          rows.map((c) => [
-            isoTime(c.receivedAt),
-            c.callId,
-            c.status,
-            c.from ?? '-',
-            c.to ?? '-',
-            duration(c.durationMs),
-            c.endReason ?? c.rejectReason ?? '-',
-          ]),
+          CALL_LIST_HEADERS,
+          rows.map((c) =>
+            callListRow(c, {
+              time: isoTime,
+              duration,
+              showNumbers: Boolean(values['show-numbers']),
+            }),
+          ),
         ),
   );
 }
@@ -371,6 +369,12 @@ async function replay(target: Target, values: Values, io: CliIo, eventId: string
   const event = await loadEvent(target, eventId);
   const queue = target.config.queues[event.category];
   if (!queue) throw new CliError(`${target.label} has no ${event.category} queue.`);
+  // The body is written with the first attempt's outcome: until then only the queue has it.
+  if (event.payload === '')
+    throw new CliError(
+      `${eventId} has no stored payload yet: its first attempt is still running, and its message is on the ${event.category} queue.`,
+      3,
+    );
   const force = Boolean(values.force);
   const done = event.status === 'processed';
   const plan = {
@@ -460,12 +464,4 @@ async function redriveQueue(target: Target, values: Values, io: CliIo, name: str
       `Moved ${result.moved} message(s) from the ${name} DLQ to its queue${result.failed > 0 ? `; ${result.failed} could not be sent and stay in the DLQ` : ''}.`,
   );
   return code;
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }

@@ -1,5 +1,7 @@
 import { maskAllNumbers } from '#core/observability/mask';
-import { CALL_USAGE_TOTALS, type CallRecord } from '#core/ports/calls';
+import { CALL_USAGE_TOTALS, type CallChannel, type CallRecord } from '#core/ports/calls';
+import { type CarriedBody, type PayloadRef, unwrapBody } from '#core/webhooks/queue-message';
+import { decodeUtf8 } from '#core/webhooks/utf8';
 
 /** Pure shaping of stored items into what `calls show` prints. */
 
@@ -35,6 +37,56 @@ const STEPS: readonly [keyof CallRecord, string][] = [
   ['attachedAt', 'sideband attached'],
   ['endedAt', 'ended'],
 ];
+
+/** `owh calls list`'s columns: SIP and browser (WebRTC) calls side by side, with the profile. */
+export const CALL_LIST_HEADERS = [
+  'RECEIVED',
+  'CALL',
+  'CHANNEL',
+  'PROFILE',
+  'STATUS',
+  'FROM',
+  'TO',
+  'DURATION',
+  'END',
+] as const;
+
+/**
+ * One `owh calls list` row. A record without a channel is a SIP call (written before channels
+ * existed). A WebRTC call's profile is the one it was opened with; a SIP call's is its session
+ * key (`default`, or the dialled number's session: a number, masked unless `showNumbers`).
+ */
+export function callListRow(
+  c: CallRecord,
+  format: {
+    readonly time: (ms: number) => string;
+    readonly duration: (ms?: number) => string;
+    readonly showNumbers: boolean;
+  },
+): string[] {
+  const sessionKey =
+    c.sessionKey === undefined || format.showNumbers ? c.sessionKey : maskAllNumbers(c.sessionKey);
+  return [
+    format.time(c.receivedAt),
+    c.callId,
+    c.channel ?? 'sip',
+    c.profile ?? sessionKey ?? '-',
+    c.status,
+    c.from ?? '-',
+    c.to ?? '-',
+    format.duration(c.durationMs),
+    c.endReason ?? c.rejectReason ?? '-',
+  ];
+}
+
+/** `--channel`: `sip`, `webrtc`, or absent (every call); anything else is refused. */
+export function callChannelOption(
+  value: string | undefined,
+): { ok: true; channel: CallChannel | undefined } | { ok: false; message: string } {
+  if (value === undefined) return { ok: true, channel: undefined };
+  if (value === 'sip' || value === 'webrtc') return { ok: true, channel: value };
+  return { ok: false, message: `--channel takes sip or webrtc; got "${value}".` };
+}
 
 /** The record with its caller and dialled numbers masked, unless asked to show them. */
 export function withPartiesShown(record: CallRecord, showNumbers: boolean): CallRecord {
@@ -127,4 +179,79 @@ export function callView(
     errors: byTime(errors),
     usage,
   };
+}
+
+/**
+ * What `events show` prints as an event's payload: the event itself, never our transport
+ * wrapper. A stored payload is the raw body, or an `owh_body` wrapper (`core/webhooks/queue-message.ts`):
+ * base64 for bytes that were not text, or a claim check's S3 reference, whose bytes the caller
+ * fetched (`fetched`) or could not (`fetchError`). JSON is parsed for display; other text is shown
+ * as it is.
+ */
+export type PayloadView =
+  | { readonly kind: 'event'; readonly event: unknown }
+  | { readonly kind: 'text'; readonly text: string }
+  | { readonly kind: 'bytes'; readonly base64: string; readonly bytes: number }
+  | {
+      readonly kind: 'unavailable';
+      readonly reason: string;
+      readonly ref?: PayloadRef;
+    };
+
+export function payloadView(
+  payload: string,
+  claimChecked?: { readonly fetched?: Buffer; readonly fetchError?: string },
+): PayloadView {
+  if (payload === '')
+    return {
+      kind: 'unavailable',
+      reason: 'not stored yet: the first attempt writes it with its outcome',
+    };
+  let carried: CarriedBody;
+  try {
+    carried = unwrapBody(payload);
+  } catch (error) {
+    return { kind: 'unavailable', reason: error instanceof Error ? error.message : String(error) };
+  }
+  const fromBytes = (bytes: Buffer): PayloadView => {
+    const text = decodeUtf8(bytes);
+    return text === undefined
+      ? { kind: 'bytes', base64: bytes.toString('base64'), bytes: bytes.length }
+      : fromText(text);
+  };
+  switch (carried.kind) {
+    case 'raw':
+      return fromText(carried.text);
+    case 'bytes':
+      return fromBytes(carried.bytes);
+    case 'ref':
+      if (claimChecked?.fetched) return fromBytes(claimChecked.fetched);
+      return {
+        kind: 'unavailable',
+        reason: `kept in S3 (${carried.ref.bytes} bytes)${claimChecked?.fetchError ? `; could not read it: ${claimChecked.fetchError}` : ''}`,
+        ref: carried.ref,
+      };
+  }
+}
+
+function fromText(text: string): PayloadView {
+  try {
+    return { kind: 'event', event: JSON.parse(text) };
+  } catch {
+    return { kind: 'text', text };
+  }
+}
+
+/** The payload as `events show` prints it (and puts in its JSON under `payload`). */
+export function shownPayload(view: PayloadView): unknown {
+  switch (view.kind) {
+    case 'event':
+      return view.event;
+    case 'text':
+      return view.text;
+    case 'bytes':
+      return { base64: view.base64, bytes: view.bytes, note: 'the body is not UTF-8 text' };
+    case 'unavailable':
+      return { unavailable: view.reason, ...(view.ref ? { ref: view.ref } : {}) };
+  }
 }

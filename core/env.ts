@@ -13,9 +13,18 @@ export const ENV = {
   secretCacheSeconds: 'SECRET_CACHE_SECONDS',
   category: 'CATEGORY',
   hydrate: 'HYDRATE',
+  /**
+   * The category queue's `maxReceiveCount` (its redrive policy): a consumer failing a message on
+   * that receive logs and counts it as dead-lettered.
+   */
+  maxReceiveCount: 'MAX_RECEIVE_COUNT',
   userHandlerFunction: 'USER_HANDLER_FUNCTION',
   logLevel: 'LOG_LEVEL',
   callsConfig: 'CALLS_CONFIG',
+  /** The WebRTC session endpoint's config (core/webrtc/webrtc-config.ts), JSON. */
+  webrtcConfig: 'WEBRTC_CONFIG',
+  /** The longest a browser (WebRTC) session lasts, for the sideband worker: ms; unset or 0 for the calls' cap. */
+  webrtcMaxSessionMs: 'WEBRTC_MAX_SESSION_MS',
   signalQueueUrl: 'SIGNAL_QUEUE_URL',
   ecsCluster: 'ECS_CLUSTER',
   ecsService: 'ECS_SERVICE',

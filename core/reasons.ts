@@ -31,7 +31,8 @@ export const INGRESS_REJECTION_REASONS = [
   ...VERIFY_FAILURE_CODES,
   'body_too_large',
   'method_not_allowed',
-  'delivery_in_progress',
+  // No `delivery_in_progress` (409) since issue 12: the event head is written after queueing,
+  // so no delivery ever waits on another's claim.
 ] as const;
 export type IngressRejectionReason = (typeof INGRESS_REJECTION_REASONS)[number];
 

@@ -1,11 +1,19 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, type StackProps, Token } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { CATEGORIES, type Category } from '#core/webhooks/categories';
 import { HYDRATABLE_CATEGORIES } from '#core/webhooks/hydration';
-import { type CallsProps, type ResolvedCalls, resolveCalls } from './calls-config';
+import { type CallsProps, type CallTool, type ResolvedCalls, resolveCalls } from './calls-config';
+import type { CallControlOptions } from './constructs/call-control-api';
 import type { CategoryConsumerOptions } from './constructs/category-fanout';
-import type { LogLevel } from './constructs/logging';
+import type { LoggingProps, LogLevel } from './constructs/logging';
+import type { WebRtcSessionOptions } from './constructs/webrtc-session-endpoint';
+import { didYouMean, type KnownKeys, unknownKeyProblems } from './props-keys';
+import {
+  type ResolvedWebhookEndpoint,
+  resolveWebhookEndpoint,
+  type WebhookEndpointProps,
+} from './webhook-endpoint-config';
 
 /**
  * The user's own code for a category, called with each verified, stored event.
@@ -107,7 +115,106 @@ export interface OpenAiWebhooksConfig {
   readonly tracing?: boolean;
   /** Phone calls (`realtime.call.incoming`) and the sideband service. @default off */
   readonly calls?: CallsProps;
+  /**
+   * Browser voice sessions (WebRTC): an API Gateway endpoint that takes a browser's SDP offer,
+   * opens the call at OpenAI with a profile of `calls.sessions` and hands it to the sideband
+   * fleet, plus an attach API (lib/constructs/webrtc-session-endpoint.ts). Needs `calls`. `auth`
+   * is required: no `webrtc`, no endpoint. @default off
+   */
+  readonly webrtc?: WebRtcSessionOptions;
+  /**
+   * Live call control (issue 16): `POST /calls/{call_id}/commands` (say, update, cancel, hangup,
+   * transfer) and `GET /calls/{call_id}/commands/{id}`, an HTTP API with IAM auth by default
+   * (lib/constructs/call-control-api.ts); `{}` turns it on. Needs `calls`. @default off
+   */
+  readonly callControl?: CallControlOptions;
+  /**
+   * Register the webhook URL at OpenAI on deploy, and optionally rotate its signing secret on a
+   * schedule: lib/webhook-endpoint-config.ts. @default off: the endpoint is registered by hand
+   */
+  readonly webhookEndpoint?: WebhookEndpointProps;
 }
+
+/**
+ * The one list of `OpenAiWebhooksConfig`'s keys (lib/props-keys.ts): a prop added to the
+ * interface is added here too, or the typechecker refuses this list.
+ */
+export const CONFIG_KEYS: KnownKeys<OpenAiWebhooksConfig> = {
+  webhookSecretName: true,
+  openAiApiKeySecretName: true,
+  openAiBaseUrl: true,
+  signatureTolerance: true,
+  maxBodyBytes: true,
+  ingressReservedConcurrency: true,
+  ingressMemorySize: true,
+  dedupeRetention: true,
+  eventRetention: true,
+  maxReceiveCount: true,
+  dlqRetention: true,
+  categories: true,
+  removalPolicy: true,
+  logRetention: true,
+  logLevel: true,
+  alarmEmail: true,
+  alarms: true,
+  tracing: true,
+  calls: true,
+  webrtc: true,
+  callControl: true,
+  webhookEndpoint: true,
+};
+
+/** The stack's own props (`StackProps`), which travel in the same object as the config. */
+export const STACK_PROPS_KEYS: KnownKeys<StackProps> = {
+  description: true,
+  env: true,
+  stackName: true,
+  tags: true,
+  notificationArns: true,
+  synthesizer: true,
+  terminationProtection: true,
+  analyticsReporting: true,
+  crossRegionReferences: true,
+  permissionsBoundary: true,
+  suppressTemplateIndentation: true,
+  propertyInjectors: true,
+};
+
+/** The one list of `AlarmThresholds`' keys. */
+export const ALARM_KEYS: KnownKeys<AlarmThresholds> = {
+  ingress5xx: true,
+  signatureFailures: true,
+  oldestMessageAge: true,
+  signalAge: true,
+  signalAgeScaledToZero: true,
+  acceptLatencyP95: true,
+  activeCallsRatio: true,
+  transferFailures: true,
+};
+
+/** The one list of a category's option keys (`CategoryConsumerOptions`). */
+export const CATEGORY_KEYS: KnownKeys<CategoryOptions> = {
+  batchSize: true,
+  maxBatchingWindow: true,
+  maxConcurrency: true,
+  timeout: true,
+  memorySize: true,
+  maxReceiveCount: true,
+  hydrate: true,
+  userHandler: true,
+};
+
+/** `LOG_LEVEL` values (lib/constructs/logging.ts LOG_LEVELS; not imported: that module imports this one). */
+const LOG_LEVEL_NAMES: KnownKeys<Record<LogLevel, unknown>> = {
+  debug: true,
+  info: true,
+  warn: true,
+  error: true,
+};
+const RETENTION_DAYS: readonly unknown[] = Object.values(RetentionDays).filter(
+  (v) => typeof v === 'number',
+);
+const REMOVAL_POLICIES: readonly unknown[] = Object.values(RemovalPolicy);
 
 export interface ResolvedCategory {
   readonly batchSize: number;
@@ -140,6 +247,11 @@ export interface ResolvedConfig {
   readonly alarms: Required<AlarmThresholds>;
   readonly tracing: boolean;
   readonly calls: ResolvedCalls | undefined;
+  /** The session endpoint's options; the construct validates them against the sessions. */
+  readonly webrtc: WebRtcSessionOptions | undefined;
+  /** The call-control API's options; the construct validates them. */
+  readonly callControl: CallControlOptions | undefined;
+  readonly webhookEndpoint: ResolvedWebhookEndpoint | undefined;
 }
 
 export const DEFAULTS = {
@@ -180,12 +292,52 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-/** Applies the defaults and rejects contradictory or out-of-range props, at synth time. */
-export function resolveConfig(props: OpenAiWebhooksConfig = {}): ResolvedConfig {
+/**
+ * Builds the Lambda function of a `CallTool.fromEntry` tool, logging as the stack's functions do:
+ * `callToolBuilder(stack)` (lib/constructs/call-tool-function.ts). A parameter rather than an
+ * import: the constructs import this module, and ESM would see the cycle.
+ */
+export type CallToolBuilder = (tool: CallTool, logging: LoggingProps) => IFunction;
+
+/**
+ * Applies the defaults and rejects unknown, contradictory or out-of-range props, at synth time.
+ * `buildTool` builds the functions of `CallTool.fromEntry` tools (the stack passes
+ * `callToolBuilder(this)`); without it (local mode, unit tests) each such tool gets its local
+ * function name instead (`localToolFunctionName`).
+ */
+export function resolveConfig(
+  props: OpenAiWebhooksConfig = {},
+  buildTool?: CallToolBuilder,
+): ResolvedConfig {
   const errors: string[] = [];
   const check = (ok: boolean, message: string) => {
     if (!ok) errors.push(message);
   };
+  // A misspelt prop would otherwise be ignored, and its default applied without a word.
+  errors.push(
+    ...unknownKeyProblems(props, { ...CONFIG_KEYS, ...STACK_PROPS_KEYS }, ''),
+    ...unknownKeyProblems(props.alarms, ALARM_KEYS, 'alarms'),
+  );
+  // Literal values TypeScript checks only in TypeScript, and only when typed in place.
+  const logLevel: LogLevel = props.logLevel ?? DEFAULTS.logLevel;
+  check(
+    typeof logLevel === 'string' && Object.hasOwn(LOG_LEVEL_NAMES, logLevel),
+    `logLevel must be one of ${Object.keys(LOG_LEVEL_NAMES).join(', ')}; got ${JSON.stringify(logLevel)}.`,
+  );
+  check(
+    props.logRetention === undefined ||
+      Token.isUnresolved(props.logRetention) ||
+      RETENTION_DAYS.includes(props.logRetention),
+    `logRetention must be a RetentionDays value (e.g. RetentionDays.ONE_MONTH); got ${JSON.stringify(props.logRetention)}.`,
+  );
+  check(
+    props.removalPolicy === undefined || REMOVAL_POLICIES.includes(props.removalPolicy),
+    `removalPolicy must be a RemovalPolicy value (RETAIN, DESTROY, …); got ${JSON.stringify(props.removalPolicy)}.`,
+  );
+  check(
+    props.tracing === undefined || typeof props.tracing === 'boolean',
+    `tracing must be true or false; got ${JSON.stringify(props.tracing)}.`,
+  );
 
   const apiKeySecret =
     props.openAiApiKeySecretName === undefined
@@ -229,10 +381,22 @@ export function resolveConfig(props: OpenAiWebhooksConfig = {}): ResolvedConfig 
   const maxReceiveCount = props.maxReceiveCount ?? DEFAULTS.maxReceiveCount;
   check(validReceiveCount(maxReceiveCount), 'maxReceiveCount must be an integer from 1 to 1000.');
 
-  for (const name of Object.keys(props.categories ?? {})) {
+  for (const [name, options] of Object.entries(props.categories ?? {})) {
+    if (!(CATEGORIES as readonly string[]).includes(name)) {
+      const suggestion = didYouMean(name, CATEGORIES);
+      errors.push(
+        `Unknown category "${name}"${suggestion ? `: did you mean "${suggestion}"?` : '.'} The categories are ${CATEGORIES.join(', ')}.`,
+      );
+      continue;
+    }
+    errors.push(...unknownKeyProblems(options, CATEGORY_KEYS, `categories.${name}`));
     check(
-      (CATEGORIES as readonly string[]).includes(name),
-      `Unknown category "${name}"; use one of ${CATEGORIES.join(', ')}.`,
+      options?.hydrate === undefined || typeof options.hydrate === 'boolean',
+      `categories.${name}.hydrate must be true or false; got ${JSON.stringify(options?.hydrate)}.`,
+    );
+    check(
+      options?.userHandler === undefined || options.userHandler instanceof UserHandler,
+      `categories.${name}.userHandler must be UserHandler.fromEntry(file) or UserHandler.fromFunction(fn).`,
     );
   }
   const categories = {} as Record<Category, ResolvedCategory>;
@@ -353,7 +517,12 @@ export function resolveConfig(props: OpenAiWebhooksConfig = {}): ResolvedConfig 
     'alarmEmail must be an e-mail address.',
   );
 
-  const calls = props.calls ? resolveCalls(props.calls) : undefined;
+  const calls = props.calls
+    ? resolveCalls(
+        props.calls,
+        buildTool ? (tool) => buildTool(tool, loggingOfProps(props, logLevel)) : undefined,
+      )
+    : undefined;
   if (calls) {
     errors.push(...calls.problems);
     check(
@@ -361,6 +530,22 @@ export function resolveConfig(props: OpenAiWebhooksConfig = {}): ResolvedConfig 
       'calls needs openAiApiKeySecretName (accept, reject, refer and hangup are API calls); it is null.',
     );
   }
+
+  check(
+    props.webrtc === undefined || props.calls !== undefined,
+    'webrtc needs calls: browser sessions are served by the sideband fleet, with the sessions of calls.sessions as profiles.',
+  );
+
+  check(
+    props.callControl === undefined || props.calls !== undefined,
+    'callControl needs calls: commands are applied by the sideband worker holding each call.',
+  );
+
+  const webhookEndpoint = resolveWebhookEndpoint(props.webhookEndpoint, {
+    callsOn: props.calls !== undefined,
+    apiKeyOn: apiKeySecret !== null,
+  });
+  errors.push(...webhookEndpoint.problems);
 
   if (errors.length > 0) {
     throw new ConfigError(`Invalid OpenAiWebhooks props:\n- ${errors.join('\n- ')}`);
@@ -380,11 +565,26 @@ export function resolveConfig(props: OpenAiWebhooksConfig = {}): ResolvedConfig 
     categories,
     removalPolicy: props.removalPolicy ?? DEFAULTS.removalPolicy,
     logRetention: props.logRetention ?? DEFAULTS.logRetention,
-    logLevel: props.logLevel ?? DEFAULTS.logLevel,
+    logLevel,
     alarmEmail: props.alarmEmail,
     alarms,
     tracing: props.tracing ?? false,
     calls: calls?.resolved,
+    webrtc: props.webrtc,
+    callControl: props.callControl,
+    webhookEndpoint: webhookEndpoint.resolved,
+  };
+}
+
+/** How the stack's functions log, from the props: the stack's rule, for the tool functions too. */
+function loggingOfProps(props: OpenAiWebhooksConfig, logLevel: LogLevel): LoggingProps {
+  return {
+    logRetention: props.logRetention ?? DEFAULTS.logRetention,
+    // Logs follow the table: kept unless the user chose to destroy data.
+    logRemovalPolicy:
+      props.removalPolicy === RemovalPolicy.DESTROY ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
+    logLevel,
+    tracing: props.tracing ?? false,
   };
 }
 

@@ -244,6 +244,8 @@ export class LocalPipeline {
         : {}),
     };
 
+    if (Object.values(o.userHandlers ?? {}).some(Boolean)) this.shareEnvWithUserHandlers();
+
     const metrics = o.metrics ?? noMetrics;
     if (o.ingress === 'process') {
       // Decorators and the metrics callback wrap in-process objects; a child cannot take them.
@@ -267,8 +269,14 @@ export class LocalPipeline {
     }
 
     for (const category of CATEGORIES) {
+      // MAX_RECEIVE_COUNT as the fan-out sets it deployed: the consumer logs and counts an event
+      // its last attempt sends to the DLQ, on the same code path, into this pipeline's metrics.
       const deps = consumerDepsFromEnv(
-        { ...this.env, [ENV.category]: category },
+        {
+          ...this.env,
+          [ENV.category]: category,
+          [ENV.maxReceiveCount]: String(o.maxReceiveCount ?? 5),
+        },
         o.userHandlers?.[category],
         metrics,
       );
@@ -281,11 +289,45 @@ export class LocalPipeline {
         queueArn: this.queues[category].queueArn,
         handler,
         concurrency: o.pollerConcurrency ?? 2,
+        // The consumer reports its own dead letters (above); the poller adds only a batch the
+        // handler failed as a whole, into the same metrics.
+        metrics,
+        handlerReportsDeadLetters: true,
       });
       poller.start();
       this.pollers.push(poller);
     }
     for (let i = 0; i < (o.workers ?? 0); i++) await this.startWorker(`worker-${i + 1}`);
+  }
+
+  /**
+   * The in-process user handlers (`UserHandler.fromEntry`) get the environment their consumer
+   * Lambda has. A handler reads it from `process.env`, as in Lambda (examples/handlers/
+   * batch-completed.ts: `openAiFromEnv(process.env)`), and nothing else reaches a module's
+   * `process.env` reads, so these are set there, and put back on stop. Exactly the variables every
+   * consumer Lambda has alike (lib/constructs/category-fanout.ts, event-store.ts binds,
+   * node-function.ts): a handler's way to the OpenAI API and its key, the table and the claim-check
+   * bucket. Not the per-category ones (CATEGORY, HYDRATE, …: one process runs every category) nor
+   * LOG_LEVEL (read when a handler module loads, which is before this; `npm start` passes its own).
+   * A variable without a value here (no API key) is removed, as the Lambda would not have it.
+   */
+  private shareEnvWithUserHandlers(): void {
+    const saved: Record<string, string | undefined> = {};
+    for (const name of USER_HANDLER_ENV) {
+      saved[name] = process.env[name];
+      const value = this.env[name];
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    this.stops.push(async () => {
+      for (const name of USER_HANDLER_ENV) {
+        // Another pipeline may have set its own since: leave that alone.
+        if (process.env[name] !== this.env[name]) continue;
+        const previous = saved[name];
+        if (previous === undefined) delete process.env[name];
+        else process.env[name] = previous;
+      }
+    });
   }
 
   /** Starts a sideband worker process against this pipeline. */
@@ -315,6 +357,15 @@ export class LocalPipeline {
     this.stops.length = 0;
   }
 }
+
+/** What local mode shares with in-process user handlers (`LocalPipeline.shareEnvWithUserHandlers`). */
+export const USER_HANDLER_ENV = [
+  ENV.openAiBaseUrl,
+  ENV.openAiKeySecretId,
+  ENV.tableName,
+  ENV.payloadBucket,
+  ENV.stackName,
+] as const;
 
 /** Points every AWS SDK client in this process at the stand-ins, with dummy credentials. */
 export function useLocalAws(endpoints: {

@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { keys } from '#core/table-schema';
 import { parseWebhookSecret } from '#core/webhooks/signature';
+import { playControlCommands } from './call-control';
 import { sampleEvent } from './samples';
 import { signedWebhookRequest } from './signing';
 import { TIMELINE_LEGEND, timelineLines } from './stand-ins/realtime-timeline';
@@ -110,6 +111,15 @@ export async function sendCall(
   });
   out(`→  realtime.call.incoming webhook: ${posted.status} ${await posted.text()}`);
   out('   playing the call…');
+  // `control`: the call-control API steers the live call (local/call-control.ts).
+  const controlUrl = (target as { readonly callControlUrl?: string }).callControlUrl;
+  if (scenarioName === 'control' && controlUrl)
+    await playControlCommands(
+      controlUrl,
+      call.call_id,
+      async () => (await record(call.call_id))?.status === 'active',
+      out,
+    );
 
   // The simulator's side ends (hang-up, transfer, drop, failed session) well within this.
   const over = await until(async () => {
@@ -172,16 +182,37 @@ export async function sendCall(
       ConsistentRead: true,
     }),
   );
-  for (const item of parts.Items ?? []) {
-    if (item.kind === 'transcript')
-      out(`  ${item.role === 'caller' ? 'caller   ' : 'assistant'}: ${item.text}`);
-    if (item.kind === 'tool')
-      out(`  tool     : ${item.name}(${item.arguments}) → ${item.output} in ${item.latencyMs} ms`);
-    if (item.kind === 'event')
-      out(`  event    : ${item.name}${item.detail ? ` ${JSON.stringify(item.detail)}` : ''}`);
-  }
+  for (const line of recordedLines(parts.Items ?? [])) out(line);
   if (!ended) out(`  ⚠ the record is still ${stored.status} 10 s after the call ended`);
   return Boolean(over && ended);
+}
+
+/**
+ * The recorded parts as printed, in conversation order: a transcript sits at its `order` (where
+ * its item was added to the conversation, core/ports/sideband.ts), not at `at` (when its text
+ * was recorded: a caller's transcription can complete after the assistant answered); parts
+ * without an `order` (tools, events, transcripts recorded before there was one) sit at `at`.
+ * The sort is stable, so parts with one key keep the table's order.
+ */
+export function recordedLines(items: readonly Json[]): string[] {
+  const key = (item: Json) =>
+    item.kind === 'transcript' && typeof item.order === 'number'
+      ? item.order
+      : Number(item.at ?? 0);
+  const lines: string[] = [];
+  for (const item of [...items].sort((a, b) => key(a) - key(b))) {
+    if (item.kind === 'transcript')
+      lines.push(`  ${item.role === 'caller' ? 'caller   ' : 'assistant'}: ${item.text}`);
+    if (item.kind === 'tool')
+      lines.push(
+        `  tool     : ${item.name}(${item.arguments}) → ${item.output} in ${item.latencyMs} ms`,
+      );
+    if (item.kind === 'event')
+      lines.push(
+        `  event    : ${item.name}${item.detail ? ` ${JSON.stringify(item.detail)}` : ''}`,
+      );
+  }
+  return lines;
 }
 
 function simulatorUrl(target: CallTarget): string {

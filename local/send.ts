@@ -7,6 +7,7 @@ import { parseWebhookSecret } from '#core/webhooks/signature';
 import { localDir, notRunningMessage, readState } from './local-state';
 import { SAMPLE_TYPES, sampleEvent, sampleObject } from './samples';
 import { DEFAULT_SCENARIO, sendCall } from './send-call';
+import { playWebRtc } from './send-webrtc';
 import { signedWebhookRequest } from './signing';
 import { SCENARIO_NAMES, SCENARIOS } from './stand-ins/realtime-scenarios';
 
@@ -53,6 +54,7 @@ const wrap = (words: readonly string[], indent: string, width = 96) => {
 const HELP = `Usage:
   npm run send -- <type|all> [--id <object id>] [--raw]
   npm run send -- call [--scenario <name>|all|list]
+  npm run send -- webrtc        (a browser voice session through the local session endpoint)
 
 Sends correctly signed sample webhooks to local mode (npm start), or to any endpoint, and prints
 what was verified, stored, projected and fetched; \`call\` plays a phone call through the Realtime
@@ -133,6 +135,7 @@ async function main(argv: readonly string[]): Promise<number> {
     throw new SendError(`unexpected argument "${positionals[1]}" (npm run send -- --help)`, 2);
 
   if (what === 'call') return playCalls(values.scenario);
+  if (what === 'webrtc') return playWebRtc(runningLocalMode());
   if (values.scenario !== undefined)
     throw new SendError('--scenario goes with call: npm run send -- call --scenario <name>', 2);
   const known = (SAMPLE_TYPES as readonly string[]).includes(what);
@@ -255,9 +258,13 @@ async function playCalls(scenario: string | undefined): Promise<number> {
     return listing ? 0 : 2;
   }
   const state = runningLocalMode();
-  if (!state.calls)
+  // A scenario is played by the Realtime simulator. `calls` alone is not enough: with
+  // OPENAI_BASE_URL (the real API) phone calls are on, but real callers make them.
+  if (!state.simulator)
     throw new SendError(
-      'phone calls need `npm start` with the OpenAI simulator (OPENAI_BASE_URL unset).',
+      state.calls
+        ? `call scenarios need the OpenAI simulator, and this npm start talks to ${state.openAiBaseUrl} (OPENAI_BASE_URL): its phone calls are real ones, so call your number. To play scenarios, run npm start without OPENAI_BASE_URL.`
+        : 'call scenarios need the OpenAI simulator: run npm start without OPENAI_BASE_URL.',
     );
   const names = scenario === 'all' ? SCENARIO_NAMES : [scenario ?? DEFAULT_SCENARIO];
   let ok = true;

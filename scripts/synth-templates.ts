@@ -7,8 +7,9 @@ import { fileURLToPath } from 'node:url';
  * `npm run templates`: synthesizes the templates that CI checks, into .build/templates/<app>/:
  *
  * - `default`: bin/app.ts, the app `npm run synth` and `cdk deploy` use (phone calls off);
- * - `calls`: scripts/calls-app.ts, the same stack with phone calls on (sideband service, signal
- *   queue, VPC, a tool Lambda in a stack of its own).
+ * - `calls`: scripts/calls-app.ts, the examples' app config (examples/app-config.ts) in one stack:
+ *   phone calls on (sideband service, signal queue, VPC), its `CallTool.fromEntry` tool Lambdas
+ *   and its example handlers bundled into the batch and response consumers.
  *
  * Each goes through the CDK CLI with cdk.json, as a deploy would, so
  * `@aws-cdk/core:validateAgainstDefaultRules` applies: an error of CDK's built-in CloudFormation

@@ -17,7 +17,6 @@ import {
 import { awsClientConfig, hooked, QUICK_CALLS, sqsClientConfig } from '../aws-clients';
 import { DynamoCallStore } from '../dynamo-call-store';
 import { DynamoEventStore } from '../dynamo-event-store';
-import { DynamoWebhookLedger } from '../dynamo-webhook-ledger';
 import { EcsServiceScaler } from '../ecs-service-scaler';
 import { LambdaUserHandler } from '../lambda-user-handler';
 import { metricsFromEnv } from '../metrics-from-env';
@@ -74,7 +73,6 @@ export function consumerDepsFromEnv(
         }
       : {}),
     store: new DynamoEventStore(documents, tableName),
-    ledger: new DynamoWebhookLedger(dynamo, tableName),
     ...(openAi && env[ENV.hydrate] !== 'false' ? { hydrator: new OpenAiHydrator(openAi) } : {}),
     ...(userHandler ? { userHandler } : {}),
     ...payloadStoreFromEnv(env),
@@ -82,7 +80,25 @@ export function consumerDepsFromEnv(
     clock: Date.now,
     log,
     metrics,
+    ...maxReceiveCountFromEnv(env),
   };
+}
+
+/**
+ * The queue's `maxReceiveCount`, which the fan-out sets beside the redrive policy: with it, a
+ * failure on the last receive is logged (`event dead-lettered`) and counted
+ * (`EventsDeadLettered`). Unset, nothing is said of the DLQ; a value that is not an integer from
+ * 1 to 1000 (the SQS range) fails the cold start rather than silently never matching.
+ */
+export function maxReceiveCountFromEnv(env: NodeJS.ProcessEnv): { maxReceiveCount?: number } {
+  const raw = env[ENV.maxReceiveCount];
+  if (raw === undefined || raw === '') return {};
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > 1000)
+    throw new Error(
+      `Environment variable ${ENV.maxReceiveCount} must be an integer from 1 to 1000; got "${raw}".`,
+    );
+  return { maxReceiveCount: value };
 }
 
 function incomingCallDepsFromEnv(

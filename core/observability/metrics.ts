@@ -5,7 +5,7 @@
  *
  * One namespace, `OpenAiWebhooks`. Every metric is published with the dimension set `[Stack]`
  * (the total) and, when it has one, also with `[Stack, <its dimension>]` (`Category`, `Reason`,
- * `Secret`, `Tool` or `EndReason`). Dashboards and alarms read either directly: no metric math.
+ * `Secret`, `Tool`, `EndReason` or `Action`). Dashboards and alarms read either directly: no metric math.
  */
 export const METRICS_NAMESPACE = 'OpenAiWebhooks';
 
@@ -18,8 +18,12 @@ export const METRICS = {
   WebhooksVerified: { unit: 'Count', about: 'signature and timestamp verified' },
   WebhooksRejected: { unit: 'Count', about: '4xx answers, by Reason (the error code)' },
   SignatureFailures: { unit: 'Count', about: '401s: bad signature or timestamp out of tolerance' },
-  WebhooksDuplicate: { unit: 'Count', about: 'deliveries of a webhook-id already consumed' },
+  WebhooksDuplicate: { unit: 'Count', about: 'deliveries of an event already queued' },
   WebhooksAccepted: { unit: 'Count', about: 'stored and queued, by Category' },
+  WebhooksMalformed: {
+    unit: 'Count',
+    about: 'verified bodies that are not well-formed events, kept and acknowledged anyway',
+  },
   WebhooksFailed: { unit: 'Count', about: '5xx answers (OpenAI retries), by Reason' },
   SecretMatched: { unit: 'Count', about: 'which secret verified, by Secret (current/previous)' },
   AckLatency: { unit: 'Milliseconds', about: 'request in to 200 out, accepted webhooks' },
@@ -70,12 +74,46 @@ export const METRICS = {
     about: 'calls a worker let go of because a sweeper fenced its lease (it had stalled)',
   },
   AttachRetries: { unit: 'Count', about: 'sideband attaches retried after a failure' },
+  // Browser voice sessions: the WebRTC session endpoint and attach API (issue 14).
+  WebRtcSessionsOpened: { unit: 'Count', about: 'browser offers answered and signalled' },
+  WebRtcSessionsRefused: {
+    unit: 'Count',
+    about: 'session requests refused (bad SDP, unknown profile, full, OpenAI error), by Reason',
+  },
+  WebRtcAnswerLatency: {
+    unit: 'Milliseconds',
+    about: 'offer in to SDP answer out (OpenAI included)',
+  },
+  WebRtcAttaches: { unit: 'Count', about: 'attach API calls queued for the sideband fleet' },
+  // Live call control (issue 16): commands as the worker holding the call settles them.
+  CallCommandsApplied: {
+    unit: 'Count',
+    about: 'call-control commands applied by the worker holding the call, by Action',
+  },
+  CallCommandsRefused: {
+    unit: 'Count',
+    about: 'commands the call could not take (no response to cancel, unknown target…), by Reason',
+  },
+  CallCommandsFailed: {
+    unit: 'Count',
+    about: 'commands claimed but not carried out (the call ended first), by Reason',
+  },
+  CallCommandLatency: {
+    unit: 'Milliseconds',
+    about: 'API accepted (202) to applied by the owning worker, by Action',
+  },
+  // Phone calls: the call recorder (issue 12).
+  RecorderItemsDropped: {
+    unit: 'Count',
+    about:
+      'call parts (transcript, tool, usage, event) the recorder gave up writing, by Reason; alarmed above 0',
+  },
 } as const satisfies Record<string, { unit: MetricUnit; about: string }>;
 
 export type MetricName = keyof typeof METRICS;
 
 /** The one extra dimension a metric may carry besides `Stack`. */
-export type MetricDimension = 'Category' | 'Reason' | 'Secret' | 'Tool' | 'EndReason';
+export type MetricDimension = 'Category' | 'Reason' | 'Secret' | 'Tool' | 'EndReason' | 'Action';
 
 export interface MetricPoint {
   readonly name: MetricName;

@@ -2,6 +2,9 @@ import type { CallStatus } from '../calls/call-state';
 import type { CallerSource, SipMediaSecurity } from '../calls/sip';
 import type { CallEndReason, CallMissedReason, CallRejectReason } from '../reasons';
 
+/** How a call reached OpenAI: SIP, or a browser's WebRTC peer connection. */
+export type CallChannel = 'sip' | 'webrtc';
+
 export interface CallRecord {
   readonly callId: string;
   readonly status: CallStatus;
@@ -62,6 +65,15 @@ export interface CallRecord {
   readonly reattaches?: number;
   /** Server idle timeouts (`input_audio_buffer.timeout_triggered`) in the call. */
   readonly idleTimeouts?: number;
+  /**
+   * How the call reached OpenAI: a SIP trunk (`realtime.call.incoming`, the default when unset) or
+   * a browser's WebRTC offer through the session endpoint or the attach API (core/webrtc/).
+   */
+  readonly channel?: CallChannel;
+  /** The WebRTC profile (a key of `calls.sessions`) the session was opened with. */
+  readonly profile?: string;
+  /** Short strings the attach API was given, kept on the record for tools and views. */
+  readonly metadata?: Readonly<Record<string, string>>;
   readonly expiresAt: number;
 }
 

@@ -55,7 +55,12 @@ import {
   type SidebandSettings,
   sidebandSettings,
 } from '../calls/calls-config';
-import { DTMF_KEY, type DtmfAction, type SessionConfig } from '../calls/session-config';
+import {
+  BUILT_IN_TOOLS,
+  DTMF_KEY,
+  type DtmfAction,
+  type SessionConfig,
+} from '../calls/session-config';
 import { count, type MetricPoint } from '../observability/metrics';
 import type { CallRecord, CallStore } from '../ports/calls';
 import type {
@@ -68,6 +73,13 @@ import type {
 } from '../ports/sideband';
 import type { CallEndReason, HangupCause } from '../reasons';
 import type { WireEvent } from '../wire';
+import {
+  type CallCommand,
+  type CommandError,
+  type CommandStatus,
+  type StoredCommand,
+  sayItem,
+} from './call-commands';
 import { ConversationOrder } from './conversation-order';
 import { ResponseSequencer } from './response-sequencer';
 import { capOutput, idOf, isObject, SERVER_EVENT_TYPES, usageOf } from './server-events';
@@ -87,8 +99,13 @@ export interface SessionEnd {
   readonly handedOff: boolean;
 }
 
-/** What set a transfer off: the model's `transfer_call`, the end of the wrap-up, or a keypad key. */
-export type TransferCause = 'tool' | 'wrap_up' | 'dtmf';
+/**
+ * What set a transfer off: the model's `transfer_call`, the end of the wrap-up, a keypad key, or a
+ * call-control command (`call-commands.ts`).
+ */
+export type TransferCause = 'tool' | 'wrap_up' | 'dtmf' | 'command';
+/** Why the worker hangs up: the causes of `#core/reasons`, or a call-control command. */
+export type FarewellCause = HangupCause | 'command';
 /** Why a transfer failed: `/refer` threw, or the socket did not close within the deadline. */
 export type TransferFailure = 'refer_error' | 'not_confirmed';
 
@@ -209,6 +226,28 @@ export type SessionEvent =
       readonly op: number;
       readonly delivered: boolean;
       readonly error?: string;
+    }
+  /**
+   * A call-control command for this call (a nudge from the API reached this worker). Applied once:
+   * only a `pending` command is acted on, after the worker moved it to `applied` under its lease.
+   */
+  | { readonly type: 'command'; readonly command: StoredCommand }
+  /** The call's commands, read on attach: pending ones are applied, applied updates restored. */
+  | {
+      readonly type: 'commands-loaded';
+      readonly op: number;
+      readonly commands: readonly StoredCommand[];
+      readonly error?: string;
+    }
+  /**
+   * A command's status change is done: `done` false when its condition failed (no longer in the
+   * `from` status, or this worker's lease no longer holds the call); `error` if it threw.
+   */
+  | {
+      readonly type: 'command-updated';
+      readonly op: number;
+      readonly done: boolean;
+      readonly error?: string;
     };
 
 /** An event with the time it happened (epoch ms): the machine's only clock. */
@@ -262,6 +301,22 @@ export type SessionCommand =
   /** Read the call's undelivered outputs and running claims (a worker taking the call over). */
   | { readonly type: 'load-tool-outputs'; readonly op: number }
   | { readonly type: 'mark-tool-output-delivered'; readonly op: number; readonly fnCallId: string }
+  /**
+   * Move a command from `from` to `to`, conditionally (still `from`); from `pending`, also only
+   * while this worker's lease holds the call under the epoch it claimed it with.
+   */
+  | {
+      readonly type: 'update-command';
+      readonly op: number;
+      readonly commandId: string;
+      readonly from: CommandStatus;
+      readonly to: CommandStatus;
+      readonly error?: CommandError;
+      /** On a claim: the command as this worker got it (applied only if the stored one is it). */
+      readonly expected?: StoredCommand;
+    }
+  /** Read the call's commands (on attach: what was sent while nobody held the call). */
+  | { readonly type: 'load-commands'; readonly op: number }
   | { readonly type: 'metrics'; readonly points: readonly MetricPoint[] }
   | {
       readonly type: 'log';
@@ -293,10 +348,10 @@ interface Completed {
 }
 
 /** An end of the call (or a transfer) waiting for the goodbye to finish playing. */
-type Farewell =
+type Farewell = (
   | {
       readonly action: 'hangup';
-      readonly why: HangupCause;
+      readonly why: FarewellCause;
       readonly call: ToolCall | undefined;
       /** The goodbye's response; undefined (the wrap-up): every response. */
       readonly responseId: string | undefined;
@@ -308,7 +363,16 @@ type Farewell =
       readonly why: TransferCause;
       readonly call: ToolCall | undefined;
       readonly responseId: string | undefined;
-    };
+    }
+) & {
+  /**
+   * A goodbye asked for with `response.create` that has not started yet (a command's): the next
+   * `response.created` is its response, which the farewell then waits for.
+   */
+  readonly awaitingResponse?: boolean;
+  /** The call-control command (`hangup`, `transfer`) this farewell carries out, if one. */
+  readonly commandId?: string;
+};
 
 /** What to do when an operation's result comes back. */
 type Pending =
@@ -337,6 +401,10 @@ type Pending =
   | { readonly kind: 'mark-ended'; readonly durationMs: number }
   | { readonly kind: 'store-output'; readonly fnCallId: string }
   | { readonly kind: 'load-outputs' }
+  /** A command moved `pending` → `applied` (then acted on) or to `refused`/`failed`. */
+  | { readonly kind: 'command-claim'; readonly command: StoredCommand }
+  | { readonly kind: 'command-settle'; readonly commandId: string }
+  | { readonly kind: 'load-commands' }
   | {
       readonly kind: 'mark-delivered';
       readonly fnCallId: string;
@@ -403,8 +471,12 @@ const DTMF_KEPT = 64;
 export class CallSessionMachine {
   private sequencer = new ResponseSequencer();
   private readonly settings: SidebandSettings;
-  /** The tools this call's session may run. */
-  private readonly allowedTools: ReadonlySet<string>;
+  /** The tools this call's session may run (a command's `update` may change them). */
+  private allowedTools: ReadonlySet<string>;
+  /** The session's instructions now (a command's `update` may change them). */
+  private currentInstructions: string | undefined;
+  /** Commands this session acted on (or is acting on), by id: each once. */
+  private readonly seenCommands = new Set<string>();
   /** The longest a user tool may take (the runner's timeout), plus the margin. */
   private readonly toolDeadlineMs: number;
   /** Function call ids seen on this session: acted on or skipped, once each. */
@@ -440,7 +512,7 @@ export class CallSessionMachine {
   private alive = true;
   private sessionExpired = false;
   private hangupRequested = false;
-  private hangupCause: HangupCause | undefined;
+  private hangupCause: FarewellCause | undefined;
   private handingOff = false;
   private leaseLost = false;
   private keepaliveFailed = false;
@@ -479,6 +551,7 @@ export class CallSessionMachine {
       TOOL_MARGIN_MS;
     this.callerSpoke = record.callerSpokeAt !== undefined;
     this.reattaches = record.reattaches ?? 0;
+    this.currentInstructions = session.instructions;
   }
 
   get callId(): string {
@@ -600,6 +673,15 @@ export class CallSessionMachine {
         if (p) this.onOutputMarked(p, input.delivered, input.error);
         break;
       }
+      case 'command':
+        this.onCommand(input.command);
+        break;
+      case 'commands-loaded':
+        if (this.take(input.op, 'load-commands')) this.onCommandsLoaded(input);
+        break;
+      case 'command-updated':
+        this.onCommandUpdated(input.op, input.done, input.error, now);
+        break;
     }
     return this.out;
   }
@@ -641,6 +723,9 @@ export class CallSessionMachine {
     this.record({ kind: 'event', name: 'attached', detail: { owner, greet } });
     // Taking the call over: outputs the previous worker stored for its running tools.
     if (!greet) this.loadToolOutputs();
+    // Commands sent while nobody held the call (before the first attach, during a hand-off or a
+    // sweep), and the updates applied before: read once per attach, never polled.
+    this.emit({ type: 'load-commands', op: this.open({ kind: 'load-commands' }) });
   }
 
   private onClose(code: number, now: number): void {
@@ -786,6 +871,9 @@ export class CallSessionMachine {
         this.sequencer.onResponseCreated();
         const id = idOf(isObject(event.response) ? event.response.id : undefined);
         if (id) this.openResponses.add(id);
+        // A command's goodbye asked for with response.create: this is its response.
+        if (this.farewell?.awaitingResponse && id)
+          this.farewell = { ...this.farewell, awaitingResponse: false, responseId: id };
         break;
       }
       case 'response.done':
@@ -1410,9 +1498,10 @@ export class CallSessionMachine {
     const f = this.farewell;
     if (!f || this.reattaching) return;
     const responseDone =
-      f.responseId === undefined
+      !f.awaitingResponse &&
+      (f.responseId === undefined
         ? this.openResponses.size === 0
-        : !this.openResponses.has(f.responseId);
+        : !this.openResponses.has(f.responseId));
     if (responseDone && !this.audioPlaying) {
       this.actOnFarewell();
       return;
@@ -1432,10 +1521,16 @@ export class CallSessionMachine {
 
   /** A hang-up or a transfer is under way (or waiting for its goodbye to play). */
   private leaving(): boolean {
-    return this.hangupRequested || this.farewell !== undefined || this.transfer !== undefined;
+    return (
+      this.hangupRequested ||
+      this.farewell !== undefined ||
+      this.transfer !== undefined ||
+      // A /refer on its way (the farewell is over, the transfer not yet confirmed by its answer).
+      [...this.pending.values()].some((p) => p.kind === 'refer')
+    );
   }
 
-  private hangUp(why: HangupCause, call: ToolCall | undefined): void {
+  private hangUp(why: FarewellCause, call: ToolCall | undefined): void {
     this.hangupRequested = true;
     this.hangupCause ??= why;
     this.record({ kind: 'event', name: 'hangup', detail: { why } });
@@ -1579,6 +1674,347 @@ export class CallSessionMachine {
     }
   }
 
+  // ── call-control commands (call-commands.ts) ─────────────────────────────────────────────────
+
+  /**
+   * A command for this call. Each is acted on once: only while `pending`, and only after this
+   * worker moved it to `applied` under its lease (the shell's conditional write, guarded by the
+   * call lease's owner and epoch), so a command sent during a hand-off or a sweep is applied by
+   * exactly one worker: the one that holds the call when it is read. Letting go of the call, a
+   * worker leaves it pending for the next owner, which reads the call's commands on attach.
+   */
+  private onCommand(command: StoredCommand): void {
+    if (command.status !== 'pending' || this.seenCommands.has(command.id)) return;
+    // Not attached yet: the attach reads the call's pending commands. Letting go: the next owner.
+    if (!this.opened || this.handingOff || this.leaseLost) return;
+    this.seenCommands.add(command.id);
+    if (this.ending) {
+      this.metrics([count('CallCommandsFailed', { name: 'Reason', value: 'call_ended' })]);
+      this.settleCommand(command, 'failed', {
+        code: 'call_ended',
+        message: 'The call ended before the command could be applied.',
+      });
+      return;
+    }
+    const refusal = this.refusalOf(command.command);
+    if (refusal) {
+      this.log('info', 'call command refused', {
+        commandId: command.id,
+        action: command.command.action,
+        code: refusal.code,
+      });
+      this.metrics([count('CallCommandsRefused', { name: 'Reason', value: refusal.code })]);
+      this.recordCommand(command, 'refused', refusal);
+      this.settleCommand(command, 'refused', refusal);
+      return;
+    }
+    this.emit({
+      type: 'update-command',
+      op: this.open({ kind: 'command-claim', command }),
+      commandId: command.id,
+      from: 'pending',
+      to: 'applied',
+      expected: command,
+    });
+  }
+
+  private onCommandsLoaded(loaded: {
+    readonly commands: readonly StoredCommand[];
+    readonly error?: string;
+  }): void {
+    if (loaded.error !== undefined) {
+      this.log('warn', 'could not read the call commands', { error: loaded.error });
+      return;
+    }
+    // In the order they were sent (ids are time-ordered). An update applied by an earlier owner
+    // changed the session: this worker's view of it (instructions, tools) follows, with no frame.
+    const ordered = [...loaded.commands].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    for (const c of ordered)
+      if (c.status === 'applied' && c.command.action === 'update') this.adoptUpdate(c.command);
+    for (const c of ordered) if (c.status === 'pending') this.onCommand(c);
+    // A hang-up another worker applied, yet the call is live enough to attach to: that worker
+    // died (SIGKILL, a crash) before its /hangup went out, as /hangup ends the call. Applied
+    // again, once (a guarded claim, applied → applied, under this worker's lease). A hang-up is
+    // idempotent for the call: at worst the caller hears a second goodbye.
+    for (const c of ordered)
+      if (
+        c.status === 'applied' &&
+        c.command.action === 'hangup' &&
+        c.appliedBy !== undefined &&
+        c.appliedBy !== this.setup.owner &&
+        !this.seenCommands.has(c.id) &&
+        !this.leaving()
+      ) {
+        this.seenCommands.add(c.id);
+        this.log('info', 'call command re-applied: its worker never hung up', {
+          commandId: c.id,
+          appliedBy: c.appliedBy,
+        });
+        this.emit({
+          type: 'update-command',
+          op: this.open({ kind: 'command-claim', command: c }),
+          commandId: c.id,
+          from: 'applied',
+          to: 'applied',
+          expected: c,
+        });
+      }
+  }
+
+  private onCommandUpdated(
+    op: number,
+    done: boolean,
+    error: string | undefined,
+    now: number,
+  ): void {
+    const p = this.pending.get(op);
+    if (!p || (p.kind !== 'command-claim' && p.kind !== 'command-settle')) return;
+    this.pending.delete(op);
+    if (p.kind === 'command-settle') {
+      if (error !== undefined)
+        this.log('warn', 'could not record a call command result', {
+          commandId: p.commandId,
+          error,
+        });
+      return;
+    }
+    const { command } = p;
+    if (error !== undefined) {
+      // Not applied, and still pending: a later nudge or the next attach tries again.
+      this.seenCommands.delete(command.id);
+      this.log('warn', 'could not claim a call command', { commandId: command.id, error });
+      return;
+    }
+    if (!done) {
+      // Applied or settled elsewhere, or this worker no longer holds the call.
+      this.log('info', 'call command not ours to apply', { commandId: command.id });
+      return;
+    }
+    if (this.handingOff || this.leaseLost) {
+      // Ours, but the call is moving on: back to pending, for the next owner.
+      this.emit({
+        type: 'update-command',
+        op: this.open({ kind: 'command-settle', commandId: command.id }),
+        commandId: command.id,
+        from: 'applied',
+        to: 'pending',
+      });
+      return;
+    }
+    if (this.ending) {
+      const ended = {
+        code: 'call_ended',
+        message: 'The call ended before the command could be applied.',
+      } as const;
+      this.metrics([count('CallCommandsFailed', { name: 'Reason', value: ended.code })]);
+      this.recordCommand(command, 'failed', ended);
+      this.settleCommand(command, 'failed', ended, 'applied');
+      return;
+    }
+    // Checked again now the claim is back: the call moved on during its round trip (the response
+    // a cancel was for has finished, a transfer started). Refused, not applied to nothing.
+    const refusal = this.refusalOf(command.command);
+    if (refusal) {
+      this.log('info', 'call command refused', {
+        commandId: command.id,
+        action: command.command.action,
+        code: refusal.code,
+      });
+      this.metrics([count('CallCommandsRefused', { name: 'Reason', value: refusal.code })]);
+      this.recordCommand(command, 'refused', refusal);
+      this.settleCommand(command, 'refused', refusal, 'applied');
+      return;
+    }
+    this.applyCommand(command, now);
+  }
+
+  /** Why the call cannot take `command` now, if it cannot. */
+  private refusalOf(command: CallCommand): CommandError | undefined {
+    const leaving = {
+      code: 'call_leaving',
+      message: 'The call is already being hung up or transferred.',
+    } as const;
+    switch (command.action) {
+      case 'say':
+      case 'hangup':
+        return this.leaving() ? leaving : undefined;
+      case 'cancel':
+        if (this.leaving()) return leaving;
+        return this.openResponses.size === 0 && !this.audioPlaying && !this.sequencer.isWaiting
+          ? { code: 'no_active_response', message: 'No response is in progress to cancel.' }
+          : undefined;
+      case 'update': {
+        const known = new Set(this.setup.config.tools.map((t) => t.name));
+        const unknown = (command.tools ?? []).filter((t) => !known.has(t));
+        return unknown.length > 0
+          ? { code: 'unknown_tool', message: `Unknown tools: ${unknown.join(', ')}.` }
+          : undefined;
+      }
+      case 'transfer': {
+        // REFER is a SIP request: a browser (WebRTC) call has no SIP leg to refer.
+        const { channel } = this.setup.record;
+        if (channel !== undefined && channel !== 'sip')
+          return { code: 'not_sip', message: 'Only a SIP (phone) call can be transferred.' };
+        if (this.targetUri(command.target) === undefined)
+          return {
+            code: 'unknown_transfer_target',
+            message: `"${command.target}" is not a transfer target.`,
+          };
+        return this.leaving() ? leaving : undefined;
+      }
+    }
+  }
+
+  /** Carries a claimed command out: the frames (or the goodbye path), and the timeline. */
+  private applyCommand(stored: StoredCommand, now: number): void {
+    const { command } = stored;
+    this.log('info', 'call command applied', {
+      commandId: stored.id,
+      action: command.action,
+      sender: stored.sender,
+      latencyMs: now - stored.createdAt,
+    });
+    // createdAt is when the API accepted the command (its 202): the latency is accept → applied.
+    const action = { name: 'Action', value: command.action } as const;
+    this.metrics([
+      count('CallCommandsApplied', action),
+      { name: 'CallCommandLatency', value: Math.max(0, now - stored.createdAt), dimension: action },
+    ]);
+    this.recordCommand(stored, 'applied');
+    switch (command.action) {
+      case 'say':
+        this.send(sayItem(command));
+        if (command.respond) this.createResponse();
+        break;
+      case 'update': {
+        this.adoptUpdate(command);
+        const tools = command.tools ? this.toolDefinitions() : undefined;
+        this.send({
+          type: 'session.update',
+          session: {
+            type: 'realtime',
+            ...(command.instructions !== undefined ? { instructions: command.instructions } : {}),
+            ...(tools ? { tools } : {}),
+            ...(command.toolChoice !== undefined ? { tool_choice: command.toolChoice } : {}),
+          },
+        });
+        break;
+      }
+      case 'cancel':
+        this.send({ type: 'response.cancel' });
+        this.send({ type: 'output_audio_buffer.clear' });
+        break;
+      case 'hangup':
+        // The end_call path: a goodbye that plays out, then /hangup (capped by goodbyeDrainCapMs).
+        this.hangupRequested = true;
+        this.hangupCause = 'command';
+        this.createResponse({
+          instructions: this.instructions(
+            command.goodbye
+              ? `The call is ending now. Say exactly this to the caller, then nothing else: "${command.goodbye}"`
+              : 'The call is ending now. Say a short, polite goodbye to the caller.',
+          ),
+        });
+        this.bidFarewell({
+          action: 'hangup',
+          why: 'command',
+          call: undefined,
+          responseId: undefined,
+          awaitingResponse: true,
+          commandId: stored.id,
+        });
+        this.checkFarewell();
+        break;
+      case 'transfer': {
+        // The transfer_call path: the announcement (if any) plays out, then /refer, confirmed only
+        // by the socket closing within transferConfirmMs.
+        const uri = this.targetUri(command.target);
+        if (uri === undefined) break;
+        if (command.announce)
+          this.createResponse({
+            instructions: this.instructions(
+              `The caller is being transferred now. Say exactly this to the caller, then nothing else: "${command.announce}"`,
+            ),
+          });
+        this.bidFarewell({
+          action: 'transfer',
+          target: command.target,
+          uri,
+          why: 'command',
+          call: undefined,
+          responseId: undefined,
+          ...(command.announce ? { awaitingResponse: true } : {}),
+          commandId: stored.id,
+        });
+        this.checkFarewell();
+        break;
+      }
+    }
+    this.settleCommand(stored, 'applied', undefined, 'applied');
+  }
+
+  /** An update's effect on what this worker knows of the session (no frame). */
+  private adoptUpdate(command: Extract<CallCommand, { action: 'update' }>): void {
+    if (command.instructions !== undefined) this.currentInstructions = command.instructions;
+    if (command.tools)
+      this.allowedTools = new Set([
+        ...command.tools,
+        END_CALL,
+        ...(Object.keys(this.setup.config.transferTargets).length > 0 ? [TRANSFER_CALL] : []),
+      ]);
+  }
+
+  /** The session's tools as `session.update` takes them: the user tools allowed, then the built-ins. */
+  private toolDefinitions(): Record<string, unknown>[] {
+    const { config } = this.setup;
+    const targets = Object.keys(config.transferTargets);
+    const user = config.tools
+      .filter((t) => this.allowedTools.has(t.name))
+      .map((t) => ({ name: t.name, description: t.description, parameters: t.parameters }));
+    return [
+      ...user,
+      BUILT_IN_TOOLS.endCall,
+      ...(targets.length > 0 ? [BUILT_IN_TOOLS.transferCall(targets)] : []),
+    ].map((t) => ({ type: 'function', ...t }));
+  }
+
+  private recordCommand(stored: StoredCommand, status: CommandStatus, error?: CommandError): void {
+    const { command } = stored;
+    this.record({
+      kind: 'event',
+      name: 'command',
+      detail: {
+        id: stored.id,
+        action: command.action,
+        sender: stored.sender,
+        status,
+        ...(command.action === 'transfer' ? { target: command.target } : {}),
+        ...(error ? { error: error.code } : {}),
+      },
+    });
+  }
+
+  /**
+   * A command's final status. `applied` was written by the claim itself; a refusal or failure from
+   * `pending` is guarded by the lease as the claim is, one from `applied` only by the status.
+   */
+  private settleCommand(
+    stored: StoredCommand,
+    to: CommandStatus,
+    error: CommandError | undefined,
+    from: CommandStatus = 'pending',
+  ): void {
+    if (to === 'applied' && from === 'applied') return;
+    this.emit({
+      type: 'update-command',
+      op: this.open({ kind: 'command-settle', commandId: stored.id }),
+      commandId: stored.id,
+      from,
+      to,
+      ...(error ? { error } : {}),
+    });
+  }
+
   // ── the end ──────────────────────────────────────────────────────────────────────────────────
 
   /** Ends the session: the first cause wins (a refused attach can also raise an error, then a close). */
@@ -1594,6 +2030,19 @@ export class CallSessionMachine {
     if (farewell?.call) {
       if (this.handingOff) this.carryOut(farewell.call);
       else this.recordTool(farewell.call, '', 'skipped', 'call_ended', now);
+    }
+    if (farewell?.commandId !== undefined && this.handingOff) {
+      // A hang-up or transfer command whose goodbye had not finished (no /hangup or /refer sent
+      // yet): given back (`applied → pending`) for the worker that takes the call over, which
+      // applies it again, goodbye and all. Left as it was, the call would never be hung up.
+      this.log('info', 'call command given back on hand-off', { commandId: farewell.commandId });
+      this.emit({
+        type: 'update-command',
+        op: this.open({ kind: 'command-settle', commandId: farewell.commandId }),
+        commandId: farewell.commandId,
+        from: 'applied',
+        to: 'pending',
+      });
     }
     this.record({
       kind: 'event',
@@ -1678,7 +2127,7 @@ export class CallSessionMachine {
    * sent with its line alone would drop the persona.
    */
   private instructions(extra: string): string {
-    const own = this.setup.session.instructions?.trim();
+    const own = this.currentInstructions?.trim();
     return own ? `${own}\n\n${extra}` : extra;
   }
 

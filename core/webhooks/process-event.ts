@@ -7,7 +7,7 @@ import type {
   HydrationResult,
   Hydrator,
   PayloadStore,
-  WebhookLedger,
+  StoredEventRecord,
 } from '../ports/webhooks';
 import type { Category } from './categories';
 import { type Malformed, readEnvelope } from './envelope';
@@ -26,6 +26,7 @@ import {
   type QueuedWebhook,
   unwrapBody,
 } from './queue-message';
+import { decodeUtf8 } from './utf8';
 
 /**
  * What a user handler receives: the verified, stored event, with its projected object.
@@ -67,7 +68,6 @@ export type UserHandler = (event: ConsumedEvent) => Promise<void>;
 
 export interface ConsumerDeps {
   readonly store: EventStore;
-  readonly ledger: Pick<WebhookLedger, 'markConsumed'>;
   readonly hydrator?: Hydrator;
   /** Where claim-checked bodies are read from (S3); needed only for those. */
   readonly payloads?: PayloadStore;
@@ -120,45 +120,22 @@ export async function processMessage(
     type: message.type,
     attempt,
   });
-  const carried = unwrapBody(message.body);
-  let text: string | undefined;
-  if (carried.kind === 'raw') text = carried.text;
-  else text = utf8(carried.kind === 'bytes' ? carried.bytes : await readPayload(deps, carried.ref));
-  const envelope = readEnvelope(text, {
-    webhookId: message.webhookId,
-    receivedAt: message.receivedAt,
-  });
-  const event = envelope.event;
-  const ref = envelope.projectable ? objectRefOf(event) : undefined;
   const now = clock();
   const category = { name: 'Category', value: message.category } as const;
-
-  const stored = await store.recordReceived({
-    eventId: event.id,
-    webhookId: message.webhookId,
-    type: event.type,
-    category: message.category,
-    createdAt: event.created_at,
-    receivedAt: message.receivedAt,
-    secretLabel: message.secretLabel,
-    payload: message.body,
-    ...(carried.kind === 'ref' ? { payloadRef: carried.ref } : {}),
-    ...(envelope.malformed
-      ? { malformed: envelope.malformed.reason, malformedMessage: envelope.malformed.message }
-      : {}),
-    ...(ref ? { objectId: ref.objectId } : {}),
-    status: 'received',
-    attempts: attempt,
-    expiresAt: Math.floor(now / 1000) + deps.eventTtlSeconds,
-  });
-  // From here on the event is durable on our side: the ingress may answer "duplicate".
-  await deps.ledger.markConsumed(message.webhookId);
-  if (message.replay === 'force') log.warn('forced replay', { previously: stored });
-  else if (stored === 'processed') {
-    log.info('event already processed; skipped');
+  const failed = (error: unknown): never => {
+    reportFailure(deps, log, message, attempt, error, now);
+    throw error;
+  };
+  // Reading the payload and storing the body can fail too: on the last attempt that is a dead
+  // letter like any other, so it is logged and counted the same way.
+  const prepared = await prepare(deps, message, attempt, now).catch(failed);
+  if (prepared.kind === 'skipped') {
+    log.info(prepared.why);
     deps.metrics([count('EventsSkipped', category)]);
     return 'skipped';
   }
+  const { record, event, ref, envelope } = prepared;
+  if (message.replay === 'force') log.warn('forced replay', { previously: prepared.previously });
 
   try {
     let object: ObjectState | undefined;
@@ -186,12 +163,7 @@ export async function processMessage(
       );
     }
     const consumed: ConsumedEvent = {
-      eventId: event.id,
-      webhookId: message.webhookId,
-      type: event.type,
-      category: message.category,
-      createdAt: event.created_at,
-      receivedAt: message.receivedAt,
+      ...identityOf(event, message),
       data: event.data,
       ...(object ? { object } : {}),
       attempt,
@@ -200,7 +172,7 @@ export async function processMessage(
     if (deps.categoryHandler) await deps.categoryHandler(consumed, log);
     if (deps.userHandler) await deps.userHandler(consumed);
     const done = clock();
-    await store.markProcessed(event.id, attempt, done);
+    await store.markProcessed(record, attempt, done);
     deps.metrics([
       count('EventsProcessed', category),
       { name: 'ProcessingTime', value: done - now, dimension: category },
@@ -214,22 +186,9 @@ export async function processMessage(
     });
     return 'processed';
   } catch (error) {
-    log.error('event processing failed', { error: errorMessage(error) });
-    const last = deps.maxReceiveCount !== undefined && attempt >= deps.maxReceiveCount;
-    if (last)
-      log.error('event dead-lettered', {
-        category: message.category,
-        maxReceiveCount: deps.maxReceiveCount,
-        error: errorMessage(error),
-        next: 'SQS moves the message to the DLQ; owh events show, then owh redrive',
-      });
-    deps.metrics([
-      count('ProcessingFailures', category),
-      { name: 'ProcessingTime', value: clock() - now, dimension: category },
-      ...(last ? [count('EventsDeadLettered', category)] : []),
-    ]);
+    reportFailure(deps, log, message, attempt, error, now);
     await store
-      .markFailed(event.id, errorMessage(error), attempt, clock())
+      .markFailed(record, errorMessage(error), attempt, clock())
       .catch((markError: unknown) =>
         log.error('could not record failure', { error: errorMessage(markError) }),
       );
@@ -237,15 +196,104 @@ export async function processMessage(
   }
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+/** What `prepare` found: the event to process, or why the message is skipped. */
+type Prepared =
+  | { readonly kind: 'skipped'; readonly why: string }
+  | {
+      readonly kind: 'process';
+      readonly record: StoredEventRecord;
+      readonly event: ReturnType<typeof readEnvelope>['event'];
+      readonly envelope: ReturnType<typeof readEnvelope>;
+      readonly ref: ReturnType<typeof objectRefOf> | undefined;
+      readonly previously: string;
+    };
 
-/** The text of UTF-8 bytes; undefined when they are not UTF-8. */
-function utf8(bytes: Uint8Array): string | undefined {
-  try {
-    return strictUtf8.decode(bytes);
-  } catch {
-    return undefined;
-  }
+/** The event's identity, as the store keeps it and the handlers receive it. */
+function identityOf(event: ReturnType<typeof readEnvelope>['event'], message: QueuedWebhook) {
+  return {
+    eventId: event.id,
+    webhookId: message.webhookId,
+    type: event.type,
+    category: message.category,
+    createdAt: event.created_at,
+    receivedAt: message.receivedAt,
+  };
+}
+
+/** Reads the message's payload and stores the event's body: everything before the handler. */
+async function prepare(
+  deps: ConsumerDeps,
+  message: QueuedWebhook,
+  attempt: number,
+  now: number,
+): Promise<Prepared> {
+  const carried = unwrapBody(message.body);
+  let text: string | undefined;
+  if (carried.kind === 'raw') text = carried.text;
+  else
+    text = decodeUtf8(
+      carried.kind === 'bytes' ? carried.bytes : await readPayload(deps, carried.ref),
+    );
+  const envelope = readEnvelope(text, {
+    webhookId: message.webhookId,
+    receivedAt: message.receivedAt,
+  });
+  const event = envelope.event;
+  const ref = envelope.projectable ? objectRefOf(event) : undefined;
+  const record: StoredEventRecord = {
+    ...identityOf(event, message),
+    secretLabel: message.secretLabel,
+    ...(message.token ? { token: message.token } : {}),
+    payload: message.body,
+    ...(carried.kind === 'ref' ? { payloadRef: carried.ref } : {}),
+    ...(envelope.malformed
+      ? { malformed: envelope.malformed.reason, malformedMessage: envelope.malformed.message }
+      : {}),
+    ...(ref ? { objectId: ref.objectId } : {}),
+    status: 'received',
+    attempts: attempt,
+    expiresAt: Math.floor(now / 1000) + deps.eventTtlSeconds,
+  };
+  // The first attempt writes the body once, with its outcome; a retry (or a replay) writes it
+  // first as well, so an event whose attempts keep dying still has its payload stored.
+  const stored = await deps.store.recordReceived(record, {
+    storeFirst: attempt > 1 || message.replay !== undefined,
+  });
+  // Racing ingress attempts both queued it; the event's head names the other message.
+  if (stored === 'duplicate')
+    return { kind: 'skipped', why: 'second message of a queued event; dropped' };
+  if (stored === 'processed' && message.replay !== 'force')
+    return { kind: 'skipped', why: 'event already processed; skipped' };
+  return { kind: 'process', record, event, envelope, ref, previously: stored };
+}
+
+/**
+ * Logs and counts a failed attempt; on the queue's last receive (`maxReceiveCount`) SQS moves the
+ * message to the DLQ next, so that is logged and counted as a dead letter too.
+ */
+function reportFailure(
+  deps: ConsumerDeps,
+  log: Logger,
+  message: QueuedWebhook,
+  attempt: number,
+  error: unknown,
+  startedAt: number,
+): void {
+  const category = { name: 'Category', value: message.category } as const;
+  log.error('event processing failed', { error: errorMessage(error) });
+  const last = deps.maxReceiveCount !== undefined && attempt >= deps.maxReceiveCount;
+  if (last)
+    log.error('event dead-lettered', {
+      category: message.category,
+      maxReceiveCount: deps.maxReceiveCount,
+      error: errorMessage(error),
+      next: 'SQS moves the message to the DLQ; owh events show, then owh redrive',
+    });
+  deps.metrics([
+    count('ProcessingFailures', category),
+    { name: 'ProcessingTime', value: deps.clock() - startedAt, dimension: category },
+    ...(last ? [count('EventsDeadLettered', category)] : []),
+  ]);
 }
 
 /** A claim-checked body, checked against its SHA-256. A failure retries the message. */

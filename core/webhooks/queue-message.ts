@@ -16,6 +16,12 @@ export interface QueuedWebhook {
   readonly secretLabel: string;
   /** Set by the operator CLI: `force` processes the event again even if it was processed. */
   readonly replay?: 'normal' | 'force';
+  /**
+   * The ingress attempt's token, matched against the event's head by the consumer: of two
+   * messages queued by racing attempts, only the one the head names is processed. Absent on
+   * replays and on messages queued before tokens existed (always processed).
+   */
+  readonly token?: string;
   readonly body: string;
 }
 
@@ -125,6 +131,7 @@ export function unwrapBody(body: string): CarriedBody {
 export type AttributeMap = Record<string, { DataType: string; StringValue?: string }>;
 
 const REPLAY_ATTRIBUTE = 'replay';
+const TOKEN_ATTRIBUTE = 'token';
 
 export function toMessageAttributes(message: Omit<QueuedWebhook, 'body'>): AttributeMap {
   const attributes: AttributeMap = {};
@@ -137,6 +144,8 @@ export function toMessageAttributes(message: Omit<QueuedWebhook, 'body'>): Attri
   }
   if (message.replay)
     attributes[REPLAY_ATTRIBUTE] = { DataType: 'String', StringValue: message.replay };
+  if (message.token)
+    attributes[TOKEN_ATTRIBUTE] = { DataType: 'String', StringValue: message.token };
   return attributes;
 }
 
@@ -167,10 +176,15 @@ export function fromMessageAttributes(
     receivedAt: Number(read('receivedAt')),
     secretLabel: read('secretLabel'),
     ...replayOf(attributes[REPLAY_ATTRIBUTE]?.stringValue),
+    ...tokenOf(attributes[TOKEN_ATTRIBUTE]?.stringValue),
     body,
   };
 }
 
 function replayOf(value: string | undefined): Pick<QueuedWebhook, 'replay'> {
   return value === 'force' || value === 'normal' ? { replay: value } : {};
+}
+
+function tokenOf(value: string | undefined): Pick<QueuedWebhook, 'token'> {
+  return value ? { token: value } : {};
 }

@@ -6,6 +6,7 @@ import type { EventPublisher, PayloadStore, WebhookLedger } from '../ports/webho
 import type { IngressErrorCode, MalformedReason } from '../reasons';
 import { type Category, categoryOf } from './categories';
 import { readEnvelope } from './envelope';
+import { objectRefOf } from './projection';
 import {
   CLAIM_CHECK_BYTES,
   carriesAsText,
@@ -21,10 +22,47 @@ export interface IngressConfig {
   /** Replay window, both directions. */
   readonly toleranceSeconds: number;
   readonly maxBodyBytes: number;
-  /** How long a `webhook-id` is remembered; OpenAI retries for up to 72 h. */
+  /** How long a `webhook-id` is remembered at least; OpenAI retries for up to 72 h. */
   readonly dedupeTtlSeconds: number;
-  /** A claim older than this belongs to an attempt that died; must exceed the function timeout. */
-  readonly claimTimeoutSeconds: number;
+  /**
+   * Unused since the head is written after queueing (nothing is claimed before, so nothing can
+   * go stale); kept so existing configuration still parses.
+   */
+  readonly claimTimeoutSeconds?: number;
+  /**
+   * How long the event's head (its listing row and dedupe record) is kept: the stack's
+   * `eventRetention`, like the body. The head lives for the longer of this and `dedupeTtlSeconds`.
+   * @default 90 days
+   */
+  readonly eventTtlSeconds?: number;
+  /**
+   * The longest the ingress waits on each event-head call (the dedupe read before queueing, the
+   * head write after). Neither decides durability (the queue does), so a stalled table must not
+   * hold the answer, or an ingress slot, for the SDK's three attempts: past this the read counts
+   * as "not seen" and the write is left to the consumer. @default 1500
+   */
+  readonly ledgerWaitMs?: number;
+}
+
+/** `ledgerWaitMs` when not configured. */
+export const DEFAULT_LEDGER_WAIT_MS = 1500;
+
+/** What `within` gives back when the deadline came first. */
+const timedOut = Symbol('timed out');
+
+/** A promise's outcome if it settles within `ms`; `timedOut` otherwise (the promise runs on). */
+async function within<T>(ms: number, promise: Promise<T>): Promise<T | typeof timedOut> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<typeof timedOut>((resolve) => {
+    timer = setTimeout(() => resolve(timedOut), ms);
+  });
+  // A rejection after the deadline has nobody waiting on it: keep it from going unhandled.
+  promise.catch(() => undefined);
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface WebhookSecrets {
@@ -36,6 +74,7 @@ export interface WebhookSecrets {
 export interface IngressDeps {
   readonly config: IngressConfig;
   readonly secrets: WebhookSecrets;
+  /** The event heads: dedupe, written after queueing (see `WebhookLedger`). */
   readonly ledger: WebhookLedger;
   readonly publisher: EventPublisher;
   /**
@@ -69,13 +108,16 @@ interface Handled {
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** The consumers' default event retention (`consumer-from-env.ts`), for a head without config. */
+const DEFAULT_EVENT_TTL_SECONDS = 90 * 24 * 3600;
+
 export function createIngressHandler(deps: IngressDeps) {
   return (event: LambdaFunctionURLEvent) => receiveWebhook(deps, event);
 }
 
 /**
- * Verify, then parse, then claim the `webhook-id`, then queue; acknowledge only after that.
- * Every request ends with one set of metrics describing its outcome.
+ * Verify, then parse, then queue, then write the event's head (the dedupe record); acknowledge
+ * only once queued. Every request ends with one set of metrics describing its outcome.
  */
 export async function receiveWebhook(
   deps: IngressDeps,
@@ -102,6 +144,8 @@ export function ingressMetrics(outcome: IngressOutcome, latencyMs: number): Metr
   else if (outcome.category) {
     points.push(count('WebhooksAccepted', { name: 'Category', value: outcome.category }));
     points.push({ name: 'AckLatency', value: latencyMs });
+    // Verified but not a well-formed event: kept, routed and acknowledged, and counted here.
+    if (outcome.malformed) points.push(count('WebhooksMalformed'));
   }
   return points;
 }
@@ -201,73 +245,40 @@ async function handle(
     receivedAt: started,
     secretLabel: verdict.secretLabel,
   };
+  // This attempt's token travels with its message (see `WebhookLedger`), so it counts in its size.
+  const token = deps.newToken();
   const inline = text !== undefined && carriesAsText(text) ? text : wrapBytes(bytes);
-  const claimCheck = messageSize(inline, toMessageAttributes(meta)) > CLAIM_CHECK_BYTES;
-  if (
-    claimCheck &&
-    !deps.payloads &&
-    messageSize(inline, toMessageAttributes(meta)) > SQS_MAX_MESSAGE_BYTES
-  ) {
+  const attributes = toMessageAttributes({ ...meta, token });
+  const claimCheck = messageSize(inline, attributes) > CLAIM_CHECK_BYTES;
+  if (claimCheck && !deps.payloads && messageSize(inline, attributes) > SQS_MAX_MESSAGE_BYTES) {
     return refuse(413, 'body_too_large', 'The event is too large to queue (1 MiB).', verified);
   }
   const eventLog = log.with({ webhookId, eventId, type, category });
-
-  const token = deps.newToken();
-  let claim: Awaited<ReturnType<WebhookLedger['claim']>>;
-  try {
-    claim = await deps.ledger.claim({
-      webhookId,
-      eventId,
-      type,
-      category,
-      token,
-      now: started,
-      staleBefore: started - config.claimTimeoutSeconds * 1000,
-      expiresAt: Math.floor(started / 1000) + config.dedupeTtlSeconds,
-    });
-  } catch (error) {
-    eventLog.error('dedupe write failed', { error: errorMessage(error) });
-    return refuse(
-      503,
-      'store_unavailable',
-      'The event could not be stored; retry later.',
-      verified,
-    );
-  }
-  if (claim.kind === 'duplicate') {
-    if (claim.state === 'claimed') {
-      // Another attempt is queueing it right now and may still fail: do not acknowledge yet.
-      eventLog.info('webhook in progress elsewhere');
-      return refuse(
-        409,
-        'delivery_in_progress',
-        'This webhook-id is being processed by another delivery; retry later.',
-        verified,
-        { 'retry-after': String(config.claimTimeoutSeconds) },
-      );
-    }
-    // Queued by an earlier attempt (or already consumed): durable, so acknowledge it again.
-    eventLog.info('duplicate webhook', { state: claim.state, latencyMs: clock() - started });
+  const duplicate = (): Handled => {
+    eventLog.info('duplicate webhook', { latencyMs: clock() - started });
     return {
       response: jsonResponse(200, { received: true, duplicate: true }),
       outcome: { ...verified, status: 200, category, duplicate: true },
     };
+  };
+
+  // A head means an earlier attempt queued the event: durable, so acknowledge it again. An
+  // eventually consistent read, so a hint only: the conditional put below decides.
+  const ledgerWaitMs = config.ledgerWaitMs ?? DEFAULT_LEDGER_WAIT_MS;
+  try {
+    const seen = await within(ledgerWaitMs, deps.ledger.seen(eventId));
+    if (seen === timedOut) eventLog.warn('dedupe read too slow; queueing anyway', { ledgerWaitMs });
+    else if (seen) return duplicate();
+  } catch (error) {
+    eventLog.warn('dedupe read failed; queueing anyway', { error: errorMessage(error) });
   }
 
-  // Give the id back so OpenAI's retry is processed rather than taken for a duplicate.
-  const release = () =>
-    deps.ledger.release(webhookId, token).catch((releaseError: unknown) => {
-      eventLog.error('claim release failed; it expires on its own', {
-        error: errorMessage(releaseError),
-      });
-    });
   let body = inline;
   if (claimCheck && deps.payloads) {
     try {
       body = wrapRef(await deps.payloads.put(bytes));
     } catch (error) {
       eventLog.error('payload store failed', { error: errorMessage(error), bytes: bytes.length });
-      await release();
       return refuse(
         503,
         'store_unavailable',
@@ -277,10 +288,9 @@ async function handle(
     }
   }
   try {
-    await deps.publisher.publish({ ...meta, body });
+    await deps.publisher.publish({ ...meta, token, body });
   } catch (error) {
     eventLog.error('queueing failed', { error: errorMessage(error) });
-    await release();
     return refuse(
       503,
       'queue_unavailable',
@@ -288,12 +298,33 @@ async function handle(
       verified,
     );
   }
-  // Durable now: later deliveries are duplicates at once, not 409s until a consumer catches up.
-  // If this write fails the event is still queued: they get 409 until the consumer marks it.
+  // Queued, so durable: from here on the answer is 200. The head makes later deliveries
+  // duplicates at once; if it cannot be written, the consumer writes it from this message.
+  const ref = envelope.projectable ? objectRefOf(envelope.event) : undefined;
+  const ttlSeconds = Math.max(
+    config.dedupeTtlSeconds,
+    config.eventTtlSeconds ?? DEFAULT_EVENT_TTL_SECONDS,
+  );
   try {
-    await deps.ledger.markQueued(webhookId, token);
+    const head = await within(
+      ledgerWaitMs,
+      deps.ledger.record({
+        ...meta,
+        createdAt: envelope.event.created_at,
+        token,
+        ...(ref ? { objectId: ref.objectId } : {}),
+        ...(malformed ? { malformed: malformed.reason, malformedMessage: malformed.message } : {}),
+        expiresAt: Math.floor(started / 1000) + ttlSeconds,
+      }),
+    );
+    // Another attempt queued it first: its message counts, ours is dropped by the consumer.
+    if (head === timedOut)
+      eventLog.warn('event head write too slow; the consumer writes it', { ledgerWaitMs });
+    else if (head.kind === 'duplicate') return duplicate();
   } catch (error) {
-    eventLog.error('could not mark the claim queued', { error: errorMessage(error) });
+    eventLog.error('could not write the event head; the consumer writes it', {
+      error: errorMessage(error),
+    });
   }
   eventLog.info('webhook accepted', {
     secretLabel: verdict.secretLabel,

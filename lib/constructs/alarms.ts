@@ -182,6 +182,14 @@ export class Alarms extends Construct {
         threshold: Math.max(1, Math.ceil(sideband.callCapacity * t.activeCallsRatio)),
         description: `Active calls are at ${Math.round(t.activeCallsRatio * 100)} % of calls.maxConcurrentCalls (${sideband.callCapacity}); new callers will get 486 at 100 %. Raise the limit (and maxTasks) if this is real traffic.`,
       });
+      // Issue 12: the recorder retries what DynamoDB throttles or hands back, cuts what is too
+      // large, and counts only what it finally gave up. Any of that is a call record with a gap.
+      this.addAlarm('RecorderItemsDropped', {
+        metric: sideband.metricRecorderItemsDropped(fiveMinutes),
+        threshold: 1,
+        description:
+          'The call recorder gave up writing call parts (transcript lines, tool results, usage or events) to DynamoDB: those call records have gaps. The worker\'s "recorded parts dropped" log lines give the reason (retries_exhausted or unwritten_at_close: the table throttled or was unreachable; rejected: DynamoDB refused the item). Check TableWriteThrottles and the sideband logs.',
+      });
       this.addAlarm('TransfersFailing', {
         metric: sideband.metricCalls('TransfersFailed', { period: Duration.minutes(15) }),
         threshold: t.transferFailures,

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Duration, Stack, Token } from 'aws-cdk-lib';
+import { Duration, Stack, Token, Tokenization } from 'aws-cdk-lib';
 import type { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
@@ -148,6 +148,9 @@ class CategoryPipeline extends Construct {
         [ENV.category]: category,
         [ENV.hydrate]: String(options.hydrate),
         [ENV.eventTtlSeconds]: String(props.eventRetention.toSeconds()),
+        // The same number as the queue's redrive policy: the consumer then knows a failure on
+        // this receive is the last, and logs and counts the event as dead-lettered.
+        [ENV.maxReceiveCount]: Tokenization.stringifyNumber(options.maxReceiveCount),
       },
     });
     this.consumer = consumer.fn;

@@ -36,7 +36,8 @@ const PAYLOAD_PREFIX = 'payloads/';
 export type BindableFunction = IFunction & { addEnvironment(key: string, value: string): unknown };
 
 /**
- * The DynamoDB table for dedupe records, events and object state: on-demand, encrypted with an
+ * The DynamoDB table for events (a head, written once by the ingress as the dedupe record and
+ * listing row, and a body with the payload and status), object state and call records: on-demand, encrypted with an
  * AWS managed key, point-in-time recovery on, TTL on `expiresAt`, and deletion protection on
  * whenever the table is retained. Beside it, the payload bucket for claim-checked bodies (those
  * too large for a queue message or an item): encrypted, TLS only, no public access, objects
@@ -45,10 +46,13 @@ export type BindableFunction = IFunction & { addEnvironment(key: string, value: 
 export class EventStore extends Construct {
   readonly table: TableV2;
   readonly payloadBucket: Bucket;
+  /** How long events are kept (their items' TTL and the payload bucket's lifecycle). */
+  readonly eventRetention: Duration;
 
   constructor(scope: Construct, id: string, props: EventStoreProps = {}) {
     super(scope, id);
     const eventRetention = props.eventRetention ?? DEFAULTS.eventRetention;
+    this.eventRetention = eventRetention;
     new PropsCheck('EventStore', id)
       .oneOf('removalPolicy', props.removalPolicy, Object.values(RemovalPolicy))
       .duration('eventRetention', props.eventRetention, { min: Duration.days(1) })
@@ -109,12 +113,14 @@ export class EventStore extends Construct {
   }
 
   /**
-   * Just what the ingress does: claim (PutItem), mark queued (UpdateItem) and release
-   * (DeleteItem) dedupe records.
+   * Just what the ingress does with event heads (the dedupe records and listing rows): read one
+   * (GetItem) and put one (PutItem). Also gives it the event retention, which the head shares
+   * with the event.
    */
   bindWebhookLedger(fn: BindableFunction): Grant {
     fn.addEnvironment(ENV.tableName, this.table.tableName);
-    return this.table.grant(fn, 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem');
+    fn.addEnvironment(ENV.eventTtlSeconds, String(this.eventRetention.toSeconds()));
+    return this.table.grant(fn, 'dynamodb:GetItem', 'dynamodb:PutItem');
   }
 
   /** The ingress's claim check: PutObject on the payload bucket, and its name in the environment. */

@@ -10,9 +10,13 @@ import {
   type Metric,
   TextWidget,
 } from 'aws-cdk-lib/aws-cloudwatch';
+import { Operation } from 'aws-cdk-lib/aws-dynamodb';
+import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import type { MetricDimension } from '#core/observability/metrics';
+import { TABLE_SCHEMA } from '#core/table-schema';
 import { CATEGORIES, type Category } from '#core/webhooks/categories';
+import type { CallControlApi } from './call-control-api';
 import type { CategoryFanout } from './category-fanout';
 import type { EventStore } from './event-store';
 import {
@@ -21,8 +25,9 @@ import {
   CALL_REJECT_REASONS,
   INGRESS_REJECTION_REASONS,
   type ProjectMetricOptions,
+  projectMetric,
 } from './project-metrics';
-import type { SidebandService } from './sideband-service';
+import type { CallMetricName, SidebandService } from './sideband-service';
 import { PropsCheck } from './validation';
 import type { WebhookIngress } from './webhook-ingress';
 
@@ -38,6 +43,8 @@ export interface OperationsDashboardProps {
   readonly store?: EventStore;
   /** The phone-call service: its rows and the capacity graph. @default a note that calls are off */
   readonly sideband?: SidebandService;
+  /** Live call control (issue 16): a row of command outcomes and latency. @default not shown */
+  readonly callControl?: CallControlApi;
   /** Alarms shown in the status row under the health row (at most 100). @default no status row */
   readonly alarms?: readonly IAlarm[];
   /**
@@ -79,11 +86,7 @@ export class OperationsDashboard extends Construct {
       dashboardName: name,
       defaultInterval: Duration.hours(3),
     });
-    const graph = (
-      title: string,
-      left: IMetric[],
-      options: { width?: number; right?: IMetric[]; stacked?: boolean; capacity?: number } = {},
-    ) =>
+    const graph: Graph = (title, left, options = {}) =>
       new GraphWidget({
         title,
         left,
@@ -93,7 +96,13 @@ export class OperationsDashboard extends Construct {
         ...(options.stacked ? { stacked: true } : {}),
         ...(options.capacity !== undefined
           ? {
-              leftAnnotations: [{ value: options.capacity, label: 'capacity', color: Color.RED }],
+              leftAnnotations: [
+                {
+                  value: options.capacity,
+                  label: options.capacityLabel ?? 'capacity',
+                  color: Color.RED,
+                },
+              ],
             }
           : {}),
       });
@@ -145,6 +154,8 @@ export class OperationsDashboard extends Construct {
         }),
       );
     }
+
+    this.addLimitRow(props, graph);
 
     // Webhooks at the door.
     this.dashboard.addWidgets(
@@ -214,6 +225,7 @@ export class OperationsDashboard extends Construct {
     }
 
     if (sideband) this.addCallRows(sideband, graph);
+    if (props.callControl) this.addCallControlRow(props.callControl, graph);
   }
 
   /** The dashboard's name (the stack's `DashboardName` output). */
@@ -221,14 +233,133 @@ export class OperationsDashboard extends Construct {
     return this.dashboard.dashboardName;
   }
 
-  private addCallRows(
-    sideband: SidebandService,
-    graph: (
-      title: string,
-      left: IMetric[],
-      options?: { width?: number; right?: IMetric[]; stacked?: boolean; capacity?: number },
-    ) => GraphWidget,
-  ): void {
+  /**
+   * Operating limits (issue 12 §3): the ingress at its reserved concurrency, DynamoDB throttling,
+   * verified events kept with a `malformed` flag, and call-recorder items dropped for good. Their
+   * alarms are in `Alarms` (IngressThrottles, TableWriteThrottles, TableReadThrottles,
+   * RecorderItemsDropped). DynamoDB's `WriteThrottleEvents` with `TableName` alone leaves the
+   * indexes out; an index's needs `GlobalSecondaryIndexName` too, and `ThrottledRequests` counts
+   * a request once per `Operation` ("CloudWatch throttling metrics", Amazon DynamoDB developer
+   * guide: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TroubleshootingThrottling-cloudwatch.html).
+   */
+  private addLimitRow(props: OperationsDashboardProps, graph: Graph): void {
+    const { ingress, store, sideband } = props;
+    const fn = ingress.fn;
+    // The reserved concurrency as synthesized (`ingressReservedConcurrency`), for the red line.
+    const reserved = (fn.node.defaultChild as CfnFunction | undefined)
+      ?.reservedConcurrentExecutions;
+    const widgets: IWidget[] = [
+      graph(
+        'Ingress concurrency · throttles',
+        [
+          fn
+            .metric('ConcurrentExecutions', { statistic: 'Maximum', period: Duration.minutes(1) })
+            .with({ label: 'concurrent executions (max)' }),
+        ],
+        {
+          right: [ingress.metricThrottles().with({ label: 'throttled: 429, OpenAI retries' })],
+          ...(typeof reserved === 'number' && !Token.isUnresolved(reserved)
+            ? { capacity: reserved, capacityLabel: 'reserved concurrency' }
+            : {}),
+        },
+      ),
+    ];
+    if (store) {
+      const table = store.table;
+      const index = TABLE_SCHEMA.eventsByCategoryIndex.name;
+      widgets.push(
+        graph(
+          'DynamoDB throttles',
+          [
+            store.metricWriteThrottles().with({ label: 'write throttle events' }),
+            store.metricReadThrottles().with({ label: 'read throttle events' }),
+            table
+              .metric('WriteThrottleEvents', {
+                statistic: 'Sum',
+                period: Duration.minutes(1),
+                dimensionsMap: { TableName: table.tableName, GlobalSecondaryIndexName: index },
+              })
+              .with({ label: `index ${index}: write throttle events` }),
+          ],
+          {
+            // Per operation, plain metrics (no metric math): the writes of the webhook and call
+            // paths, and the reads of the consumers and listings.
+            right: [
+              Operation.PUT_ITEM,
+              Operation.UPDATE_ITEM,
+              Operation.TRANSACT_WRITE_ITEMS,
+              Operation.BATCH_WRITE_ITEM,
+              Operation.GET_ITEM,
+              Operation.QUERY,
+            ].map((operation) =>
+              table.metricThrottledRequestsForOperation(operation, {
+                statistic: 'Sum',
+                period: Duration.minutes(1),
+                label: `throttled ${operation}`,
+              }),
+            ),
+          },
+        ),
+      );
+    }
+    widgets.push(
+      graph('Malformed envelopes (kept)', [
+        projectMetric(ingress, 'WebhooksMalformed', {
+          label: 'verified, stored with a malformed flag',
+        }),
+      ]),
+    );
+    if (sideband) {
+      widgets.push(
+        graph('Call recorder: items dropped', [
+          // The total over every Reason (each point is also published under [Stack] alone).
+          sideband.metricRecorderItemsDropped({ label: 'dropped after retries' }),
+        ]),
+      );
+    }
+    this.dashboard.addWidgets(
+      new TextWidget({ markdown: '### Operating limits', width: 24, height: 1 }),
+      ...widgets,
+    );
+  }
+
+  /** Live call control (issue 16): what the API received, what the workers did, and how fast. */
+  private addCallControlRow(api: CallControlApi, graph: Graph): void {
+    const command = (name: Parameters<CallControlApi['metricCommands']>[0], label: string) =>
+      api.metricCommands(name, { label });
+    this.dashboard.addWidgets(
+      new TextWidget({ markdown: '### Call control', width: 24, height: 1 }),
+      graph(
+        'Call commands',
+        [
+          api.metricRequests().with({ label: 'API requests' }),
+          command('CallCommandsApplied', 'applied'),
+          command('CallCommandsRefused', 'refused'),
+          command('CallCommandsFailed', 'failed'),
+          api.metricClientErrors().with({ label: 'API 4xx' }),
+          api.metricServerErrors().with({ label: 'API 5xx' }),
+        ],
+        { width: 12 },
+      ),
+      graph(
+        'Command latency (ms)',
+        [
+          api.metricCommands('CallCommandLatency', {
+            statistic: 'p50',
+            label: 'accept → applied p50',
+          }),
+          api.metricCommands('CallCommandLatency', {
+            statistic: 'p99',
+            label: 'accept → applied p99',
+          }),
+          api.metricLatency().with({ label: 'API p99' }),
+        ],
+        { width: 12 },
+      ),
+    );
+  }
+
+  private addCallRows(sideband: SidebandService, graph: Graph): void {
     const calls = (
       name: Parameters<SidebandService['metricCalls']>[0],
       label: string,
@@ -296,8 +427,46 @@ export class OperationsDashboard extends Construct {
         width: THIRD,
       }),
     );
+    // The worker under faults (issue 11): ownership fencing, reattaches, tool outputs.
+    const worker = (name: CallMetricName, label: string) => sideband.metricCalls(name, { label });
+    this.dashboard.addWidgets(
+      new TextWidget({ markdown: '### Call ownership and faults', width: 24, height: 1 }),
+      graph(
+        'Call ownership',
+        [
+          worker('LeasesLost', 'leases lost (fenced after a stall)'),
+          worker('Reattaches', 'reattaches (unexpected clean close)'),
+          worker('AttachRetries', 'attach retries'),
+        ],
+        { width: THIRD },
+      ),
+      graph(
+        'Tool calls under faults',
+        [
+          worker('ToolCallsSkipped', 'skipped (caller interrupted)'),
+          worker('ToolOutputsTruncated', 'outputs truncated'),
+          worker('ToolOutputsHandedOver', 'outputs handed over'),
+        ],
+        { width: THIRD },
+      ),
+      graph('Idle timeouts', [worker('IdleTimeouts', 'server idle timeouts (caller silent)')], {
+        width: THIRD,
+      }),
+    );
   }
 }
+
+type Graph = (
+  title: string,
+  left: IMetric[],
+  options?: {
+    width?: number;
+    right?: IMetric[];
+    stacked?: boolean;
+    capacity?: number;
+    capacityLabel?: string;
+  },
+) => GraphWidget;
 
 /** One line per value of a dimension (a reason, a category, a secret). */
 function eachValue(

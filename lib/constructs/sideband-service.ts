@@ -29,7 +29,13 @@ import { validateCallPolicy } from '#core/calls/call-policy';
 import { type CallsConfig, validateCallsConfig } from '#core/calls/calls-config';
 import { ENV } from '#core/env';
 import type { MetricName } from '#core/observability/metrics';
-import { callsConfigSizeProblem, FARGATE_CPUS, SERVICE_DEFAULTS } from '../calls-config';
+import { MAX_PROTECTION_MINUTES } from '#core/ports/task-protection';
+import {
+  callsConfigSizeProblem,
+  FARGATE_CPUS,
+  SERVICE_DEFAULTS,
+  type TaskProtectionOptions,
+} from '../calls-config';
 import { DEFAULTS } from '../config';
 import type { BindableFunction, EventStore } from './event-store';
 import { grantInvokeUnqualified } from './grants';
@@ -85,6 +91,14 @@ export interface SidebandServiceProps {
    * `tracing` does not apply: the worker is not traced. @default the LoggingProps defaults
    */
   readonly logging?: LoggingProps;
+  /**
+   * The workers' task scale-in protection budget: how long a task holding calls stays protected
+   * from scale-in and deployments at a stretch, and how long it then rests unprotected. Each
+   * value given is set in the workers' environment (`TASK_PROTECTION_MAX_MINUTES`,
+   * `TASK_PROTECTION_REST_MINUTES`, read by adapters/ecs-task-protection.ts `fromEnv`); one not
+   * given is left to the worker's default. @default 60 minutes protected, then 15 minutes' rest
+   */
+  readonly taskProtection?: TaskProtectionOptions;
 }
 
 /** The phone-call metrics: the incoming-call handler's and the workers' (README "Metrics"). */
@@ -107,7 +121,25 @@ export type CallMetricName = Extract<
   | 'SessionCapHits'
   | 'Handoffs'
   | 'SweeperReattaches'
+  // The worker under faults (issue 11) and its call recorder (issue 12).
+  | 'LeasesLost'
+  | 'Reattaches'
+  | 'AttachRetries'
+  | 'ToolCallsSkipped'
+  | 'ToolOutputsTruncated'
+  | 'ToolOutputsHandedOver'
+  | 'IdleTimeouts'
+  | 'RecorderItemsDropped'
 >;
+
+/**
+ * The workers' protection budget variables, as adapters/ecs-task-protection.ts `TASK_PROTECTION_ENV`
+ * names them (lib does not import adapters; test/infra/sideband-service.test.ts checks they agree).
+ */
+export const TASK_PROTECTION_ENV_NAMES = {
+  maxProtectedMinutes: 'TASK_PROTECTION_MAX_MINUTES',
+  restMinutes: 'TASK_PROTECTION_REST_MINUTES',
+} as const;
 // Fargate sends SIGKILL this long after SIGTERM: the time a worker has to hand its calls off.
 const STOP_TIMEOUT = Duration.seconds(120);
 
@@ -174,7 +206,20 @@ export class SidebandService extends Construct {
         max: Duration.days(14),
         why: 'the SQS maximum',
       })
-      .httpsUrl('openAiBaseUrl', openAiBaseUrl);
+      .httpsUrl('openAiBaseUrl', openAiBaseUrl)
+      // ECS takes ExpiresInMinutes from 1 to 2880 (core/ports/task-protection.ts).
+      .integer(
+        'taskProtection.maxProtectedMinutes',
+        props.taskProtection?.maxProtectedMinutes,
+        1,
+        MAX_PROTECTION_MINUTES,
+      )
+      .integer(
+        'taskProtection.restMinutes',
+        props.taskProtection?.restMinutes,
+        0,
+        MAX_PROTECTION_MINUTES,
+      );
     // Each tool names its function by ARN (or name), and the task role may invoke exactly those.
     const tools = props.callsConfig.tools ?? [];
     const backs = (fn: IFunction, functionName: string) =>
@@ -261,6 +306,17 @@ export class SidebandService extends Construct {
         [ENV.openAiKeySecretId]: props.apiKeySecret.secretName,
         [ENV.logLevel]: logging.logLevel,
         [ENV.stackName]: Stack.of(this).stackName,
+        // The protection budget, only as given: the worker has the same defaults.
+        ...(props.taskProtection?.maxProtectedMinutes !== undefined
+          ? {
+              [TASK_PROTECTION_ENV_NAMES.maxProtectedMinutes]: String(
+                props.taskProtection.maxProtectedMinutes,
+              ),
+            }
+          : {}),
+        ...(props.taskProtection?.restMinutes !== undefined
+          ? { [TASK_PROTECTION_ENV_NAMES.restMinutes]: String(props.taskProtection.restMinutes) }
+          : {}),
       },
       healthCheck: {
         command: [
@@ -413,6 +469,14 @@ export class SidebandService extends Construct {
   /** A call metric: outcomes, setup latency, tools, transfers, ends (optionally by one dimension). */
   metricCalls(name: CallMetricName, options?: ProjectMetricOptions): Metric {
     return projectMetric(this, name, options);
+  }
+
+  /**
+   * Call parts (transcript lines, tool results, usage, events) the recorder gave up writing, over
+   * every Reason (each point is also published under `Stack` alone). Above 0: a call record has a gap.
+   */
+  metricRecorderItemsDropped(options?: ProjectMetricOptions): Metric {
+    return projectMetric(this, 'RecorderItemsDropped', options);
   }
 
   /** The service's CPU use in %, per minute. */

@@ -14,7 +14,8 @@ import { count, type MetricsPublisher, noMetrics } from '#core/observability/met
  * `SQSEvent`, deletes what succeeded, and leaves reported failures to reappear after the
  * visibility timeout. SQS itself moves a message to the DLQ after `maxReceiveCount` receives; the
  * poller reads the queue's redrive policy, so it knows when a failed attempt was the last one and
- * says so: an `event dead-lettered` line and the `EventsDeadLettered` metric.
+ * says so: an `event dead-lettered` line and the `EventsDeadLettered` metric. A handler that
+ * says so itself (`handlerReportsDeadLetters`, the local pipeline's consumers) is left to it.
  */
 export interface PollerOptions {
   readonly client: SQSClient;
@@ -29,6 +30,12 @@ export interface PollerOptions {
   readonly log?: Logger;
   /** Where `EventsDeadLettered` goes. @default discarded */
   readonly metrics?: MetricsPublisher;
+  /**
+   * The handler logs and counts its own last attempts (a consumer given `MAX_RECEIVE_COUNT`, as
+   * deployed): the poller then speaks only of a batch the handler failed as a whole (it threw, so
+   * it could report nothing), and an event is never counted twice. @default false
+   */
+  readonly handlerReportsDeadLetters?: boolean;
 }
 
 interface RedrivePolicy {
@@ -85,15 +92,22 @@ export class EventSourcePoller {
         if (messages.length === 0 || !this.running) continue;
         const records = messages.map((m) => this.toRecord(m));
         let failed = new Set<string>(records.map((r) => r.messageId));
+        let thrown: string | undefined;
         try {
           const result = await this.options.handler({ Records: records });
           failed = new Set((result?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
         } catch (error) {
           // A thrown handler fails the whole batch, as in Lambda.
+          thrown = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
           this.options.onError?.(error);
         }
-        if (failed.size > 0)
-          await this.noteLastAttempts(records.filter((r) => failed.has(r.messageId)));
+        if (failed.size > 0 && (thrown !== undefined || !this.options.handlerReportsDeadLetters))
+          await this.noteLastAttempts(
+            records.filter((r) => failed.has(r.messageId)),
+            thrown !== undefined
+              ? `the handler threw: ${thrown}`
+              : 'the handler reported the record failed',
+          );
         const done = records.filter((r) => !failed.has(r.messageId));
         if (done.length > 0) {
           await client.send(
@@ -140,7 +154,7 @@ export class EventSourcePoller {
   }
 
   /** Failed records on their last receive: SQS moves each to the DLQ on its next receive. */
-  private async noteLastAttempts(failed: readonly SQSRecord[]): Promise<void> {
+  private async noteLastAttempts(failed: readonly SQSRecord[], reason: string): Promise<void> {
     const policy = await this.redrivePolicy();
     if (!policy || !Number.isFinite(policy.maxReceiveCount)) return;
     for (const record of failed) {
@@ -156,6 +170,7 @@ export class EventSourcePoller {
         messageId: record.messageId,
         attempt,
         maxReceiveCount: policy.maxReceiveCount,
+        reason,
         dlqArn: policy.deadLetterTargetArn,
         next: `owh events show ${attribute('event-id') ?? '<event id>'} --local; after the fix, owh redrive ${category ?? '<category>'} --local`,
       });

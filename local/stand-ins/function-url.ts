@@ -91,7 +91,14 @@ export async function serveFunctionUrl(
     });
   });
   server.keepAliveTimeout = 5000;
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    const failed = (error: NodeJS.ErrnoException) => reject(listenError(error, port));
+    server.once('error', failed);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', failed);
+      resolve();
+    });
+  });
   const address = server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/`;
   return {
@@ -103,4 +110,25 @@ export async function serveFunctionUrl(
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * A listen failure as one line that names the port and the fix, keeping `code` and `port` (local
+ * mode's crash handler prints the same line for an `EADDRINUSE` from anywhere).
+ */
+export function listenError(
+  error: NodeJS.ErrnoException,
+  port: number,
+): Error & { code?: string; port: number } {
+  const next = port === 0 || port >= 65535 ? 8788 : port + 1;
+  const message =
+    error.code === 'EADDRINUSE'
+      ? `port ${port} is in use (another npm start, or another program): stop it, or choose another port: PORT=${next} npm start`
+      : error.code === 'EACCES'
+        ? `port ${port} needs privileges this user lacks: choose a port above 1023: PORT=8787 npm start`
+        : `cannot listen on 127.0.0.1:${port}: ${error.code ?? error.message}`;
+  return Object.assign(new Error(message), {
+    ...(error.code ? { code: error.code } : {}),
+    port,
+  });
 }

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { FilesSimulator } from './files-route';
+import { WebhookEndpointsSimulator } from './webhook-endpoints-route';
 
 /**
  * A loopback OpenAI API that follows the documented shapes for the endpoints this project calls.
@@ -11,6 +13,11 @@ export interface SimulatedRequest {
   readonly authorization: string | undefined;
   readonly body: unknown;
   readonly at: number;
+  /** The query string, without `?` (list endpoints page with it). */
+  readonly query?: string;
+  /** The request's content type, and its body as sent when that is not JSON (SDP, multipart). */
+  readonly contentType?: string;
+  readonly rawBody?: string;
 }
 
 export interface Fault {
@@ -23,7 +30,15 @@ export interface Fault {
 export type RouteHandler = (
   request: SimulatedRequest,
   match: RegExpExecArray,
-) => { status: number; body?: unknown } | Promise<{ status: number; body?: unknown }>;
+) => RouteResult | Promise<RouteResult>;
+
+/** A JSON `body`, or a raw `text` with its own `headers` (`POST /v1/realtime/calls` answers SDP). */
+export type RouteResult = {
+  status: number;
+  body?: unknown;
+  text?: string;
+  headers?: Record<string, string>;
+};
 
 export class OpenAiSimulator {
   readonly requests: SimulatedRequest[] = [];
@@ -32,6 +47,10 @@ export class OpenAiSimulator {
   private readonly routes: { method: string; pattern: RegExp; handler: RouteHandler }[] = [];
   private server: Server | undefined;
   baseUrl = '';
+  /** `/v1/webhook_endpoints` and `/v1/webhook_event_types` (webhook-endpoints-route.ts). */
+  readonly webhookEndpoints = new WebhookEndpointsSimulator();
+  /** `GET|DELETE /v1/files/{id}` (files-route.ts): the files put there and those batches name. */
+  readonly files = new FilesSimulator(this.objects);
 
   constructor(readonly apiKey: string = `sk-local-${randomBytes(8).toString('hex')}`) {
     this.route('GET', /^\/v1\/batches\/([^/]+)$/, (_r, m) =>
@@ -43,6 +62,8 @@ export class OpenAiSimulator {
     this.route('GET', /^\/v1\/responses\/([^/]+)$/, (_r, m) =>
       this.object(`response:${m[1]}`, () => defaultResponse(m[1] ?? '')),
     );
+    this.webhookEndpoints.install(this);
+    this.files.install(this);
     // Control route (local tools only, like the other /_sim/ routes): `npm run send` sets the
     // object an event talks about first, so a `batch.failed` hydrates as a failed batch.
     this.route('PUT', /^\/_sim\/objects\/(batch|fine_tuning\.job|response)\/([^/]+)$/, (r, m) => {
@@ -105,7 +126,9 @@ export class OpenAiSimulator {
   }
 
   private object(key: string, fallback: () => Record<string, unknown>) {
-    return { status: 200, body: this.objects.get(key) ?? fallback() };
+    // Once served, an object stays as served (its times, its file ids), as the API's does.
+    if (!this.objects.has(key)) this.objects.set(key, fallback());
+    return { status: 200, body: this.objects.get(key) };
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -114,8 +137,11 @@ export class OpenAiSimulator {
     const text = Buffer.concat(chunks).toString('utf8');
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     let body: unknown;
+    const contentType = req.headers['content-type'];
+    // SDP offers and multipart forms (realtime-calls-route.ts) are kept as sent, not parsed.
+    const raw = /^(multipart\/|application\/sdp)/i.test(contentType ?? '');
     try {
-      body = text ? JSON.parse(text) : undefined;
+      body = text && !raw ? JSON.parse(text) : undefined;
     } catch {
       return send(
         res,
@@ -128,11 +154,17 @@ export class OpenAiSimulator {
       path,
       authorization: req.headers.authorization,
       body,
+      query: (req.url ?? '').split('?')[1] ?? '',
+      ...(contentType ? { contentType } : {}),
+      ...(raw ? { rawBody: text } : {}),
       at: Date.now(),
     };
     this.requests.push(request);
     // The /_sim/ control routes drive the simulated caller (local tools only); the rest is the API.
-    if (!path.startsWith('/_sim/') && req.headers.authorization !== `Bearer ${this.apiKey}`) {
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    // A restricted key (webhook-endpoints-route.ts) passes here; the webhook routes refuse it.
+    const restricted = this.webhookEndpoints.keysWithoutWebhookScope.has(bearer ?? '');
+    if (!path.startsWith('/_sim/') && bearer !== this.apiKey && !restricted) {
       return send(res, 401, apiError('invalid_api_key', 'Incorrect API key provided.'));
     }
     const fault = this.faults.find((f) => f.fault.remaining > 0 && path.startsWith(f.prefix));
@@ -148,6 +180,15 @@ export class OpenAiSimulator {
       const match = route.method === request.method ? route.pattern.exec(path) : null;
       if (match) {
         const result = await route.handler(request, match);
+        if (result.text !== undefined) {
+          if (res.headersSent) return;
+          res.writeHead(result.status, {
+            ...result.headers,
+            'content-length': Buffer.byteLength(result.text),
+          });
+          res.end(result.text);
+          return;
+        }
         return send(res, result.status, result.body);
       }
     }

@@ -358,6 +358,69 @@ function rotation(name: string, code: 1000 | 1001): Scenario {
   };
 }
 
+/**
+ * `control` (issue 16): a live call steered from outside through the call-control API (`npm run
+ * send -- call --scenario control` sends the commands; local/call-control.ts). OpenAI's side only
+ * waits for what each command puts on the wire and plays along, as the reference describes it.
+ */
+const CONTROL: Scenario = {
+  name: 'control',
+  summary:
+    'A live call steered from outside (the call-control API, owh calls …): a message for the model to say, new instructions, a long response cancelled, a transfer, then a hang-up, refused because the call is already being transferred.',
+  sequence:
+    'greeting · caller turn and answer · [say] conversation.item.create (system message), response.create, the answer · ' +
+    '[update] session.update, session.updated · a long response (held open) · [cancel] response.cancel, output_audio_buffer.clear, ' +
+    'response.done (cancelled) · [transfer] POST /refer, the socket closes · [hangup] refused: the call is leaving',
+  expect:
+    'apply each command once, in the order sent, with the wire form of the reference: the say as a message item plus a response, the update as session.update (type realtime), the cancel as response.cancel then output_audio_buffer.clear, the transfer through /refer after what is playing.',
+  async run(ctx) {
+    const wait = ctx.workerWaitMs * 4;
+    await greeting(ctx);
+    const turn = await ctx.callerSpeaks('Hi, I am waiting for news about my refund.', {
+      respond: { say: 'Let me check on that for you.' },
+    });
+    await turn.response?.drained;
+    const said = await ctx.waitForClient(
+      (e) => e.type === 'conversation.item.create' && isRecord(e.item) && e.item.type === 'message',
+      { timeoutMs: wait },
+    );
+    if (!said) {
+      ctx.note('no_command', `no say command reached the call within ${wait} ms`, true);
+      ctx.callerHangsUp();
+      return;
+    }
+    // The say's response: the first one the worker asks for after its greeting. The say may
+    // reach the call before the caller's turn as well as after it.
+    const greet = await ctx.nextResponse({ trigger: 'client' });
+    const spoken = await ctx.nextResponse({
+      ...(greet ? { after: greet } : {}),
+      trigger: 'client',
+    });
+    await spoken?.drained;
+    if (!(await ctx.waitForClient((e) => e.type === 'session.update', { timeoutMs: wait }))) {
+      ctx.note('no_update', `no session.update within ${wait} ms`, true);
+      ctx.callerHangsUp();
+      return;
+    }
+    // A long answer, held open, for the cancel to stop.
+    const long = ctx.respond({
+      say: 'Our refund policy has several parts, and I will go through each of them in detail.',
+      holdMs: wait,
+    });
+    if (!(await ctx.waitForClient((e) => e.type === 'response.cancel', { timeoutMs: wait })))
+      ctx.note('no_cancel', `no response.cancel within ${wait} ms`, true);
+    await long.done.catch(() => undefined);
+    if (!(await ctx.waitForEnd(wait))) {
+      ctx.note(
+        'no_transfer',
+        `the call was not transferred within ${wait} ms; the caller hung up`,
+        true,
+      );
+      ctx.callerHangsUp();
+    }
+  },
+};
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'happy',
@@ -537,6 +600,7 @@ export const SCENARIOS: readonly Scenario[] = [
       'ignore (and count) frames that are not event objects and types it does not know, and play the call as in happy.',
     run: (ctx) => happy(ctx, true),
   },
+  CONTROL,
   {
     name: 'late-transcript',
     summary:

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { apiError, type OpenAiSimulator } from './openai-simulator';
 import { type AcceptProblem, checkAcceptBody } from './realtime-accept-rules';
+import { installRealtimeCallsRoute, type RealtimeCallsRoute } from './realtime-calls-route';
 import {
   type CallerTurn,
   type EffectiveSession,
@@ -233,8 +234,13 @@ class Run implements ResponseRun {
     return this.cancelReason !== undefined;
   }
 
+  /** Wakes a held response (`holdMs`) when it is interrupted, so it ends promptly. */
+  readonly wakers = new Set<() => void>();
+
   interrupt(reason: 'turn_detected' | 'client_cancelled'): void {
-    if (!this.finished) this.cancelReason ??= reason;
+    if (this.finished) return;
+    this.cancelReason ??= reason;
+    for (const wake of [...this.wakers]) wake();
   }
 }
 
@@ -285,6 +291,8 @@ export class RealtimeSimulator {
   private readonly attachFaults: { fault: AttachFault; remaining: number; callId?: string }[] = [];
   private readonly acceptDelays: { ms: number; remaining: number }[] = [];
   private readonly hung = new Set<Duplex>();
+  /** `POST /v1/realtime/calls` (browser WebRTC calls): its timings and fault knobs. */
+  readonly webRtc: RealtimeCallsRoute;
 
   constructor(
     private readonly api: OpenAiSimulator,
@@ -298,6 +306,7 @@ export class RealtimeSimulator {
     this.reattachWaitMs = options.reattachWaitMs ?? 5000;
     this.idleTimeoutScale = options.idleTimeoutScale ?? 1;
     this.controlRoutes();
+    this.webRtc = installRealtimeCallsRoute(api, this);
     const call = (id: string | undefined) => (id ? this.calls.get(id) : undefined);
     const gone = {
       status: 404,
@@ -528,6 +537,28 @@ export class RealtimeSimulator {
       dir: 'note',
       type: 'ringing',
       text: `INVITE from ${from} to ${to}${scenario ? `, scenario ${scenario}` : ''}`,
+    });
+    return c;
+  }
+
+  /**
+   * A browser's WebRTC call (`POST /v1/realtime/calls`: realtime-calls-route.ts): created with the
+   * session sent beside the offer and answered at once (no ringing, no `/accept`, no SIP
+   * headers); its sideband is then served like a SIP call's, to `?call_id=` with the project key.
+   */
+  createWebRtcCall(session: unknown): SimulatedCall {
+    const c = this.createCall({ sipHeaders: [], from: 'webrtc', to: 'webrtc' });
+    c.timeline.accepted = Date.now();
+    c.acceptBody = session;
+    this.accept(c, session);
+    // No INVITE and no /accept happened: the log says what did.
+    const kept = c.log.filter((e) => e.type !== 'ringing' && e.type !== 'POST /accept');
+    c.log.splice(0, c.log.length, ...kept);
+    c.log.unshift({
+      at: c.timeline.accepted,
+      dir: 'api',
+      type: 'POST /realtime/calls',
+      text: `201: a WebRTC offer, answered with the session sent beside it${c.state === 'failed' ? ' (the session breaks the rules: the call fails)' : ''}`,
     });
     return c;
   }
@@ -880,7 +911,14 @@ export class RealtimeSimulator {
         break;
       }
       case 'response.cancel': {
-        const running = this.inner(c).runs.filter((r) => !r.finished);
+        // [SDK rt] ResponseCancelEvent: "The server will respond with a `response.done` event
+        // with a status of `response.status=cancelled`. If there is no response to cancel, the
+        // server will respond with an error"; `response_id` names one, else the in-progress one.
+        // The run ends at once (a held response's hold is cut short: see `hold`).
+        const only = typeof event.response_id === 'string' ? event.response_id : undefined;
+        const running = this.inner(c).runs.filter(
+          (r) => !r.finished && (only === undefined || r.id === only),
+        );
         if (running.length === 0)
           this.emitTo(
             c,
@@ -1247,7 +1285,7 @@ export class RealtimeSimulator {
         output.push(done);
         functionCall = { callId, itemId: item.id, name: plan.call.name, status: fc.status };
       }
-      if (plan.holdMs !== undefined || !sync) await this.sleep(plan.holdMs ?? pace);
+      if (plan.holdMs !== undefined || !sync) await this.hold(run, plan.holdMs ?? pace);
       if (isOver(c)) throw new CallOver();
       c.activeResponses--;
       counted = false;
@@ -1785,6 +1823,20 @@ export class RealtimeSimulator {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.after(ms, resolve));
+  }
+
+  /** Sleeps `ms`, or less: an interrupted (cancelled) run stops holding at once. */
+  private hold(run: Run, ms: number): Promise<void> {
+    if (run.interrupted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        run.wakers.delete(wake);
+        this.cancel(timer);
+        resolve();
+      };
+      const timer = this.after(ms, wake);
+      run.wakers.add(wake);
+    });
   }
 }
 

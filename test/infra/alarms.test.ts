@@ -82,7 +82,7 @@ describe('Alarms', () => {
 
   it('adds the call alarms with a sideband, and NoSidebandTask only when it keeps a task', () => {
     const warm = alarmsIn({ calls: { minTasks: 1 } });
-    expect(warm.alarms.alarms).toHaveLength(2 * CATEGORIES.length + 3 + 6);
+    expect(warm.alarms.alarms).toHaveLength(2 * CATEGORIES.length + 3 + 7);
     expect(warm.byName('OldestMessage-signals')).toMatchObject({ Threshold: 60 });
     expect(warm.byName('AcceptLatency')).toMatchObject({
       Threshold: 2000,
@@ -97,7 +97,28 @@ describe('Alarms', () => {
     });
     const cold = alarmsIn({ calls: { minTasks: 0 } });
     expect(cold.byName('NoSidebandTask')).toBeUndefined();
-    expect(cold.alarms.alarms).toHaveLength(2 * CATEGORIES.length + 3 + 5);
+    expect(cold.alarms.alarms).toHaveLength(2 * CATEGORIES.length + 3 + 6);
+  });
+
+  it("alarms on any call part the recorder dropped, with calls only, on the worker's metric", () => {
+    const { byName, stack } = alarmsIn({ calls: { minTasks: 0 } });
+    expect(byName('RecorderItemsDropped')).toMatchObject({
+      Namespace: 'OpenAiWebhooks',
+      MetricName: 'RecorderItemsDropped',
+      // The stack-wide total, as the worker publishes it beside the one by Reason.
+      Dimensions: [{ Name: 'Stack', Value: stack.stackName }],
+      Statistic: 'Sum',
+      Period: 300,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+    });
+    expect(String(byName('RecorderItemsDropped')?.AlarmDescription)).toContain(
+      'recorded parts dropped',
+    );
+    // Without calls there is no recorder, and no alarm.
+    expect(alarmsIn().byName('RecorderItemsDropped')).toBeUndefined();
   });
 
   it('scaled to zero, lets a signal wait for a task to start before alarming', () => {

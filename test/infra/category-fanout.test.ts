@@ -54,6 +54,7 @@ describe('CategoryFanout', () => {
         'CATEGORY',
         'HYDRATE',
         'EVENT_TTL_SECONDS',
+        'MAX_RECEIVE_COUNT',
         'LOG_LEVEL',
         'OPENAI_BASE_URL',
         'TABLE_NAME',
@@ -63,6 +64,8 @@ describe('CategoryFanout', () => {
       expect(variablesOf(template, category)).toMatchObject({
         HYDRATE: 'false',
         EVENT_TTL_SECONDS: String(90 * 24 * 3600),
+        // The redrive policy's count: the consumer logs and counts its last failed attempt.
+        MAX_RECEIVE_COUNT: '5',
         OPENAI_BASE_URL: 'https://api.openai.com/v1',
       });
       expect(fanout.maxReceiveCountOf(category)).toBe(5);
@@ -142,6 +145,9 @@ describe('CategoryFanout', () => {
     });
     expect(fanout.maxReceiveCountOf('batch')).toBe(2);
     expect(fanout.maxReceiveCountOf('eval')).toBe(7);
+    // Each consumer knows its own queue's count, the per-category one included.
+    expect(variablesOf(template, 'batch')).toMatchObject({ MAX_RECEIVE_COUNT: '2' });
+    expect(variablesOf(template, 'eval')).toMatchObject({ MAX_RECEIVE_COUNT: '7' });
   });
 
   it('invokes an existing Lambda as a user handler, on its unqualified ARN', () => {

@@ -131,7 +131,7 @@ describe('EventStore', () => {
     Template.fromStack(stack).hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Delete' });
   });
 
-  it('binds a function read/write with TABLE_NAME, and the ingress to PutItem and DeleteItem only', () => {
+  it('binds a function read/write with TABLE_NAME, and the ingress to GetItem and PutItem only', () => {
     const { stack } = bareStack();
     const store = new EventStore(stack, 'Store');
     const consumer = inlineFunction(stack, 'Consumer');
@@ -154,11 +154,13 @@ describe('EventStore', () => {
     const ingressActions = statementsOf(template, '^IngressServiceRole').flatMap((s) =>
       [s.Action].flat(),
     );
-    expect(ingressActions.sort()).toEqual([
-      'dynamodb:DeleteItem',
-      'dynamodb:PutItem',
-      'dynamodb:UpdateItem',
-    ]);
+    // Issue 12: the ingress reads and puts event heads (written once, never updated), which
+    // live as long as the events: it gets the retention too.
+    expect(ingressActions.sort()).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem']);
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: { 'Fn::GetAtt': [Match.stringLikeRegexp('^IngressServiceRole'), 'Arn'] },
+      Environment: { Variables: { EVENT_TTL_SECONDS: String(90 * 24 * 3600) } },
+    });
   });
 
   it('grants read, and read/write, to any grantee', () => {

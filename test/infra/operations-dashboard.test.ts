@@ -1,7 +1,10 @@
+import type { CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { Alarm } from 'aws-cdk-lib/aws-cloudwatch';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { IConstruct } from 'constructs';
 import { describe, expect, it } from 'vitest';
+import { METRICS, METRICS_NAMESPACE } from '#core/observability/metrics';
 import { CATEGORIES } from '#core/webhooks/categories';
 import {
   OperationsDashboard,
@@ -12,15 +15,20 @@ import { PropsError } from '../../lib/constructs/validation';
 import { bareStack, callsFixture, expectContained, webhookParts } from './constructs';
 
 type Resource = { Properties: Record<string, unknown> };
-type Options = Omit<OperationsDashboardProps, 'ingress' | 'fanout' | 'alarms'> & {
+type Options = Omit<OperationsDashboardProps, 'ingress' | 'fanout' | 'alarms' | 'store'> & {
   alarmCount?: number;
   calls?: boolean;
+  /** Pass the event table (the stack does). */
+  withStore?: boolean;
 };
+type Widget = { type: string; properties: Record<string, unknown> };
+/** A graph line: namespace, metric name, dimension name/value pairs, then its options. */
+type MetricLine = (string | Record<string, unknown>)[];
 
 function dashboardIn(options: Options = {}) {
   const { stack } = bareStack();
   const parts = webhookParts(stack);
-  const { alarmCount, calls, ...props } = options;
+  const { alarmCount, calls, withStore, ...props } = options;
   const alarms = Array.from(
     { length: alarmCount ?? 0 },
     (_, i) =>
@@ -44,6 +52,7 @@ function dashboardIn(options: Options = {}) {
     ingress: parts.ingress,
     fanout: parts.fanout,
     ...(sideband ? { sideband } : {}),
+    ...(withStore ? { store: parts.store } : {}),
     ...(alarmCount !== undefined ? { alarms } : {}),
     ...props,
   });
@@ -52,12 +61,43 @@ function dashboardIn(options: Options = {}) {
     template.findResources('AWS::CloudWatch::Dashboard') as Record<string, Resource>,
   );
   const body = resource?.Properties.DashboardBody as { 'Fn::Join': [string, unknown[]] };
+  // A reference becomes `REF:<logical id>`, so a line can be traced to the resource it reads.
   const widgets = JSON.parse(
-    body['Fn::Join'][1].map((part) => (typeof part === 'string' ? part : 'TOKEN')).join(''),
-  ).widgets as { type: string; properties: Record<string, unknown> }[];
+    body['Fn::Join'][1]
+      .map((part) => {
+        if (typeof part === 'string') return part;
+        const ref = (part as { Ref?: unknown }).Ref;
+        return typeof ref === 'string' ? `REF:${ref}` : 'TOKEN';
+      })
+      .join(''),
+  ).widgets as Widget[];
   const titles = widgets.map((w) => String(w.properties.title ?? w.properties.markdown ?? ''));
-  return { stack, parts, alarms, dashboard, template, widgets, titles };
+  const widget = (title: string): Widget => {
+    const found = widgets.find((w) => w.properties.title === title);
+    if (!found) throw new Error(`no widget "${title}" in ${titles.join(' | ')}`);
+    return found;
+  };
+  /**
+   * The lines of a graph, without their options: [namespace, name, ...dimension pairs], the
+   * pairs sorted by dimension name (their order in the body carries no meaning).
+   */
+  const lines = (title: string): string[][] =>
+    ((widget(title).properties.metrics ?? []) as MetricLine[]).map((line) => {
+      const [namespace = '', name = '', ...rest] = line.filter(
+        (x): x is string => typeof x === 'string',
+      );
+      const pairs: [string, string][] = [];
+      for (let i = 0; i + 1 < rest.length; i += 2) pairs.push([rest[i] ?? '', rest[i + 1] ?? '']);
+      pairs.sort(([a], [b]) => a.localeCompare(b));
+      return [namespace, name, ...pairs.flat()];
+    });
+  const ref = (construct: IConstruct) =>
+    `REF:${stack.getLogicalId(construct.node.defaultChild as CfnElement)}`;
+  return { stack, parts, alarms, dashboard, template, widgets, titles, widget, lines, ref };
 }
+
+/** A project metric's line: our namespace, its name, the stack-wide total (the `Stack` dimension). */
+const own = (name: string) => ['OpenAiWebhooks', name, 'Stack', 'Bare'];
 
 describe('OperationsDashboard', () => {
   it('creates one dashboard named after the stack: health, webhooks, a row per category, and a calls-off note', () => {
@@ -90,6 +130,89 @@ describe('OperationsDashboard', () => {
     expect(titles[3]).toBe('Active calls vs capacity');
     for (const title of ['Call setup latency (ms)', 'Call outcomes', 'Running tasks', 'CPU (%)'])
       expect(titles).toContain(title);
+  });
+
+  it('has an operating-limits row: the ingress at its reserved concurrency, DynamoDB throttles, malformed envelopes kept', () => {
+    const { titles, lines, widget, ref, parts, template } = dashboardIn({ withStore: true });
+    const row = titles.indexOf('### Operating limits');
+    expect(row).toBeGreaterThan(3);
+    expect(titles.slice(row + 1, row + 4)).toEqual([
+      'Ingress concurrency · throttles',
+      'DynamoDB throttles',
+      'Malformed envelopes (kept)',
+    ]);
+    // Without calls there is no call recorder to graph.
+    expect(titles).not.toContain('Call recorder: items dropped');
+
+    const fn = ref(parts.ingress.fn);
+    expect(lines('Ingress concurrency · throttles')).toEqual([
+      ['AWS/Lambda', 'ConcurrentExecutions', 'FunctionName', fn],
+      ['AWS/Lambda', 'Throttles', 'FunctionName', fn],
+    ]);
+    const ingressGraph = widget('Ingress concurrency · throttles').properties;
+    // Throttles on the right axis; a red line at the reserved concurrency the function has.
+    expect((ingressGraph.metrics as MetricLine[])[1]?.at(-1)).toMatchObject({
+      yAxis: 'right',
+      stat: 'Sum',
+    });
+    const resources = template.toJSON().Resources as Record<string, Resource>;
+    const reserved = resources[fn.slice('REF:'.length)]?.Properties.ReservedConcurrentExecutions;
+    expect(reserved).toEqual(expect.any(Number));
+    expect(ingressGraph.annotations).toEqual({
+      horizontal: [expect.objectContaining({ value: reserved, label: 'reserved concurrency' })],
+    });
+
+    const table = ref(parts.store.table);
+    expect(lines('DynamoDB throttles')).toEqual([
+      ['AWS/DynamoDB', 'WriteThrottleEvents', 'TableName', table],
+      ['AWS/DynamoDB', 'ReadThrottleEvents', 'TableName', table],
+      [
+        'AWS/DynamoDB',
+        'WriteThrottleEvents',
+        'GlobalSecondaryIndexName',
+        'eventsByCategory',
+        'TableName',
+        table,
+      ],
+      ...['PutItem', 'UpdateItem', 'TransactWriteItems', 'BatchWriteItem', 'GetItem', 'Query'].map(
+        (op) => ['AWS/DynamoDB', 'ThrottledRequests', 'Operation', op, 'TableName', table],
+      ),
+    ]);
+    expect(lines('Malformed envelopes (kept)')).toEqual([own('WebhooksMalformed')]);
+  });
+
+  it('leaves the table graph out without a table', () => {
+    const { titles } = dashboardIn();
+    expect(titles).toContain('Ingress concurrency · throttles');
+    expect(titles).not.toContain('DynamoDB throttles');
+  });
+
+  it("graphs every worker metric of issue 11 and the call recorder's dropped items, each as the worker emits it", () => {
+    const { titles, lines } = dashboardIn({ calls: true });
+    expect(lines('Call recorder: items dropped')).toEqual([own('RecorderItemsDropped')]);
+    const row = titles.indexOf('### Call ownership and faults');
+    expect(titles.slice(row + 1)).toEqual([
+      'Call ownership',
+      'Tool calls under faults',
+      'Idle timeouts',
+    ]);
+    expect(lines('Call ownership')).toEqual(['LeasesLost', 'Reattaches', 'AttachRetries'].map(own));
+    expect(lines('Tool calls under faults')).toEqual(
+      ['ToolCallsSkipped', 'ToolOutputsTruncated', 'ToolOutputsHandedOver'].map(own),
+    );
+    expect(lines('Idle timeouts')).toEqual([own('IdleTimeouts')]);
+    // Every one is in the catalogue the worker emits from, as a count, in the one namespace.
+    expect(METRICS_NAMESPACE).toBe('OpenAiWebhooks');
+    for (const name of [
+      'LeasesLost',
+      'Reattaches',
+      'AttachRetries',
+      'ToolCallsSkipped',
+      'ToolOutputsTruncated',
+      'ToolOutputsHandedOver',
+      'IdleTimeouts',
+    ] as const)
+      expect(METRICS[name].unit).toBe('Count');
   });
 
   it.each<[Options, RegExp]>([

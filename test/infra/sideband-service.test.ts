@@ -4,8 +4,14 @@ import { SubnetType, Vpc } from 'aws-cdk-lib/aws-ec2';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { describe, expect, it } from 'vitest';
+import { EcsTaskProtection, TASK_PROTECTION_ENV } from '#adapters/ecs-task-protection';
 import { EventStore } from '../../lib/constructs/event-store';
-import { SidebandService, type SidebandServiceProps } from '../../lib/constructs/sideband-service';
+import {
+  type CallMetricName,
+  SidebandService,
+  type SidebandServiceProps,
+  TASK_PROTECTION_ENV_NAMES,
+} from '../../lib/constructs/sideband-service';
 import { PropsError } from '../../lib/constructs/validation';
 import { nagFindings } from './app';
 import { bareStack, callsFixture, expectContained } from './constructs';
@@ -220,6 +226,98 @@ describe('SidebandService', () => {
     expect(sideband.metricRunningTasks().metricName).toBe('RunningTaskCount');
     expect(sideband.metricCpuUtilization().metricName).toBe('CPUUtilization');
     expect(sideband.metricMemoryUtilization().metricName).toBe('MemoryUtilization');
+  });
+
+  it("covers the worker's fault and recorder metrics: metricCalls for each, metricRecorderItemsDropped", () => {
+    const { sideband } = sidebandIn();
+    const names: CallMetricName[] = [
+      'LeasesLost',
+      'Reattaches',
+      'AttachRetries',
+      'ToolCallsSkipped',
+      'ToolOutputsTruncated',
+      'ToolOutputsHandedOver',
+      'IdleTimeouts',
+      'RecorderItemsDropped',
+    ];
+    for (const name of names) {
+      const metric = sideband.metricCalls(name, { label: name });
+      expect(metric.metricName).toBe(name);
+      expect(metric.namespace).toBe('OpenAiWebhooks');
+      expect(metric.statistic).toBe('Sum');
+      expect(metric.label).toBe(name);
+    }
+    const dropped = sideband.metricRecorderItemsDropped({ period: Duration.minutes(5) });
+    expect(dropped.metricName).toBe('RecorderItemsDropped');
+    expect(dropped.statistic).toBe('Sum');
+    expect(dropped.period.toMinutes()).toBe(5);
+    // The total over every Reason: the Stack dimension alone.
+    expect(Object.keys(dropped.dimensions ?? {})).toEqual(['Stack']);
+  });
+
+  describe('the task-protection budget', () => {
+    type EnvEntry = { Name: string; Value: unknown };
+    const workerEnv = (template: Template): EnvEntry[] => {
+      const task = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0] as {
+        Properties: { ContainerDefinitions: { Environment: EnvEntry[] }[] };
+      };
+      return task.Properties.ContainerDefinitions[0]?.Environment ?? [];
+    };
+    const budgetEnv = (template: Template) =>
+      workerEnv(template).filter((e) => e.Name.startsWith('TASK_PROTECTION_'));
+
+    it("names the variables the worker's EcsTaskProtection.fromEnv reads", () => {
+      expect(TASK_PROTECTION_ENV_NAMES).toEqual(TASK_PROTECTION_ENV);
+    });
+
+    it("is left to the worker's defaults when not given: no variable is set", () => {
+      expect(budgetEnv(sidebandIn().template())).toEqual([]);
+      expect(budgetEnv(sidebandIn({ taskProtection: {} }).template())).toEqual([]);
+    });
+
+    it('sets only the values given, and the worker reads them back', () => {
+      expect(budgetEnv(sidebandIn({ taskProtection: { restMinutes: 0 } }).template())).toEqual([
+        { Name: 'TASK_PROTECTION_REST_MINUTES', Value: '0' },
+      ]);
+      const both = budgetEnv(
+        sidebandIn({ taskProtection: { maxProtectedMinutes: 240, restMinutes: 30 } }).template(),
+      );
+      expect(both).toEqual([
+        { Name: 'TASK_PROTECTION_MAX_MINUTES', Value: '240' },
+        { Name: 'TASK_PROTECTION_REST_MINUTES', Value: '30' },
+      ]);
+      // What the worker does with that environment at start: a valid budget, no throw.
+      const env = Object.fromEntries(both.map((e) => [e.Name, String(e.Value)]));
+      expect(
+        EcsTaskProtection.fromEnv({ ...env, ECS_AGENT_URI: 'http://169.254.170.2/api/x' }),
+      ).toBeInstanceOf(EcsTaskProtection);
+    });
+
+    it.each<[string, Options, RegExp]>([
+      [
+        'maxProtectedMinutes 0',
+        { taskProtection: { maxProtectedMinutes: 0 } },
+        /taskProtection.maxProtectedMinutes must be an integer from 1 to 2880; got 0/,
+      ],
+      [
+        "maxProtectedMinutes 2881 (past ECS's 48 hours)",
+        { taskProtection: { maxProtectedMinutes: 2881 } },
+        /taskProtection.maxProtectedMinutes must be an integer from 1 to 2880; got 2881/,
+      ],
+      [
+        'restMinutes -1',
+        { taskProtection: { restMinutes: -1 } },
+        /taskProtection.restMinutes must be an integer from 0 to 2880; got -1/,
+      ],
+      [
+        'restMinutes 1.5',
+        { taskProtection: { restMinutes: 1.5 } },
+        /taskProtection.restMinutes must be an integer from 0 to 2880; got 1.5/,
+      ],
+    ])('rejects %s', (_name, options, message) => {
+      expect(() => sidebandIn(options)).toThrow(PropsError);
+      expect(() => sidebandIn(options)).toThrow(message);
+    });
   });
 
   it.each<[string, Options | ((stack: Stack) => Options), RegExp]>([

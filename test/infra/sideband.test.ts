@@ -265,8 +265,35 @@ describe('call props', () => {
     [{ rejectStatus: 200 }, /rejectStatus/],
     [{ service: { minTasks: 3, maxTasks: 2 } }, /maxTasks/],
     [{ service: { cpu: 300 } }, /Fargate size/],
+    [
+      { service: { taskProtection: { maxProtectedMinutes: 0 } } },
+      /calls.service.taskProtection.maxProtectedMinutes must be an integer from 1 to 2880; got 0/,
+    ],
+    [
+      { service: { taskProtection: { restMinute: 5 } as never } },
+      /Unknown prop "calls.service.taskProtection.restMinute": did you mean "calls.service.taskProtection.restMinutes"\?/,
+    ],
   ])('throws at synth on bad call props %#', (calls, message) => {
     expect(() => callsApp(calls as Partial<CallsProps>)).toThrow(message);
+  });
+
+  it('passes calls.service.taskProtection to the workers, only the values given', () => {
+    const { template: given } = callsApp({
+      service: { taskProtection: { maxProtectedMinutes: 120 } },
+    });
+    given.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      ContainerDefinitions: [
+        Match.objectLike({
+          Environment: Match.arrayWith([{ Name: 'TASK_PROTECTION_MAX_MINUTES', Value: '120' }]),
+        }),
+      ],
+    });
+    const names = JSON.stringify(given.findResources('AWS::ECS::TaskDefinition'));
+    expect(names).not.toContain('TASK_PROTECTION_REST_MINUTES');
+    const { template: none } = callsApp();
+    expect(JSON.stringify(none.findResources('AWS::ECS::TaskDefinition'))).not.toContain(
+      'TASK_PROTECTION_',
+    );
   });
 
   it('refuses a calls config too large for the Lambda environment (4 KB)', () => {

@@ -1,10 +1,8 @@
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoWebhookLedger } from '#adapters/dynamo-webhook-ledger';
 import { INGRESS_REJECTION_REASONS } from '#core/reasons';
 import { CATEGORIES } from '#core/webhooks/categories';
-import type { WebhookEvent } from '#core/webhooks/envelope';
 import { parseWebhookSecret, signWebhook } from '#core/webhooks/signature';
 import type { LocalPipeline } from '../../local/pipeline';
 import { sampleEvent } from '../../local/samples';
@@ -180,31 +178,6 @@ const CASES: [name: string, build: Build, status: number, code: string][] = [
     'invalid_signature',
   ],
   ['a truncated signature', withHeader('webhook-signature', 'v1,AAAA'), 401, 'invalid_signature'],
-  [
-    'a webhook-id another delivery is still queueing',
-    async (p) => {
-      const d = valid(p);
-      const event = JSON.parse(d.body) as WebhookEvent;
-      // Another attempt holds a fresh claim on this webhook-id: it has not queued the event yet.
-      const ledger = new DynamoWebhookLedger(p.dynamo, p.tableName);
-      const token = `other-attempt-${d.webhookId}`;
-      const claim = await ledger.claim({
-        webhookId: d.webhookId,
-        eventId: event.id,
-        type: event.type,
-        category: 'batch',
-        token,
-        now: Date.now(),
-        staleBefore: 0,
-        expiresAt: now() + 3600,
-      });
-      if (claim.kind !== 'claimed') throw new Error('The other attempt could not claim it.');
-      // That attempt then fails to queue and gives the id back (only its own claim, by token).
-      return { headers: d.headers, body: d.body, after: () => ledger.release(d.webhookId, token) };
-    },
-    409,
-    'delivery_in_progress',
-  ],
 ];
 
 const uid = () => `evt_kept_${Math.random().toString(36).slice(2)}`;

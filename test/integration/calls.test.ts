@@ -1065,6 +1065,54 @@ describe('one owner per call, even when a worker stalls', () => {
     },
   );
 
+  it('a live worker whose clock is behind by the tolerated skew, its renewals stalled, stops acting before a sweeper can take its call: what the caller says then is recorded once', async () => {
+    // A's leases tolerate 3 s of skew (8 s lease) and its clock is 3 s behind: the lease it last
+    // wrote ends for a sweeper 3 s early, which is when A stops acting (8 - 3 s after that
+    // renewal started). Unlike a stopped process, A runs on and hears the caller. This fails when
+    // A ignores the skew (MAX_CLOCK_SKEW_MS 0) or its clock is 4.5 s behind: A records too.
+    const skew = 3000;
+    slowDynamo.delayMs = 0;
+    const a = await p.startWorker('skew-live-a', {
+      CALLS_CONFIG: JSON.stringify(localCallsConfig({ maxCallsPerTask: 1 })),
+      CLOCK_OFFSET_MS: String(-skew),
+      LEASE_TTL_MS: '8000',
+      MAX_CLOCK_SKEW_MS: String(skew),
+      AWS_ENDPOINT_URL_DYNAMODB: slowDynamo.endpoint,
+    });
+    const { call } = await ring(p);
+    expect((await waitForStatus(p, call.id, ['active'])).owner).toBe(a.id);
+    await p.startWorker('skew-live-b');
+    // A's DynamoDB requests now hang (each times out in the SDK): its renewals stop confirming
+    // while it keeps running and keeps its socket. B sweeps it, and the call moves.
+    slowDynamo.delayMs = 60_000;
+    await eventually(
+      async () => (call.sockets.size === 2 ? true : undefined),
+      20_000,
+      'the new owner attached while A still has its socket',
+    );
+    // Both sockets hear the caller; only the owner may act on it.
+    p.realtime?.callerSays(call.id, 'While A is cut off.');
+    // A reaches DynamoDB again: its next renewal is refused (it was fenced), and anything it had
+    // recorded meanwhile would be written now.
+    slowDynamo.delayMs = 0;
+    const said = async () =>
+      (await callParts(p, call.id)).filter(
+        (x) => x.kind === 'transcript' && x.text === 'While A is cut off.',
+      ).length;
+    await eventually(async () => ((await said()) > 0 ? true : undefined));
+    await eventually(
+      async () => (a.logs.some((l) => l.includes('lease lost')) ? true : undefined),
+      20_000,
+      'A letting go of the call',
+    );
+    await eventually(async () => (call.sockets.size === 1 ? true : undefined));
+    // Proves that A recorded nothing: its recorder writes at least every second, and on letting
+    // go it flushes at once (a second line landed within 1.3 s in the failing variants).
+    await holdsFor(async () => (await said()) === 1, 3000, 'one transcript');
+    p.realtime?.callerHangsUp(call.id);
+    await waitForStatus(p, call.id, ['ended']);
+  });
+
   it('never takes a healthy worker for dead when its clock is behind or ahead by the tolerated skew', async () => {
     const skew = Number(FAST_WORKERS.MAX_CLOCK_SKEW_MS);
     const one = JSON.stringify(localCallsConfig({ maxCallsPerTask: 1 }));

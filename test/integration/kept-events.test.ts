@@ -1,11 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqsEventPublisher } from '#adapters/sqs-event-publisher';
 import type { StoredEventRecord } from '#core/ports/webhooks';
+import { listingShard } from '#core/table-schema';
 import { CATEGORIES, type Category } from '#core/webhooks/categories';
 import type { ConsumedEvent } from '#core/webhooks/process-event';
+import { type PayloadRef, wrapBytes } from '#core/webhooks/queue-message';
+import { eventPayloadView, listEvents } from '../../cli/queries';
 import { redrive } from '../../cli/redrive';
+import { payloadView, shownPayload } from '../../cli/views';
 import type { LocalPipeline } from '../../local/pipeline';
 import { sampleEvent } from '../../local/samples';
 import { Gate } from '../support/fakes';
@@ -54,6 +59,9 @@ describe('large events: claim check through S3', () => {
   let failing = false;
   beforeAll(async () => {
     p = await pipeline({
+      // Reading and checking a 700 KB body from S3 can take over a second on a busy machine: a
+      // 1 s visibility timeout would hand the message to a second consumer meanwhile.
+      visibilityTimeoutSeconds: 5,
       maxReceiveCount: 2,
       userHandlers: {
         response: async (event) => {
@@ -239,9 +247,9 @@ describe('redeliveries of an acknowledged event', () => {
         ...deps,
         store: {
           ...deps.store,
-          recordReceived: async (record) => {
+          recordReceived: async (record, options) => {
             await gate.opened;
-            return deps.store.recordReceived(record);
+            return deps.store.recordReceived(record, options);
           },
           markProcessed: (...args) => deps.store.markProcessed(...args),
           markFailed: (...args) => deps.store.markFailed(...args),
@@ -267,11 +275,191 @@ describe('redeliveries of an acknowledged event', () => {
         body: { received: true, duplicate: true },
       });
     }
-    expect(await p.store.getEvent(event.id)).toBeUndefined();
+    // Only the head the ingress wrote: listed as received, the body comes with the outcome.
+    expect(await p.store.getEvent(event.id)).toMatchObject({ status: 'received', payload: '' });
     gate.open();
     await stored(p, event.id);
     // Bounded wait: a second queueing would reach the handler within tens of milliseconds.
     await holdsFor(() => seen.length <= 1, 500, 'one handler call');
     expect(seen).toEqual([event.id]);
+  });
+});
+
+// Issue 12 §2: the event's head is the listing row, sharded; `owh events show` shows the event.
+describe('the listing and events show on the head/body layout', () => {
+  let p: LocalPipeline;
+  let db: DynamoDBDocumentClient;
+  beforeAll(async () => {
+    p = await pipeline({ visibilityTimeoutSeconds: 5 });
+    db = DynamoDBDocumentClient.from(p.dynamo);
+  });
+
+  it('lists a category across its shards newest first, and pages through it exactly', async () => {
+    // A type of its own, in `other`, so the listing holds only these.
+    const type = `shards.${randomBytes(4).toString('hex')}`;
+    const now = Math.floor(Date.now() / 1000);
+    const events = Array.from({ length: 24 }, (_, i) => ({
+      ...sampleEvent(type),
+      // Pairs share a second: the event id orders them within it, as the index does.
+      created_at: now - 100 + Math.floor(i / 2),
+    }));
+    for (const event of events)
+      expect((await post(p.url, signedDelivery(p.webhookSecret, event))).status).toBe(200);
+    await Promise.all(events.map((e) => stored(p, e.id)));
+    // They really are spread over several index partitions.
+    expect(new Set(events.map((e) => listingShard(e.id))).size).toBeGreaterThan(4);
+    const expected = events
+      .map((e) => ({ id: e.id, key: `${e.created_at}#${e.id}` }))
+      .sort((a, b) => (a.key < b.key ? 1 : -1))
+      .map((e) => e.id);
+
+    const seen: string[] = [];
+    let before: string | undefined;
+    let pages = 0;
+    do {
+      const page = await listEvents(db, p.tableName, {
+        type,
+        limit: 5,
+        ...(before ? { before } : {}),
+      });
+      seen.push(...page.events.map((e) => e.eventId));
+      expect(page.events.every((e) => e.status === 'processed' && e.attempts === 1)).toBe(true);
+      before = page.next;
+      pages++;
+    } while (before && pages < 10);
+    expect(seen).toEqual(expected);
+    expect(pages).toBe(5);
+
+    const processedOnes = await listEvents(db, p.tableName, {
+      type,
+      status: 'processed',
+      limit: 30,
+    });
+    expect(processedOnes.events).toHaveLength(24);
+    expect(processedOnes.next).toBeUndefined();
+    const failedOnes = await listEvents(db, p.tableName, { type, status: 'failed', limit: 5 });
+    expect(failedOnes.events).toEqual([]);
+  });
+
+  it('shows the event as sent: a claim-checked body read from S3, bytes that are not text as base64', async () => {
+    const large = largeEvent(200 * 1024);
+    const largeDelivery = signedDelivery(p.webhookSecret, large);
+    expect((await post(p.url, largeDelivery)).status).toBe(200);
+    const record = await stored(p, large.id);
+    expect(record.payload.startsWith('{"owh_body":')).toBe(true);
+    const fromS3 = async (ref: PayloadRef) => {
+      const object = p.s3.buckets.get(ref.bucket)?.get(ref.key);
+      if (!object) throw new Error('no such object');
+      return object;
+    };
+    const view = await eventPayloadView(record.payload, fromS3);
+    expect(view.kind).toBe('event');
+    expect(shownPayload(view)).toEqual(large);
+    // If the object cannot be read, the view says so and shows the reference.
+    const missing = await eventPayloadView(record.payload, async () => {
+      throw new Error('AccessDenied');
+    });
+    expect(shownPayload(missing)).toMatchObject({
+      unavailable: expect.stringContaining('AccessDenied'),
+      ref: { bucket: p.payloadBucket },
+    });
+
+    const plain = signedDelivery(p.webhookSecret, 'not json at all');
+    expect((await post(p.url, plain)).status).toBe(200);
+    const kept = await stored(p, `malformed_${plain.webhookId}`);
+    expect(shownPayload(await eventPayloadView(kept.payload))).toBe('not json at all');
+    const bytes = Buffer.from([0x7b, 0xff, 0xfe, 0x7d]);
+    expect(shownPayload(payloadView(wrapBytes(bytes)))).toEqual({
+      base64: bytes.toString('base64'),
+      bytes: 4,
+      note: 'the body is not UTF-8 text',
+    });
+    expect(shownPayload(payloadView(''))).toMatchObject({
+      unavailable: expect.stringContaining('not stored yet'),
+    });
+  });
+});
+
+// Issue 12 §2: events stored before the head/body split stay readable, listable and deduped;
+// a message whose head the ingress never wrote gets one from the consumer.
+describe('events of the layout before the split, and messages without a head', () => {
+  let p: LocalPipeline;
+  let db: DynamoDBDocumentClient;
+  const handled: ConsumedEvent[] = [];
+  beforeAll(async () => {
+    p = await pipeline({
+      visibilityTimeoutSeconds: 5,
+      userHandlers: {
+        batch: async (event) => {
+          handled.push(event);
+        },
+      },
+    });
+    db = DynamoDBDocumentClient.from(p.dynamo);
+  });
+
+  it('reads, lists and dedupes an event stored whole on one item, unsharded', async () => {
+    const event = sampleEvent('batch.completed');
+    const delivery = signedDelivery(p.webhookSecret, event);
+    // What the consumer wrote before: the whole record on `EVENT#<id>`, listed in `EVENTS#batch`.
+    await db.send(
+      new PutCommand({
+        TableName: p.tableName,
+        Item: {
+          pk: `EVENT#${event.id}`,
+          sk: 'EVENT',
+          gsi1pk: 'EVENTS#batch',
+          gsi1sk: `${event.created_at}#${event.id}`,
+          eventId: event.id,
+          webhookId: delivery.webhookId,
+          type: event.type,
+          category: 'batch',
+          createdAt: event.created_at,
+          receivedAt: Date.now(),
+          secretLabel: 'current',
+          payload: delivery.body,
+          status: 'processed',
+          attempts: 1,
+          expiresAt: Math.floor(Date.now() / 1000) + 3600,
+        },
+      }),
+    );
+    expect(await p.store.getEvent(event.id)).toMatchObject({
+      status: 'processed',
+      payload: delivery.body,
+      webhookId: delivery.webhookId,
+    });
+    const listed = await listEvents(db, p.tableName, { type: 'batch.completed', limit: 50 });
+    expect(listed.events.find((e) => e.eventId === event.id)).toMatchObject({
+      status: 'processed',
+      attempts: 1,
+    });
+    // OpenAI redelivers it after the upgrade: a duplicate, not a second run.
+    expect(await post(p.url, delivery)).toEqual({
+      status: 200,
+      body: { received: true, duplicate: true },
+    });
+    await holdsFor(() => !handled.some((h) => h.eventId === event.id), 500, 'no handler call');
+  });
+
+  it('writes the head itself for a message queued without one, and lists the event', async () => {
+    const event = sampleEvent('batch.failed');
+    const body = JSON.stringify(event);
+    await new SqsEventPublisher(p.sqs, queueUrls(p)).publish({
+      webhookId: `wh_direct_${randomBytes(4).toString('hex')}`,
+      eventId: event.id,
+      type: event.type,
+      category: 'batch',
+      receivedAt: Date.now(),
+      secretLabel: 'current',
+      token: 'token-of-an-attempt-that-could-not-write-the-head',
+      body,
+    });
+    const record = await stored(p, event.id);
+    expect(record.payload).toBe(body);
+    expect(record.token).toBe('token-of-an-attempt-that-could-not-write-the-head');
+    const listed = await listEvents(db, p.tableName, { type: 'batch.failed', limit: 50 });
+    expect(listed.events.map((e) => e.eventId)).toContain(event.id);
+    expect(handled.filter((h) => h.eventId === event.id)).toHaveLength(1);
   });
 });

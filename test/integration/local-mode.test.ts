@@ -1,61 +1,38 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import type { MetricPoint } from '#core/observability/metrics';
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { afterEach, describe, expect, it } from 'vitest';
 import { writeState } from '../../local/local-state';
-import { createQueue } from '../../local/provision';
-import { EventSourcePoller } from '../../local/stand-ins/event-source-poller';
-import { CapturingLogger } from '../support/fakes';
+import {
+  doomedMessagePoller,
+  emulatorSqs,
+  errLines,
+  npmRunSend,
+  pipelineState,
+  readJson,
+  type Spawned,
+  spawned,
+  npmStart as startLocalMode,
+  until,
+} from '../support/local-mode';
 import { eventually, startPipeline } from '../support/webhooks';
 
 /** Local mode's own behaviour: what `npm start` and its stand-ins do around the pipeline. */
 
-const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const NOT_RUNNING = 'local mode is not running: start it with `npm start`';
 
-interface Run {
-  readonly child: ChildProcess;
-  readonly out: () => string;
-  readonly err: () => string;
-  readonly exited: Promise<number | null>;
-}
-
+/** What the tests start, for afterEach to stop (with their children) if a test leaves it running. */
 const started: ChildProcess[] = [];
-
-/** Runs a TypeScript entry (or a command) as a person would, with its output kept. */
-function run(
-  args: readonly string[],
-  env: NodeJS.ProcessEnv = {},
-  command = process.execPath,
-): Run {
-  const child = spawn(command, [...args], {
-    cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  started.push(child);
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code, signal) => resolve(signal ? null : code)),
-  );
-  return { child, out: () => out, err: () => err, exited };
-}
-
+/** A command as a person runs it, with its output kept. */
+const run = (args: readonly string[], env: NodeJS.ProcessEnv = {}, command?: string) =>
+  spawned(args, env, { ...(command ? { command } : {}), started });
 const npmStart = (dir: string, env: NodeJS.ProcessEnv = {}) =>
-  run(['--import', 'tsx', 'local/main.ts'], { OWH_LOCAL_DIR: dir, PORT: '0', ...env });
+  startLocalMode(dir, env, { started });
 const send = (args: readonly string[], env: NodeJS.ProcessEnv = {}) =>
-  run(['--import', 'tsx', 'local/send.ts', ...args], env);
+  npmRunSend(args, env, { started });
 
 /** Every live process under `pid`, from /proc (Linux). */
 function descendants(pid: number): number[] {
@@ -91,29 +68,6 @@ const alive = (pid: number) => {
     return false;
   }
 };
-
-async function until<T>(probe: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline)
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}.`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-function readJson(file: string): Record<string, unknown> | undefined {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The lines a person reads on stderr, without npm's own warnings. */
-const errLines = (text: string) =>
-  text.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('npm warn'));
 
 async function listen(port = 0): Promise<Server> {
   const server = createServer((_req, res) => res.end());
@@ -319,17 +273,7 @@ describe('npm run send', () => {
     const p = await startPipeline({});
     try {
       const dir = tempDir();
-      writeState(path.join(dir, 'state.json'), {
-        webhookUrl: p.url,
-        webhookSecret: p.webhookSecret,
-        tableName: p.tableName,
-        dynamoEndpoint: p.dynamoEndpoint,
-        sqsEndpoint: p.sqsEndpoint,
-        openAiBaseUrl: p.openAiBaseUrl,
-        queues: p.queues,
-        simulator: true,
-        pid: process.pid,
-      });
+      writeState(path.join(dir, 'state.json'), { ...pipelineState(p), simulator: true });
       const batch = send(['batch.failed', '--id', 'batch_sent_failed'], { OWH_LOCAL_DIR: dir });
       expect(await batch.exited, batch.err()).toBe(0);
       expect(batch.out()).toContain('object: batch batch_sent_failed status=failed');
@@ -367,36 +311,10 @@ describe('npm run send', () => {
 
 describe('the event source mapping stand-in', () => {
   it('logs and counts an event that its last failed attempt sends to the DLQ', async () => {
-    const sqs = new SQSClient({
-      endpoint: inject('sqsEndpoint'),
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    });
-    const name = `dlq${Math.random().toString(36).slice(2, 10)}`;
-    const queue = await createQueue(sqs, name, { maxReceiveCount: 2, visibilityTimeoutSeconds: 1 });
-    const log = new CapturingLogger();
-    const metrics: MetricPoint[] = [];
-    const poller = new EventSourcePoller({
-      client: sqs,
-      queueUrl: queue.queueUrl,
-      queueArn: queue.queueArn,
-      handler: async (event) => ({
-        batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })),
-      }),
-      log,
-      metrics: (points) => metrics.push(...points),
-    });
-    await sqs.send(
-      new SendMessageCommand({
-        QueueUrl: queue.queueUrl,
-        MessageBody: '{}',
-        MessageAttributes: {
-          'event-id': { DataType: 'String', StringValue: 'evt_doomed' },
-          'event-type': { DataType: 'String', StringValue: 'batch.failed' },
-          category: { DataType: 'String', StringValue: 'batch' },
-        },
-      }),
-    );
+    const sqs = emulatorSqs();
+    const { queue, poller, log, metrics } = await doomedMessagePoller(sqs, async (event) => ({
+      batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })),
+    }));
     poller.start();
     try {
       const line = await eventually(
@@ -438,5 +356,113 @@ describe('the event source mapping stand-in', () => {
       await poller.stop();
       sqs.destroy();
     }
+  });
+});
+
+describe('npm start runs the app config', () => {
+  /** Starts npm start and waits for its banner; returns the banner's lines. */
+  async function banner(main: Spawned): Promise<string[]> {
+    await until(
+      () => (main.err().includes('Try, in another terminal') ? true : undefined),
+      60_000,
+      'the banner',
+    );
+    return main.err().split('\n');
+  }
+
+  /** An app config file outside the project, as a user's own would be. */
+  function configFile(source: string): string {
+    const file = path.join(tempDir(), 'app-config.ts');
+    writeFileSync(file, source);
+    return file;
+  }
+
+  it('names the config file, the handlers and the tools it loaded, and serves the tools', async () => {
+    const main = npmStart(tempDir(), { OWH_APP_CONFIG: 'examples/app-config.ts' });
+    const lines = await banner(main);
+    expect(lines).toContain(' App config      examples/app-config.ts   (OWH_APP_CONFIG)');
+    expect(lines.find((l) => l.startsWith(' Handlers'))).toBeDefined();
+    expect(lines).toContain(
+      " Phone calls     the app's calls config (examples/app-config.ts), against the Realtime simulator",
+    );
+    const toolsLine = lines.find((l) => l.startsWith(' Tools')) ?? '';
+    expect(toolsLine).toMatch(
+      /lookup_order ← examples\/tools\/lookup-order.ts, check_warranty ← examples\/tools\/failing-tool.ts {3}\(local Lambda http:\/\/127.0.0.1:\d+\)/,
+    );
+    // The tools answer the Lambda Invoke protocol at the address the banner gives.
+    const endpoint = /\(local Lambda (http:\/\/[^)]+)\)/.exec(toolsLine)?.[1];
+    const invoked = await fetch(`${endpoint}/2015-03-31/functions/tool-lookup_order/invocations`, {
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'lookup_order',
+        arguments: { order_number: '5678' },
+        call: { callId: 'rtc_1', fnCallId: 'call_1', callerVerified: false, sessionKey: 'default' },
+      }),
+    });
+    expect(await invoked.json()).toMatchObject({ order_number: '5678', status: 'processing' });
+    // The call-control API (issue 16) is on the banner, and answers there: an unknown call's
+    // command is refused with a JSON error.
+    const controlLine = lines.find((l) => l.startsWith(' Call control')) ?? '';
+    const controlUrl = /(http:\/\/127\.0\.0\.1:\d+)\/calls\/\{call_id\}\/commands/.exec(
+      controlLine,
+    )?.[1];
+    expect(controlUrl, controlLine).toBeDefined();
+    const refused = await fetch(`${controlUrl}/calls/rtc_nobody/commands`, {
+      method: 'POST',
+      body: JSON.stringify({ action: 'cancel' }),
+    });
+    expect(refused.status).toBe(404);
+    expect(await refused.json()).toMatchObject({ error: { code: expect.any(String) } });
+    main.child.kill('SIGTERM');
+    expect(await main.exited).toBe(0);
+  }, 90_000);
+
+  it('with OPENAI_BASE_URL and OPENAI_API_KEY keeps phone calls on, with the demo profile when the app has no calls; without the key, says why they are off', async () => {
+    const empty = configFile('export const appConfig = { description: "no calls" };\n');
+    const withKeyDir = tempDir();
+    const withKey = npmStart(withKeyDir, {
+      OWH_APP_CONFIG: empty,
+      OPENAI_BASE_URL: 'http://127.0.0.1:9/v1',
+      OPENAI_API_KEY: 'sk-test',
+    });
+    const lines = await banner(withKey);
+    expect(lines).toContain(
+      ' Phone calls     the demo profile (the app config has no calls), against http://127.0.0.1:9/v1',
+    );
+    expect(lines).toContain(' Tools           lookup_order (the demo tool)');
+    expect(lines).toContain(' Handlers        none');
+    expect(withKey.err()).toContain('a sideband worker');
+    // Calls are on (a webhook endpoint for this machine subscribes to realtime.call.incoming),
+    // with no simulator to play one.
+    expect(readJson(path.join(withKeyDir, 'state.json'))).toMatchObject({
+      calls: true,
+      simulator: false,
+    });
+    withKey.child.kill('SIGTERM');
+    expect(await withKey.exited).toBe(0);
+
+    const noKey = npmStart(tempDir(), {
+      OWH_APP_CONFIG: empty,
+      OPENAI_BASE_URL: 'http://127.0.0.1:9/v1',
+      OPENAI_API_KEY: '',
+    });
+    expect(await banner(noKey)).toContain(
+      ' Phone calls     off: OPENAI_BASE_URL is set without OPENAI_API_KEY (the sideband worker needs the key)',
+    );
+    noKey.child.kill('SIGTERM');
+    expect(await noKey.exited).toBe(0);
+  }, 120_000);
+
+  it('refuses an app config with an unknown prop as synth does, naming it with a suggestion', async () => {
+    const typo = configFile(
+      'export const appConfig = { alarmEmial: "oncall@example.com", logLevel: "verbose" };\n',
+    );
+    const main = npmStart(tempDir(), { OWH_APP_CONFIG: typo });
+    expect(await main.exited).toBe(1);
+    expect(errLines(main.err())).toEqual([
+      'npm start: the app config cannot run: Invalid OpenAiWebhooks props:',
+      '- Unknown prop "alarmEmial": did you mean "alarmEmail"?',
+      '- logLevel must be one of debug, info, warn, error; got "verbose".',
+    ]);
   });
 });

@@ -7,61 +7,13 @@ import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-s
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { count as countPoint, type MetricPoint } from '#core/observability/metrics';
 import { toMessageAttributes } from '#core/webhooks/queue-message';
-import { type CliIo, runCli } from '../../cli/run';
+import { runCli } from '../../cli/run';
 import { localCallsConfig } from '../../local/calls';
 import type { LocalPipeline } from '../../local/pipeline';
 import { sampleEvent } from '../../local/samples';
 import { callParts, ring, waitForSent, waitForStatus } from '../support/calls';
+import { owhAgainst, ROOT, spawned, stateFileFor } from '../support/local-mode';
 import { eventually, post, signedDelivery, startPipeline } from '../support/webhooks';
-
-const ROOT = path.resolve(import.meta.dirname, '..', '..');
-
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-
-/** The CLI in-process, against a state file like the one `npm start` writes. */
-function cli(stateFile: string, env: NodeJS.ProcessEnv = {}) {
-  return async (...argv: string[]): Promise<Run> => {
-    let out = '';
-    let err = '';
-    const io: CliIo = {
-      out: (text) => {
-        out += text;
-      },
-      err: (text) => {
-        err += text;
-      },
-      interactive: false,
-      progressInPlace: false,
-      confirm: async () => false,
-      env,
-      now: Date.now,
-    };
-    const code = await runCli(
-      argv.includes('--stack') ? argv : [...argv, '--local', '--state', stateFile],
-      io,
-    );
-    return { code, out, err };
-  };
-}
-
-/** A state file like the one `npm start` writes, so the CLI finds this pipeline. */
-function stateFileOf(p: LocalPipeline): string {
-  const stateFile = path.join(mkdtempSync(path.join(tmpdir(), 'owh-')), 'state.json');
-  writeFileSync(
-    stateFile,
-    JSON.stringify({
-      tableName: p.tableName,
-      dynamoEndpoint: p.dynamoEndpoint,
-      sqsEndpoint: p.sqsEndpoint,
-      queues: { ...p.queues, ...(p.signalQueue ? { signals: p.signalQueue } : {}) },
-    }),
-  );
-  return stateFile;
-}
 
 const deliverTo = async (
   p: LocalPipeline,
@@ -90,7 +42,7 @@ describe('operations against local mode: metrics, redaction and the operator CLI
   // own and read back only those. Tests that need a queue to themselves (the DLQ ones) start a
   // pipeline of their own below.
   let p: LocalPipeline;
-  let owh: ReturnType<typeof cli>;
+  let owh: ReturnType<typeof owhAgainst>;
   const metrics: MetricPoint[] = [];
   const handled: string[] = [];
   const own: LocalPipeline[] = [];
@@ -114,7 +66,7 @@ describe('operations against local mode: metrics, redaction and the operator CLI
       workers: 1,
       workerEnv: { LOG_LEVEL: 'info', SIGNAL_WAIT_SECONDS: '1', GAUGE_INTERVAL_MS: '300' },
     });
-    owh = cli(stateFileOf(p));
+    owh = owhAgainst(stateFileFor(p));
   });
   afterAll(async () => {
     await Promise.all([p?.stop(), ...own.map((o) => o.stop())]);
@@ -256,20 +208,11 @@ describe('operations against local mode: metrics, redaction and the operator CLI
 
   it('prints pure JSON on stdout when run the README way: npx owh, npm run --silent owh', async () => {
     await processed((await deliver('batch.completed')).id);
-    const stateFile = stateFileOf(p);
-    const run = (command: string, args: string[]) =>
-      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (chunk: Buffer) => {
-          out += chunk.toString();
-        });
-        child.stderr.on('data', (chunk: Buffer) => {
-          err += chunk.toString();
-        });
-        child.once('exit', (code) => resolve({ code, out, err }));
-      });
+    const stateFile = stateFileFor(p);
+    const run = async (command: string, args: string[]) => {
+      const child = spawned(args, {}, { command });
+      return { code: await child.exited, out: child.out(), err: child.err() };
+    };
     const owhArgs = ['events', 'list', '--local', '--state', stateFile, '--json', '--limit', '1'];
     for (const [command, args] of [
       ['npx', ['owh', ...owhArgs]],
@@ -311,7 +254,7 @@ describe('operations against local mode: metrics, redaction and the operator CLI
   it('redrives a seeded DLQ back to its queue, with progress and a final count', async () => {
     // Its own pipeline: the counts below are of this DLQ's messages alone.
     const p = await ownPipeline({});
-    const owh = cli(stateFileOf(p));
+    const owh = owhAgainst(stateFileFor(p));
     const processed = (eventId: string) => processedIn(p, eventId);
     const queue = p.queues.batch;
     const events = ['batch.completed', 'batch.expired', 'batch.cancelled'].map((type) =>
@@ -365,7 +308,7 @@ describe('operations against local mode: metrics, redaction and the operator CLI
         },
       },
     });
-    const owh = cli(stateFileOf(p));
+    const owh = owhAgainst(stateFileFor(p));
     const event = await deliverTo(p, 'batch.completed');
     await eventually(
       async () => {
@@ -442,7 +385,9 @@ describe('operations against local mode: metrics, redaction and the operator CLI
     expect(shown.out).toMatch(/caller: My number is .*order/);
     // Redaction on: the stored transcript holds no caller number.
     expect(shown.out).not.toContain('7946');
-    expect(shown.out).toMatch(/lookup_order\(.*1234.*\) → .*shipped.*\[done, \d+ ms\]/);
+    // Redaction covers tool arguments and outputs too (issue 12): the order number is masked.
+    expect(shown.out).toMatch(/lookup_order\(.*\[number\].*\) → .*shipped.*\[done, \d+ ms\]/);
+    expect(shown.out).not.toMatch(/lookup_order\(.*1234/);
     const view = JSON.parse((await owh('calls', 'show', call.id, '--json')).out);
     expect(view.tools).toHaveLength(1);
     expect(view.record.from).toBe('+***23');
@@ -512,7 +457,7 @@ describe('operations against local mode: metrics, redaction and the operator CLI
       expect(run.code, argv.join(' ')).toBe(code);
       expect(run.err, argv.join(' ')).toMatch(message);
     }
-    const missingState = await cli(path.join(tmpdir(), 'no-such-dir', 'state.json'))(
+    const missingState = await owhAgainst(path.join(tmpdir(), 'no-such-dir', 'state.json'))(
       'events',
       'list',
     );
@@ -534,7 +479,7 @@ describe('operations against local mode: metrics, redaction and the operator CLI
         pid: gone.pid,
       }),
     );
-    const stale = await cli(staleFile)('events', 'list');
+    const stale = await owhAgainst(staleFile)('events', 'list');
     expect(stale.code).toBe(1);
     expect(stale.err).toBe(
       `owh: local mode is not running: start it with \`npm start\` (${staleFile} was left by process ${gone.pid}, which has exited).\n`,
@@ -557,22 +502,12 @@ describe('operations against local mode: metrics, redaction and the operator CLI
     }
 
     // The installed bin, as an operator runs it.
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/owh.mjs'), 'events', 'list'], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        OWH_STACK: 'Missing',
-        AWS_REGION: 'eu-west-1',
-        AWS_ENDPOINT_URL_CLOUDFORMATION: p.aws.endpoint,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const missing = spawned([path.join(ROOT, 'bin/owh.mjs'), 'events', 'list'], {
+      OWH_STACK: 'Missing',
+      AWS_REGION: 'eu-west-1',
+      AWS_ENDPOINT_URL_CLOUDFORMATION: p.aws.endpoint,
     });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-    expect(code).toBe(1);
-    expect(stderr).toContain('Stack Missing was not found in eu-west-1');
+    expect(await missing.exited).toBe(1);
+    expect(missing.err()).toContain('Stack Missing was not found in eu-west-1');
   });
 });

@@ -359,6 +359,51 @@ function withTurnDetection(turnDetection: Record<string, unknown>): Record<strin
   };
 }
 
+describe('response.cancel from the client', () => {
+  // [SDK rt] ResponseCancelEvent: "The server will respond with a `response.done` event with a
+  // status of `response.status=cancelled`. If there is no response to cancel, the server will
+  // respond with an error" (node_modules/openai/resources/realtime/realtime.d.ts).
+  it('ends a held response at once with response.done cancelled (client_cancelled); with none in progress, error response_cancel_not_active', async () => {
+    const call = sim.createCall();
+    expect(await callsApi(call.id, 'accept', PROJECT_BODY)).toBe(200);
+    const events: WireFrame[] = [];
+    const ws = new WebSocket(`${api.baseUrl.replace(/^http/, 'ws')}/realtime?call_id=${call.id}`, {
+      headers: { Authorization: `Bearer ${api.apiKey}` },
+    });
+    ws.on('message', (data) => events.push(JSON.parse(String(data)) as WireFrame));
+    try {
+      await until(() => (events.some((e) => e.type === 'session.created') ? true : undefined));
+      // A response the server holds open for a minute: only a cancel can end it within the wait.
+      sim.requestTool(call.id, 'lookup_order', { order_number: '1' }, { holdMs: 60_000 });
+      const created = await until(() => events.find((e) => e.type === 'response.created'));
+      const responseId = String((created.response as WireFrame | undefined)?.id);
+      send(ws, { type: 'response.cancel', event_id: 'evt_cancel_1' });
+      const done = await until(
+        () => events.find((e) => e.type === 'response.done'),
+        5_000,
+        'response.done after response.cancel',
+      );
+      expect(done.response).toMatchObject({
+        id: responseId,
+        status: 'cancelled',
+        status_details: { type: 'cancelled', reason: 'client_cancelled' },
+      });
+      expect(events.some((e) => e.type === 'error')).toBe(false);
+      // Nothing in progress now: an error naming the client's event, and the session goes on.
+      send(ws, { type: 'response.cancel', event_id: 'evt_cancel_2' });
+      const error = await until(() => events.find((e) => e.type === 'error'));
+      expect(error.error).toMatchObject({
+        code: 'response_cancel_not_active',
+        event_id: 'evt_cancel_2',
+      });
+      expect(call.state).not.toBe('ended');
+    } finally {
+      ws.close();
+      sim.callerHangsUp(call.id);
+    }
+  });
+});
+
 describe('scenario selection', () => {
   it('takes the scenario from the API, the X-Sim-Scenario INVITE header, or the control route, and refuses unknown names', async () => {
     expect(() => sim.createCall({ scenario: 'nope' })).toThrow(

@@ -17,14 +17,14 @@ import type {
   SignalPublisher,
 } from '#core/ports/calls';
 import type {
-  ClaimOutcome,
+  EventHead,
   EventPublisher,
   EventStore,
+  HeadOutcome,
   HydrationResult,
   Hydrator,
   PayloadStore,
   StoredEventRecord,
-  WebhookClaim,
   WebhookLedger,
 } from '#core/ports/webhooks';
 import type { ObjectState } from '#core/webhooks/projection';
@@ -161,70 +161,35 @@ export class MetricsRecorder {
 // ---------------------------------------------------------------------------------------------
 // Webhooks
 
-export interface LedgerEntry {
-  readonly state: 'claimed' | 'queued' | 'consumed';
-  readonly token: string;
-  readonly claimedAt: number;
-  readonly eventId: string;
-  readonly type: string;
-  readonly category: string;
-  readonly expiresAt: number;
-}
-
-/** The dedupe record per `webhook-id`, with the conditions of `DynamoWebhookLedger`. */
+/**
+ * Event heads (the dedupe records), with the conditions of `DynamoWebhookLedger`: put once per
+ * event id; a second put finds the first (its own token counts as its own).
+ */
 export class InMemoryWebhookLedger implements WebhookLedger {
-  readonly entries = new Map<string, LedgerEntry>();
-  readonly claims: WebhookClaim[] = [];
-  readonly releases: { webhookId: string; token: string }[] = [];
-  readonly faults = new Faults<'claim' | 'release' | 'markQueued' | 'markConsumed'>();
+  readonly entries = new Map<string, EventHead>();
+  /** Every head an attempt tried to record, in order. */
+  readonly records: EventHead[] = [];
+  readonly faults = new Faults<'seen' | 'record'>();
 
   constructor(private readonly journal?: Journal) {}
 
-  async claim(claim: WebhookClaim): Promise<ClaimOutcome> {
-    this.journal?.add('ledger.claim');
-    this.claims.push(claim);
-    this.faults.check('claim');
-    const existing = this.entries.get(claim.webhookId);
-    // New, or a claim left behind by an attempt that died before queueing.
-    if (!existing || (existing.state === 'claimed' && existing.claimedAt < claim.staleBefore)) {
-      this.entries.set(claim.webhookId, {
-        state: 'claimed',
-        token: claim.token,
-        claimedAt: claim.now,
-        eventId: claim.eventId,
-        type: claim.type,
-        category: claim.category,
-        expiresAt: claim.expiresAt,
-      });
-      return { kind: 'claimed' };
+  async seen(eventId: string): Promise<boolean> {
+    this.journal?.add('ledger.seen');
+    this.faults.check('seen');
+    return this.entries.has(eventId);
+  }
+
+  async record(head: EventHead): Promise<HeadOutcome> {
+    this.journal?.add('ledger.record');
+    this.records.push(head);
+    this.faults.check('record');
+    const existing = this.entries.get(head.eventId);
+    if (!existing) {
+      this.entries.set(head.eventId, head);
+      return { kind: 'recorded' };
     }
-    return { kind: 'duplicate', state: existing.state, eventId: existing.eventId };
-  }
-
-  async release(webhookId: string, token: string): Promise<void> {
-    this.journal?.add('ledger.release');
-    this.releases.push({ webhookId, token });
-    this.faults.check('release');
-    const existing = this.entries.get(webhookId);
-    // Only our own claim, and only while nobody consumed it.
-    if (existing?.token === token && existing.state === 'claimed') this.entries.delete(webhookId);
-  }
-
-  async markQueued(webhookId: string, token: string): Promise<void> {
-    this.journal?.add('ledger.markQueued');
-    this.faults.check('markQueued');
-    const existing = this.entries.get(webhookId);
-    // Only our own claim, and only while it is a claim.
-    if (existing?.token === token && existing.state === 'claimed')
-      this.entries.set(webhookId, { ...existing, state: 'queued' });
-  }
-
-  async markConsumed(webhookId: string): Promise<void> {
-    this.journal?.add('ledger.markConsumed');
-    this.faults.check('markConsumed');
-    const existing = this.entries.get(webhookId);
-    // Never resurrects a record that expired.
-    if (existing) this.entries.set(webhookId, { ...existing, state: 'consumed' });
+    if (head.token !== undefined && existing.token === head.token) return { kind: 'recorded' };
+    return { kind: 'duplicate', webhookId: existing.webhookId };
   }
 }
 
@@ -306,7 +271,8 @@ export class FakeWebhookSecrets implements WebhookSecrets {
 }
 
 /**
- * Events and object states, with the conditions of `DynamoEventStore`: an event is stored once,
+ * Events and object states, with the conditions of `DynamoEventStore`: the head's token decides
+ * which message of an event counts, the body is written with the outcome (first too on a retry),
  * a failure never overwrites a success, and `putObject` writes only over the version it read.
  */
 export class InMemoryEventStore implements EventStore {
@@ -326,33 +292,51 @@ export class InMemoryEventStore implements EventStore {
 
   constructor(private readonly journal?: Journal) {}
 
-  async recordReceived(record: StoredEventRecord): Promise<'new' | 'pending' | 'processed'> {
+  /** The token each event's head names (`undefined`: a head without one). */
+  readonly heads = new Map<string, string | undefined>();
+
+  async recordReceived(
+    record: StoredEventRecord,
+    options: { readonly storeFirst: boolean },
+  ): Promise<'new' | 'pending' | 'processed' | 'duplicate'> {
     this.journal?.add('store.recordReceived');
     this.faults.check('recordReceived');
+    if (!this.heads.has(record.eventId)) this.heads.set(record.eventId, record.token);
+    const headToken = this.heads.get(record.eventId);
+    if (record.token !== undefined && headToken !== undefined && headToken !== record.token)
+      return 'duplicate';
     const existing = this.events.get(record.eventId);
-    if (existing) return existing.status === 'processed' ? 'processed' : 'pending';
-    this.events.set(record.eventId, { ...record });
-    return 'new';
+    if (existing?.status === 'processed') return 'processed';
+    if (!existing && options.storeFirst) this.events.set(record.eventId, { ...record });
+    return existing ? 'pending' : 'new';
   }
 
-  async markProcessed(eventId: string, attempt: number, now: number): Promise<void> {
+  async markProcessed(record: StoredEventRecord, attempt: number, now: number): Promise<void> {
     this.journal?.add('store.markProcessed');
     this.faults.check('markProcessed');
-    const existing = this.events.get(eventId);
-    if (!existing) throw new Error(`The conditional request failed: no event ${eventId}.`);
-    const { lastError: _removed, ...rest } = existing;
-    this.events.set(eventId, { ...rest, status: 'processed', processedAt: now, attempts: attempt });
+    const { lastError: _removed, ...rest } = record;
+    this.events.set(record.eventId, {
+      ...rest,
+      status: 'processed',
+      processedAt: now,
+      attempts: attempt,
+    });
   }
 
-  async markFailed(eventId: string, error: string, attempt: number, _now: number): Promise<void> {
+  async markFailed(
+    record: StoredEventRecord,
+    error: string,
+    attempt: number,
+    _now: number,
+  ): Promise<void> {
     this.journal?.add('store.markFailed');
     this.faults.check('markFailed');
-    const existing = this.events.get(eventId);
+    const existing = this.events.get(record.eventId);
     // A late failure report must not undo a success recorded by another delivery.
-    if (!existing || existing.status === 'processed')
-      throw new Error(`The conditional request failed: event ${eventId}.`);
-    this.events.set(eventId, {
-      ...existing,
+    if (existing?.status === 'processed')
+      throw new Error(`The conditional request failed: event ${record.eventId}.`);
+    this.events.set(record.eventId, {
+      ...record,
       status: 'failed',
       lastError: error.slice(0, 1000),
       attempts: attempt,

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type { LambdaFunctionURLEvent } from 'aws-lambda';
@@ -13,7 +15,7 @@ import { ingressDepsFromEnv } from '#adapters/runtime/ingress-from-env';
 import { ENV } from '#core/env';
 import { noMetrics } from '#core/observability/metrics';
 import { CATEGORIES } from '#core/webhooks/categories';
-import { createIngressHandler } from '#core/webhooks/receive-webhook';
+import { createIngressHandler, DEFAULT_LEDGER_WAIT_MS } from '#core/webhooks/receive-webhook';
 import { parseWebhookSecret } from '#core/webhooks/signature';
 import { signedWebhookRequest } from '../../local/signing';
 import { FakeWebhookSecrets } from '../support/fakes';
@@ -52,6 +54,14 @@ describe('AWS SDK client timeouts', () => {
       requestTimeout: REQUEST_TIMEOUT_MS,
       throwOnRequestTimeout: true,
     });
+    // A bigger socket pool where asked (a request queued for a socket counts against the
+    // connection timeout): the sideband worker's DynamoDB client.
+    expect(
+      awsClientConfig(undefined, { ...QUICK_CALLS, maxSockets: 256 }).requestHandler,
+    ).toMatchObject({
+      httpAgent: { maxSockets: 256, keepAlive: true },
+      httpsAgent: { maxSockets: 256, keepAlive: true },
+    });
     // Long polls and synchronous invokes wait on purpose: a connection timeout only.
     expect(sqsClientConfig({}).requestHandler).toEqual({
       connectionTimeout: CONNECTION_TIMEOUT_MS,
@@ -75,13 +85,37 @@ describe('AWS SDK client timeouts', () => {
     client.destroy();
   });
 
-  it('lets the ingress answer 503 well within its function timeout when DynamoDB stalls', async () => {
+  /** Runs one signed webhook through the ingress with DynamoDB (and maybe SQS) black-holed. */
+  async function ingressWith(
+    sqs: 'stalled' | 'up',
+  ): Promise<{ status: number; code?: string; elapsed: number; sent: number }> {
     const hole = await blackHole();
     servers.push(hole);
+    // A minimal SQS endpoint that accepts SendMessage (JSON protocol), counting what it got.
+    let sent = 0;
+    const queue = createHttpServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        sent += 1;
+        const { MessageBody = '' } = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        response.setHeader('content-type', 'application/x-amz-json-1.0');
+        response.end(
+          JSON.stringify({
+            MessageId: `m${sent}`,
+            // The SDK checks the body's MD5 (middleware-sdk-sqs).
+            MD5OfMessageBody: createHash('md5').update(MessageBody).digest('hex'),
+          }),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => queue.listen(0, '127.0.0.1', resolve));
+    const queueUrl = `http://127.0.0.1:${(queue.address() as { port: number }).port}`;
+    const sqsUrl = sqs === 'stalled' ? hole.url : queueUrl;
     const saved = { ...process.env };
     Object.assign(process.env, {
       AWS_ENDPOINT_URL_DYNAMODB: hole.url,
-      AWS_ENDPOINT_URL_SQS: hole.url,
+      AWS_ENDPOINT_URL_SQS: sqsUrl,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: hole.url,
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'local',
@@ -96,7 +130,7 @@ describe('AWS SDK client timeouts', () => {
         [ENV.tableName]: 'events',
         [ENV.webhookSecretId]: 'secret',
         [ENV.queueUrls]: JSON.stringify(
-          Object.fromEntries(CATEGORIES.map((c) => [c, `${hole.url}/000000000000/${c}`])),
+          Object.fromEntries(CATEGORIES.map((c) => [c, `${sqsUrl}/000000000000/${c}`])),
         ),
         [ENV.logLevel]: 'error',
       };
@@ -113,22 +147,36 @@ describe('AWS SDK client timeouts', () => {
         data: { id: 'batch_1' },
       });
       const started = Date.now();
-      const result = await handler({
+      const result = (await handler({
         headers: request.headers,
         body: request.body,
         isBase64Encoded: false,
         requestContext: { http: { method: 'POST' } },
-      } as unknown as LambdaFunctionURLEvent);
+      } as unknown as LambdaFunctionURLEvent)) as { statusCode: number; body?: string };
       const elapsed = Date.now() - started;
-      expect(result).toMatchObject({ statusCode: 503 });
-      expect(JSON.parse(String((result as { body?: string }).body))).toMatchObject({
-        error: { code: 'store_unavailable' },
-      });
-      // 3 attempts × 2 s and backoff: well inside the ingress's 10 s function timeout.
-      expect(elapsed).toBeGreaterThanOrEqual(3 * REQUEST_TIMEOUT_MS);
-      expect(elapsed).toBeLessThan(9000);
+      const code =
+        result.statusCode === 200 ? undefined : JSON.parse(String(result.body)).error.code;
+      return { status: result.statusCode, code, elapsed, sent };
     } finally {
       process.env = saved;
+      await new Promise((resolve) => queue.close(resolve));
     }
+  }
+
+  it('acknowledges a queued event at once when DynamoDB stalls: the event head waits are bounded', async () => {
+    const outcome = await ingressWith('up');
+    // Queued, so durable: 200, and the consumer writes the head from the message.
+    expect(outcome).toMatchObject({ status: 200, sent: 1 });
+    // Two bounded waits (the dedupe read, the head write), not the SDK's three 2 s attempts each.
+    expect(outcome.elapsed).toBeGreaterThanOrEqual(2 * DEFAULT_LEDGER_WAIT_MS - 50);
+    expect(outcome.elapsed).toBeLessThan(2 * DEFAULT_LEDGER_WAIT_MS + 3000);
+  }, 20_000);
+
+  it('answers 503 well within its function timeout when DynamoDB and SQS both stall', async () => {
+    const outcome = await ingressWith('stalled');
+    expect(outcome).toMatchObject({ status: 503, code: 'queue_unavailable' });
+    // The bounded dedupe read, then 3 SQS attempts × 2 s and backoff: inside the 10 s timeout.
+    expect(outcome.elapsed).toBeGreaterThanOrEqual(3 * REQUEST_TIMEOUT_MS);
+    expect(outcome.elapsed).toBeLessThan(9500);
   }, 20_000);
 });

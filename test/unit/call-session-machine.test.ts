@@ -65,6 +65,8 @@ describe('attach and greeting', () => {
       'start-timer',
       'update-call',
       'record',
+      // The call's commands sent while nobody held it (call-commands.ts), read once per attach.
+      'load-commands',
     ]);
   });
 

@@ -1,7 +1,8 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
-import type { CallsProps } from '../../lib/calls-config';
-import { DEFAULTS, resolveConfig } from '../../lib/config';
+import { type CallsProps, CallTool, localToolFunctionName } from '../../lib/calls-config';
+import { CONFIG_KEYS, DEFAULTS, resolveConfig } from '../../lib/config';
+import { didYouMean, editDistance } from '../../lib/props-keys';
 
 const CALLS: CallsProps = {
   sessions: { default: { model: 'gpt-realtime-2.1', voice: 'marin', instructions: 'Be brief.' } },
@@ -174,5 +175,177 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({ maxReceiveCount: 0, maxBodyBytes: 1 })).toThrow(
       /maxBodyBytes[\s\S]*maxReceiveCount/,
     );
+  });
+});
+
+/** Props as plain JavaScript or a spread would hand them over: typos TypeScript does not see. */
+const untyped = (props: Record<string, unknown>) => props as never;
+
+describe('unknown props and invalid literal values are refused at synth', () => {
+  it.each<[Record<string, unknown>, string]>([
+    [{ alarmEmial: 'oncall@example.com' }, 'Unknown prop "alarmEmial": did you mean "alarmEmail"?'],
+    [{ loglevel: 'info' }, 'Unknown prop "loglevel": did you mean "logLevel"?'],
+    [
+      { alarms: { signalAgee: Duration.minutes(2) } },
+      'Unknown prop "alarms.signalAgee": did you mean "alarms.signalAge"?',
+    ],
+    [
+      { categories: { batch: { userHandlr: undefined } } },
+      'Unknown prop "categories.batch.userHandlr": did you mean "categories.batch.userHandler"?',
+    ],
+    [{ categories: { bacth: {} } }, 'Unknown category "bacth": did you mean "batch"?'],
+    [
+      { calls: { ...CALLS, transferTarget: {} } },
+      'Unknown prop "calls.transferTarget": did you mean "calls.transferTargets"?',
+    ],
+    [
+      { calls: { ...CALLS, service: { minTask: 0 } } },
+      'Unknown prop "calls.service.minTask": did you mean "calls.service.minTasks"?',
+    ],
+    [
+      { calls: { ...CALLS, callers: { alow: ['+1415*'] } } },
+      'Unknown prop "calls.callers.alow": did you mean "calls.callers.allow"?',
+    ],
+    [
+      { calls: { sessions: { default: { ...CALLS.sessions.default, greting: 'Hi' } } } },
+      'Unknown prop "calls.sessions.default.greting": did you mean "calls.sessions.default.greeting"?',
+    ],
+    [
+      {
+        calls: {
+          ...CALLS,
+          tools: [
+            CallTool.fromEntry('examples/tools/lookup-order.ts', {
+              description: 'Find an order.',
+              parameters: { type: 'object' },
+              timout: Duration.seconds(2),
+            } as never),
+          ],
+        },
+      },
+      'Unknown prop "calls.tools[0].timout": did you mean "calls.tools[0].timeout"?',
+    ],
+  ])('an unknown prop, with a suggestion %#', (props, message) => {
+    expect(() => resolveConfig(untyped(props))).toThrow(message);
+  });
+
+  it('names the known props when nothing is near enough to suggest', () => {
+    expect(() => resolveConfig(untyped({ zzz: 1 }))).toThrow(
+      /Unknown prop "zzz"; the props are webhookSecretName, .*calls/,
+    );
+  });
+
+  it.each<[Record<string, unknown>, RegExp]>([
+    [{ logLevel: 'verbose' }, /logLevel must be one of debug, info, warn, error; got "verbose"/],
+    [{ logRetention: 45 }, /logRetention must be a RetentionDays value/],
+    [{ removalPolicy: 'keep' }, /removalPolicy must be a RemovalPolicy value/],
+    [{ tracing: 'yes' }, /tracing must be true or false/],
+    [
+      { categories: { batch: { hydrate: 'no' } } },
+      /categories.batch.hydrate must be true or false/,
+    ],
+    [
+      { categories: { batch: { userHandler: 'handlers/batch.ts' } } },
+      /categories.batch.userHandler must be UserHandler.fromEntry/,
+    ],
+  ])('an invalid literal value %#', (props, message) => {
+    expect(() => resolveConfig(untyped(props))).toThrow(message);
+  });
+
+  it("takes the stack's own props (description, env, tags…) in the same object", () => {
+    expect(() =>
+      resolveConfig(
+        untyped({
+          description: 'x',
+          env: { region: 'eu-west-1' },
+          tags: { team: 'a' },
+          terminationProtection: true,
+          removalPolicy: RemovalPolicy.DESTROY,
+        }),
+      ),
+    ).not.toThrow();
+  });
+
+  it('refuses the old calls.allow with its own message, not as an unknown prop', () => {
+    const error = (() => {
+      try {
+        resolveConfig(untyped({ calls: { ...CALLS, allow: ['+1415*'] } }));
+      } catch (e) {
+        return String(e);
+      }
+      return '';
+    })();
+    expect(error).toMatch(/calls.allow is no longer supported/);
+    expect(error).not.toMatch(/Unknown prop "calls.allow"/);
+  });
+
+  it('lists every key of the config once (a new prop must be added to CONFIG_KEYS, or tsc fails)', () => {
+    expect(Object.keys(CONFIG_KEYS)).toContain('alarmEmail');
+    expect(Object.keys(CONFIG_KEYS)).toContain('calls');
+  });
+});
+
+describe('did you mean', () => {
+  it('counts a swap of neighbours as one edit', () => {
+    expect(editDistance('alarmemial', 'alarmemail')).toBe(1);
+    expect(editDistance('', 'abc')).toBe(3);
+    expect(editDistance('kitten', 'sitting')).toBe(3);
+  });
+
+  it('suggests the nearest key when it is a plausible typo, ignoring case, and nothing otherwise', () => {
+    expect(didYouMean('alarmEmial', ['alarmEmail', 'alarms'])).toBe('alarmEmail');
+    expect(didYouMean('LOGLEVEL', ['logLevel', 'logRetention'])).toBe('logLevel');
+    expect(didYouMean('colour', ['alarms', 'calls'])).toBeUndefined();
+  });
+});
+
+describe('CallTool.fromEntry', () => {
+  const tool = CallTool.fromEntry('examples/tools/lookup-order.ts', {
+    description: 'Find an order.',
+    parameters: { type: 'object', properties: { order_number: { type: 'string' } } },
+    timeout: Duration.seconds(2),
+  });
+
+  it('without a stack, names its function for local mode and lists it as an entry tool', () => {
+    const calls = resolveConfig({
+      calls: {
+        ...CALLS,
+        tools: [tool],
+        sessions: { default: { ...CALLS.sessions.default, tools: ['lookup_order'] } },
+      },
+    }).calls;
+    expect(calls?.config.tools).toEqual([
+      {
+        name: 'lookup_order',
+        description: 'Find an order.',
+        parameters: { type: 'object', properties: { order_number: { type: 'string' } } },
+        functionName: localToolFunctionName('lookup_order'),
+        timeoutMs: 2000,
+      },
+    ]);
+    expect(calls?.entryTools).toEqual([
+      {
+        name: 'lookup_order',
+        entry: 'examples/tools/lookup-order.ts',
+        functionName: 'tool-lookup_order',
+      },
+    ]);
+    expect(calls?.toolFunctions).toEqual([]);
+  });
+
+  it('refuses an entry that does not exist, and a name the model cannot call', () => {
+    const missing = CallTool.fromEntry('examples/tools/nope.ts', {
+      description: 'x',
+      parameters: { type: 'object' },
+    });
+    expect(() => resolveConfig({ calls: { ...CALLS, tools: [missing] } })).toThrow(
+      /calls.tools\[0\] \(nope\): .*examples\/tools\/nope.ts does not exist/,
+    );
+    const badName = CallTool.fromEntry('examples/tools/lookup-order.ts', {
+      name: 'end_call',
+      description: 'x',
+      parameters: { type: 'object' },
+    });
+    expect(() => resolveConfig({ calls: { ...CALLS, tools: [badName] } })).toThrow(/end_call/);
   });
 });

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { consumerDepsFromEnv, maxReceiveCountFromEnv } from '#adapters/runtime/consumer-from-env';
+import { ENV } from '#core/env';
 import { METRICS } from '#core/observability/metrics';
 import { type ConsumerDeps, processMessage } from '#core/webhooks/process-event';
 import type { QueuedWebhook } from '#core/webhooks/queue-message';
@@ -6,7 +8,6 @@ import {
   CapturingLogger,
   FakeClock,
   InMemoryEventStore,
-  InMemoryWebhookLedger,
   Journal,
   MetricsRecorder,
 } from '../support/fakes';
@@ -23,7 +24,6 @@ function consumer(maxReceiveCount?: number) {
   const metrics = new MetricsRecorder();
   const deps: ConsumerDeps = {
     store: new InMemoryEventStore(journal),
-    ledger: new InMemoryWebhookLedger(journal),
     userHandler: async () => {
       throw new Error('handler broke');
     },
@@ -81,7 +81,47 @@ describe('dead-lettered events', () => {
     expect(unknown.log.find('event dead-lettered')).toBeUndefined();
   });
 
+  it('logs and counts a last attempt that fails before the handler (storing the body)', async () => {
+    const c = consumer(3);
+    const store = c.deps.store;
+    const deps: ConsumerDeps = {
+      ...c.deps,
+      store: Object.assign(Object.create(store) as typeof store, {
+        recordReceived: async () => {
+          throw new Error('table unavailable');
+        },
+      }),
+    };
+    await expect(processMessage(deps, message(c.clock), 3)).rejects.toThrow('table unavailable');
+    expect(c.log.find('event dead-lettered')?.fields).toMatchObject({
+      eventId: 'evt_dead',
+      error: 'Error: table unavailable',
+    });
+    expect(c.metrics.names()).toContain('EventsDeadLettered{batch}');
+    expect(c.metrics.names()).toContain('ProcessingFailures{batch}');
+  });
+
   it('is in the metric catalogue', () => {
     expect(METRICS).toHaveProperty('EventsDeadLettered');
+  });
+});
+
+describe("the consumer's maxReceiveCount from its environment", () => {
+  it('reads MAX_RECEIVE_COUNT, which the fan-out sets beside the redrive policy', () => {
+    expect(maxReceiveCountFromEnv({ [ENV.maxReceiveCount]: '5' })).toEqual({ maxReceiveCount: 5 });
+    expect(maxReceiveCountFromEnv({})).toEqual({});
+    expect(maxReceiveCountFromEnv({ [ENV.maxReceiveCount]: '' })).toEqual({});
+  });
+
+  it.each(['0', '1001', '2.5', 'five'])('refuses %s at cold start', (raw) => {
+    expect(() => maxReceiveCountFromEnv({ [ENV.maxReceiveCount]: raw })).toThrow(
+      /MAX_RECEIVE_COUNT must be an integer from 1 to 1000/,
+    );
+  });
+
+  it('hands it to the consumer', () => {
+    const env = { [ENV.category]: 'batch', [ENV.tableName]: 'events', [ENV.metrics]: 'off' };
+    expect(consumerDepsFromEnv({ ...env, [ENV.maxReceiveCount]: '4' }).maxReceiveCount).toBe(4);
+    expect(consumerDepsFromEnv(env)).not.toHaveProperty('maxReceiveCount');
   });
 });

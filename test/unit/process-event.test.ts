@@ -17,7 +17,6 @@ import {
   FakeClock,
   FakeHydrator,
   InMemoryEventStore,
-  InMemoryWebhookLedger,
   Journal,
   MetricsRecorder,
   T0,
@@ -31,7 +30,6 @@ function consumer(options: { hydrator?: boolean; failHandler?: Set<string> } = {
   const journal = new Journal();
   const clock = new FakeClock();
   const store = new InMemoryEventStore(journal);
-  const ledger = new InMemoryWebhookLedger(journal);
   const hydrator = new FakeHydrator(journal);
   const log = new CapturingLogger();
   const metrics = new MetricsRecorder();
@@ -43,7 +41,6 @@ function consumer(options: { hydrator?: boolean; failHandler?: Set<string> } = {
   };
   const deps: ConsumerDeps = {
     store,
-    ledger,
     ...(options.hydrator === false ? {} : { hydrator }),
     userHandler: (event) => userHandler(event),
     eventTtlSeconds: TTL,
@@ -57,7 +54,6 @@ function consumer(options: { hydrator?: boolean; failHandler?: Set<string> } = {
     journal,
     clock,
     store,
-    ledger,
     hydrator,
     log,
     metrics,
@@ -102,19 +98,10 @@ function queued(
   };
 }
 
-/** The ingress's claim, which the consumer turns into "consumed". */
+/** What the ingress queued, with the token its attempt put on the event's head. */
 async function claimed(c: Consumer, message: QueuedWebhook) {
-  await c.ledger.claim({
-    webhookId: message.webhookId,
-    eventId: message.eventId,
-    type: message.type,
-    category: message.category,
-    token: 't',
-    now: message.receivedAt,
-    staleBefore: 0,
-    expiresAt: 0,
-  });
-  return message;
+  c.store.heads.set(message.eventId, 't');
+  return { ...message, token: 't' };
 }
 
 /** The SQS record Lambda hands the consumer. */
@@ -137,7 +124,7 @@ function record(message: QueuedWebhook, messageId: string, receiveCount = 1): SQ
 const batch = (...records: SQSRecord[]): SQSEvent => ({ Records: records });
 
 describe('processMessage: a new event', () => {
-  it('is stored, marked consumed, hydrated, projected, handled, then marked processed', async () => {
+  it('is checked, hydrated, projected, handled, then stored once, processed', async () => {
     const c = consumer();
     // The user handler takes 40 ms.
     c.setUserHandler(async (e) => {
@@ -154,7 +141,6 @@ describe('processMessage: a new event', () => {
     expect(response).toEqual({ batchItemFailures: [] });
     expect(c.journal.entries).toEqual([
       'store.recordReceived',
-      'ledger.markConsumed',
       'hydrator.hydrate',
       'store.getObject',
       'store.putObject',
@@ -169,6 +155,7 @@ describe('processMessage: a new event', () => {
       createdAt: e.created_at,
       receivedAt: T0 - 500,
       secretLabel: 'current',
+      token: 't',
       payload: message.body,
       objectId: 'batch_1',
       status: 'processed',
@@ -176,7 +163,6 @@ describe('processMessage: a new event', () => {
       processedAt: T0 + 40,
       expiresAt: Math.floor(T0 / 1000) + TTL,
     });
-    expect(c.ledger.entries.get(message.webhookId)?.state).toBe('consumed');
     expect(c.hydrator.requests).toEqual([{ objectType: 'batch', objectId: 'batch_1' }]);
     const object = c.store.objects.get('batch_1');
     expect(object).toMatchObject({
@@ -292,8 +278,7 @@ describe('processMessage: redelivery', () => {
     expect(c.hydrator.requests).toHaveLength(1);
     expect(c.store.objects.get('batch_1')).toBe(object);
     expect(c.store.events.get(e.id)).toMatchObject({ status: 'processed', attempts: 1 });
-    // It still confirms to the ingress that the event is consumed.
-    expect(c.journal.entries).toEqual(['store.recordReceived', 'ledger.markConsumed']);
+    expect(c.journal.entries).toEqual(['store.recordReceived']);
     expect(c.metrics.names()).toEqual(['EventsSkipped{batch}']);
     expect(c.log.messages()).toContain('event already processed; skipped');
   });
@@ -402,7 +387,6 @@ describe('processMessage: failures', () => {
     expect(c.store.objects.size).toBe(0);
     expect(c.journal.entries).toEqual([
       'store.recordReceived',
-      'ledger.markConsumed',
       'user.handle',
       'store.markProcessed',
     ]);
@@ -416,12 +400,12 @@ describe('processMessage: failures', () => {
     });
   });
 
-  it('fails the message when the event cannot be stored, before telling the ingress', async () => {
+  it('fails the message when the event cannot be checked, before running anything', async () => {
     const c = consumer();
     const message = await claimed(c, queued(c, event('batch.completed')));
     c.store.faults.fail('recordReceived', new Error('throttled'));
     await expect(processMessage(c.deps, message, 1)).rejects.toThrow('throttled');
-    expect(c.ledger.entries.get(message.webhookId)?.state).toBe('claimed');
+    expect(c.store.events.size).toBe(0);
     expect(c.handled).toEqual([]);
   });
 });
@@ -562,5 +546,58 @@ describe('processMessage: delivery order and concurrent consumers', () => {
       lastError: expect.stringContaining('kept changing under us'),
     });
     expect(c.handled).toEqual([]);
+  });
+});
+
+// Issue 12 §2: the event's head names the message that counts; the body is written once.
+describe('processMessage: the head and the body (issue 12)', () => {
+  it('drops a second message of the event that the head does not name', async () => {
+    const c = consumer();
+    const e = event('batch.completed', { objectId: 'batch_2' });
+    // Two ingress attempts raced: both queued, the head kept the first one's token.
+    const winner = await claimed(c, queued(c, e));
+    const loser = { ...winner, token: 'other-attempt' };
+    expect(await processMessage(c.deps, loser, 1)).toBe('skipped');
+    expect(c.handled).toEqual([]);
+    expect(c.log.messages()).toContain('second message of a queued event; dropped');
+    expect(await processMessage(c.deps, winner, 1)).toBe('processed');
+    expect(c.handled).toHaveLength(1);
+  });
+
+  it('writes the head from the first message when the ingress has not yet', async () => {
+    const c = consumer();
+    const e = event('batch.completed');
+    const first = { ...queued(c, e), token: 'first' };
+    expect(await processMessage(c.deps, first, 1)).toBe('processed');
+    expect(c.store.heads.get(e.id)).toBe('first');
+    expect(await processMessage(c.deps, { ...first, token: 'second' }, 1)).toBe('skipped');
+    expect(c.handled).toHaveLength(1);
+  });
+
+  it('processes a replay (no token) and a message from before tokens', async () => {
+    const c = consumer();
+    const e = event('batch.completed');
+    const message = await claimed(c, queued(c, e));
+    const { token: _token, ...untokened } = message;
+    expect(await processMessage(c.deps, { ...untokened, replay: 'force' }, 1)).toBe('processed');
+    expect(c.handled).toHaveLength(1);
+  });
+
+  it('writes the body only with the outcome on a first attempt, and first as well on a retry', async () => {
+    const c = consumer();
+    const statusDuring: (string | undefined)[] = [];
+    c.setUserHandler(async (consumed) => {
+      statusDuring.push(c.store.events.get(consumed.eventId)?.status);
+      c.handled.push(consumed);
+    });
+    const first = event('batch.completed');
+    await processMessage(c.deps, queued(c, first), 1);
+    const retried = event('batch.completed');
+    await processMessage(c.deps, queued(c, retried), 2);
+    // First attempt: nothing stored while it runs. A retry stores the body (received) first, so an
+    // event whose attempts keep dying still has its payload when it reaches the DLQ.
+    expect(statusDuring).toEqual([undefined, 'received']);
+    expect(c.store.events.get(first.id)).toMatchObject({ status: 'processed', attempts: 1 });
+    expect(c.store.events.get(retried.id)).toMatchObject({ status: 'processed', attempts: 2 });
   });
 });

@@ -313,6 +313,7 @@ describe('scenarios', () => {
       'rotation',
       'rotation-1000',
       'junk',
+      'control',
       'late-transcript',
     ]);
     for (const s of SCENARIOS) {

@@ -35,7 +35,7 @@ const CONFIG: IngressConfig = {
   toleranceSeconds: 300,
   maxBodyBytes: 4096,
   dedupeTtlSeconds: 7 * 24 * 3600,
-  claimTimeoutSeconds: 30,
+  eventTtlSeconds: 90 * 24 * 3600,
 };
 
 function ingress(config: Partial<IngressConfig> = {}) {
@@ -126,15 +126,15 @@ function errorCode(result: Answer): string | undefined {
   return (json(result) as { error?: { code?: string } }).error?.code;
 }
 
-/** Every 4xx: nothing claimed, nothing queued. */
+/** Every 4xx: nothing recorded, nothing queued. */
 function expectUntouched(i: Ingress) {
-  expect(i.ledger.claims).toEqual([]);
+  expect(i.ledger.records).toEqual([]);
   expect(i.ledger.entries.size).toBe(0);
   expect(i.publisher.attempts).toBe(0);
 }
 
 describe('receiveWebhook: a valid event', () => {
-  it('is claimed, then queued once, then acknowledged', async () => {
+  it('is queued once, then its head is written, then it is acknowledged', async () => {
     const i = ingress();
     // Queueing takes 7 ms: the ack latency is measured from request in to answer out.
     i.publisher.during = () => i.clock.advance(7);
@@ -156,28 +156,27 @@ describe('receiveWebhook: a valid event', () => {
         category: 'batch',
         receivedAt: T0,
         secretLabel: 'current',
+        token: 'token-1',
         body: delivery.body,
       },
     ]);
-    expect(i.ledger.claims).toEqual([
+    // Issue 12: the head (dedupe record and listing row) is written once, after queueing, and
+    // kept as long as the event.
+    expect(i.ledger.records).toEqual([
       {
         webhookId: delivery.webhookId,
         eventId: e.id,
         type: 'batch.completed',
         category: 'batch',
+        createdAt: 1,
+        receivedAt: T0,
+        secretLabel: 'current',
         token: 'token-1',
-        now: T0,
-        staleBefore: T0 - CONFIG.claimTimeoutSeconds * 1000,
-        expiresAt: Math.floor(T0 / 1000) + CONFIG.dedupeTtlSeconds,
+        objectId: 'batch_1',
+        expiresAt: Math.floor(T0 / 1000) + (CONFIG.eventTtlSeconds ?? 0),
       },
     ]);
-    // Issue 12: once queued, the claim says so, so a redelivery is a duplicate at once.
-    expect(i.ledger.entries.get(delivery.webhookId)).toMatchObject({
-      state: 'queued',
-      token: 'token-1',
-    });
-    expect(i.journal.entries).toEqual(['ledger.claim', 'publisher.publish', 'ledger.markQueued']);
-    expect(i.ledger.releases).toEqual([]);
+    expect(i.journal.entries).toEqual(['ledger.seen', 'publisher.publish', 'ledger.record']);
     expect(i.secrets.refreshes).toBe(0);
     // One set of metrics per request.
     expect(i.metrics.batches).toHaveLength(1);
@@ -335,14 +334,13 @@ describe('receiveWebhook: signatures', () => {
 });
 
 describe('receiveWebhook: deduplication', () => {
-  it('answers a consumed webhook-id with 200 duplicate and queues nothing more', async () => {
+  it('answers a queued event with 200 duplicate and queues nothing more', async () => {
     const i = ingress();
     const e = event();
     const first = signed(i, e);
     expect((await send(i, first)).statusCode).toBe(200);
-    // The consumer has the event now.
-    await i.ledger.markConsumed(first.webhookId);
     i.metrics.clear();
+    i.journal.entries.length = 0;
 
     // OpenAI's retry: a new timestamp and signature, the same webhook-id.
     i.clock.advance(60_000);
@@ -351,7 +349,8 @@ describe('receiveWebhook: deduplication', () => {
     expect(retry.statusCode).toBe(200);
     expect(json(retry)).toEqual({ received: true, duplicate: true });
     expect(i.publisher.published).toHaveLength(1);
-    expect(i.ledger.entries.get(first.webhookId)?.state).toBe('consumed');
+    // The head is found before anything is queued.
+    expect(i.journal.entries).toEqual(['ledger.seen']);
     expect(i.metrics.names()).toEqual([
       'WebhooksReceived',
       'WebhooksVerified',
@@ -361,7 +360,7 @@ describe('receiveWebhook: deduplication', () => {
     expect(i.log.messages()).toContain('duplicate webhook');
   });
 
-  it('answers 409 with retry-after while another delivery of the webhook-id is queueing it', async () => {
+  it('never answers 409: a delivery racing an in-flight one queues too, and one head wins', async () => {
     const i = ingress();
     const e = event();
     const gate = new Gate();
@@ -369,50 +368,61 @@ describe('receiveWebhook: deduplication', () => {
     const first = signed(i, e);
     const inFlight = send(i, first);
     await settle(() => i.publisher.attempts === 1, 'the first delivery queueing');
+    i.publisher.during = () => undefined;
 
+    // Nothing was written before queueing, so nothing holds the second delivery back.
     const second = await send(i, signed(i, e, { webhookId: first.webhookId }));
-
-    expect(second.statusCode).toBe(409);
-    expect(second.headers).toMatchObject({ 'retry-after': String(CONFIG.claimTimeoutSeconds) });
-    expect(errorCode(second)).toBe('delivery_in_progress');
-    // The in-flight attempt still owns the claim, and nothing was queued twice.
-    expect(i.ledger.entries.get(first.webhookId)?.token).toBe('token-1');
-    expect(i.publisher.attempts).toBe(1);
-    expect(i.metrics.names()).toEqual([
-      'WebhooksReceived',
-      'WebhooksVerified',
-      'SecretMatched{current}',
-      'WebhooksRejected{delivery_in_progress}',
-    ]);
+    expect(second.statusCode).toBe(200);
+    expect(json(second)).toEqual({ received: true });
+    expect(i.ledger.entries.get(e.id)?.token).toBe('token-2');
 
     gate.open();
-    expect((await inFlight).statusCode).toBe(200);
-    expect(i.publisher.published).toHaveLength(1);
+    // The first finds the second's head: its message is the one the consumer drops.
+    const answer = await inFlight;
+    expect(answer.statusCode).toBe(200);
+    expect(json(answer)).toEqual({ received: true, duplicate: true });
+    expect(i.publisher.published.map((m) => m.token)).toEqual(['token-2', 'token-1']);
+    expect(i.ledger.entries.get(e.id)?.token).toBe('token-2');
   });
 
-  it('takes over a claim left by an attempt that died, once it is older than the claim timeout', async () => {
+  it('counts its own head, written by a consumer that got the message first, as its own', async () => {
     const i = ingress();
     const e = event();
-    // The first attempt "dies": queueing fails and the claim cannot be released either.
-    i.publisher.faults.fail('publish', new Error('timeout'));
-    i.ledger.faults.fail('release', new Error('DynamoDB unreachable'));
-    const first = signed(i, e);
-    expect(errorCode(await send(i, first))).toBe('queue_unavailable');
-    expect(i.log.find('claim release failed; it expires on its own')?.level).toBe('error');
+    i.publisher.during = () => {
+      // The consumer wrote the head from our message before our own put.
+      i.ledger.entries.set(e.id, headOf(i, e));
+    };
+    const result = await send(i, signed(i, e));
+    expect(json(result)).toEqual({ received: true });
+  });
 
-    i.clock.advance(CONFIG.claimTimeoutSeconds * 1000);
-    // At exactly the timeout the earlier attempt might still be running.
-    expect((await send(i, signed(i, e, { webhookId: first.webhookId }))).statusCode).toBe(409);
-    i.clock.advance(1);
-    const takeover = await send(i, signed(i, e, { webhookId: first.webhookId }));
-    expect(takeover.statusCode).toBe(200);
+  it('queues anyway when the dedupe read fails (the conditional put still dedupes)', async () => {
+    const i = ingress();
+    i.ledger.faults.fail('seen', new Error('throttled'));
+    const result = await send(i, signed(i, event()));
+    expect(result.statusCode).toBe(200);
     expect(i.publisher.published).toHaveLength(1);
-    expect(i.ledger.entries.get(first.webhookId)?.token).toBe('token-3');
+    expect(i.log.find('dedupe read failed; queueing anyway')?.level).toBe('warn');
   });
 });
 
-describe('receiveWebhook: failures answer 503 so OpenAI retries', () => {
-  it('gives the claim back when queueing fails, so the retry is processed', async () => {
+/** The head a consumer would write from the ingress's first message. */
+function headOf(i: Ingress, e: ReturnType<typeof event>) {
+  return {
+    webhookId: 'wh_any',
+    eventId: e.id,
+    type: e.type,
+    category: 'batch' as const,
+    createdAt: e.created_at,
+    receivedAt: i.clock.now,
+    secretLabel: 'current',
+    token: 'token-1',
+    expiresAt: 0,
+  };
+}
+
+describe('receiveWebhook: failures', () => {
+  it('answers 503 when queueing fails and writes nothing, so the retry is processed at once', async () => {
     const i = ingress();
     const e = event();
     i.publisher.faults.fail('publish', new Error('SQS is down'));
@@ -424,9 +434,8 @@ describe('receiveWebhook: failures answer 503 so OpenAI retries', () => {
     expect(json(failed)).toEqual({
       error: { code: 'queue_unavailable', message: 'The event could not be queued; retry later.' },
     });
-    expect(i.ledger.releases).toEqual([{ webhookId: first.webhookId, token: 'token-1' }]);
-    expect(i.ledger.entries.has(first.webhookId)).toBe(false);
-    expect(i.journal.entries).toEqual(['ledger.claim', 'publisher.publish', 'ledger.release']);
+    expect(i.ledger.entries.size).toBe(0);
+    expect(i.journal.entries).toEqual(['ledger.seen', 'publisher.publish']);
     expect(i.metrics.names()).toEqual([
       'WebhooksReceived',
       'WebhooksVerified',
@@ -441,34 +450,17 @@ describe('receiveWebhook: failures answer 503 so OpenAI retries', () => {
     expect(i.publisher.published.map((m) => m.eventId)).toEqual([e.id]);
   });
 
-  it('still answers 503 when the claim cannot be given back', async () => {
+  it('acknowledges a queued event even when its head cannot be written (the consumer writes it)', async () => {
     const i = ingress();
-    i.publisher.faults.fail('publish');
-    i.ledger.faults.fail('release', new Error('throttled'));
-    const delivery = signed(i, event());
-    expect(errorCode(await send(i, delivery))).toBe('queue_unavailable');
-    // The claim stays until it goes stale (see the takeover test).
-    expect(i.ledger.entries.get(delivery.webhookId)?.state).toBe('claimed');
-    expect(i.log.find('claim release failed; it expires on its own')?.fields.error).toContain(
-      'throttled',
-    );
-  });
-
-  it('answers 503 when the dedupe write fails, and queues nothing', async () => {
-    const i = ingress();
-    i.ledger.faults.fail('claim', new Error('ProvisionedThroughputExceeded'));
+    i.ledger.faults.fail('record', new Error('ProvisionedThroughputExceeded'));
     const result = await send(i, signed(i, event()));
-    expect(result.statusCode).toBe(503);
-    expect(errorCode(result)).toBe('store_unavailable');
+    // Queued is durable: 200. The head is written by the consumer from the message.
+    expect(result.statusCode).toBe(200);
     expect(String(result.body)).not.toContain('ProvisionedThroughput');
-    expect(i.publisher.attempts).toBe(0);
-    expect(i.metrics.names()).toEqual([
-      'WebhooksReceived',
-      'WebhooksVerified',
-      'SecretMatched{current}',
-      'WebhooksFailed{store_unavailable}',
-    ]);
-    expect(i.log.find('dedupe write failed')?.level).toBe('error');
+    expect(i.publisher.published).toHaveLength(1);
+    expect(i.log.find('could not write the event head; the consumer writes it')?.level).toBe(
+      'error',
+    );
   });
 });
 
@@ -542,7 +534,7 @@ describe('receiveWebhook: requests refused before anything is stored', () => {
   });
 
   // Issue 12: a verified body is OpenAI's. It used to get 400 (and OpenAI retried it for 72 h,
-  // then dropped it); now it is claimed, queued to `other` as a malformed event, and acknowledged.
+  // then dropped it); now it is queued to `other` as a malformed event, and acknowledged.
   it.each([
     ['not JSON', 'hello', 'invalid_json', 'hello'],
     ['an empty body', '', 'invalid_json', wrapBytes(Buffer.alloc(0))],
@@ -554,7 +546,7 @@ describe('receiveWebhook: requests refused before anything is stored', () => {
       '{"id":"evt_1","type":"batch.completed","created_at":1}',
     ],
   ])(
-    'keeps a verified body that is %s: claimed, queued, 200',
+    'keeps a verified body that is %s: queued, head written, 200, counted',
     async (_name, body, reason, carried) => {
       const i = ingress();
       const delivery = signed(i, body);
@@ -563,11 +555,13 @@ describe('receiveWebhook: requests refused before anything is stored', () => {
       expect(json(result)).toEqual({ received: true });
       expect(i.publisher.published).toHaveLength(1);
       expect(i.publisher.published[0]).toMatchObject({ body: carried });
-      expect(i.ledger.entries.get(delivery.webhookId)?.state).toBe('queued');
+      const eventId = i.publisher.published[0]?.eventId ?? '';
+      expect(i.ledger.entries.get(eventId)).toMatchObject({ malformed: reason, token: 'token-1' });
       expect(i.log.find('malformed event kept')?.fields.reason).toBe(reason);
       expect(i.metrics.names()).toContain(
         `WebhooksAccepted{${i.publisher.published[0]?.category}}`,
       );
+      expect(i.metrics.names()).toContain('WebhooksMalformed');
     },
   );
 
@@ -586,7 +580,7 @@ describe('receiveWebhook: requests refused before anything is stored', () => {
   });
 });
 
-describe('receiveWebhook: claim check and the queued mark (issue 12)', () => {
+describe('receiveWebhook: claim check and the head (issue 12)', () => {
   const big = () => {
     const e = event('response.completed');
     return JSON.stringify({ ...e, pad: 'y'.repeat(CLAIM_CHECK_BYTES) });
@@ -600,10 +594,10 @@ describe('receiveWebhook: claim check and the queued mark (issue 12)', () => {
     const result = await handler(urlEvent(signed(i, body)));
     expect(structured(result).statusCode).toBe(200);
     expect(i.journal.entries).toEqual([
-      'ledger.claim',
+      'ledger.seen',
       'payloads.put',
       'publisher.publish',
-      'ledger.markQueued',
+      'ledger.record',
     ]);
     const carried = unwrapBody(i.publisher.published[0]?.body ?? '');
     expect(carried).toMatchObject({ kind: 'ref', ref: { bytes: Buffer.byteLength(body) } });
@@ -611,7 +605,7 @@ describe('receiveWebhook: claim check and the queued mark (issue 12)', () => {
     expect(payloads.objects.get(key)?.toString('utf8')).toBe(body);
   });
 
-  it('gives the claim back and answers 503 when the payload store fails', async () => {
+  it('answers 503 and writes nothing when the payload store fails', async () => {
     const i = ingress({ maxBodyBytes: 1024 * 1024 });
     const payloads = new InMemoryPayloadStore(i.journal);
     payloads.faults.fail('put', new Error('S3 down'));
@@ -620,18 +614,7 @@ describe('receiveWebhook: claim check and the queued mark (issue 12)', () => {
     const result = structured(await handler(urlEvent(delivery)));
     expect(result.statusCode).toBe(503);
     expect(i.publisher.attempts).toBe(0);
-    expect(i.ledger.releases).toEqual([{ webhookId: delivery.webhookId, token: 'token-1' }]);
-  });
-
-  it('still answers 200 when the queued mark fails: the event is queued', async () => {
-    const i = ingress();
-    i.ledger.faults.fail('markQueued', new Error('throttled'));
-    const delivery = signed(i, event());
-    expect((await send(i, delivery)).statusCode).toBe(200);
-    expect(i.publisher.published).toHaveLength(1);
-    expect(i.log.find('could not mark the claim queued')?.level).toBe('error');
-    // Until a consumer confirms it, a redelivery sees an in-flight claim (409), never a loss.
-    expect(i.ledger.entries.get(delivery.webhookId)?.state).toBe('claimed');
+    expect(i.ledger.records).toEqual([]);
   });
 
   it('answers a redelivery of a queued event with 200 duplicate at once', async () => {

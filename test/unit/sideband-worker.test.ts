@@ -1,8 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { EcsTaskProtection } from '#adapters/ecs-task-protection';
 import type { MetricPoint } from '#core/observability/metrics';
 import type { CallRecord, CallSignal } from '#core/ports/calls';
 import type { AttachResult } from '#core/sideband/call-session-machine';
 import { SidebandWorker, type WorkerDeps } from '../../containers/sideband/src/worker';
+import { CapturingLogger } from '../support/fakes';
 import {
   callRecord,
   FakeCallLeases,
@@ -374,6 +376,59 @@ describe('ECS task scale-in protection', () => {
     await t.worker.drain();
     expect(order[0]).toBe('protect');
     expect(order.at(-1)).toBe('unprotect after 2 hand-offs');
+  });
+
+  it('says once (info), with heldBackUntil, when the budget refuses protection, and again after the next stretch', async () => {
+    // The real adapter with a budget of 1 minute, then 15 minutes' rest, in front of a stand-in
+    // for the ECS agent endpoint (its answer shape: adapters/ecs-task-protection.ts).
+    const T = Date.parse('2027-01-15T08:00:00Z');
+    let now = T;
+    const asked: unknown[] = [];
+    const protection = new EcsTaskProtection('http://agent.invalid/api/task', {
+      budget: { maxProtectedMinutes: 1, restMinutes: 15 },
+      clock: () => now,
+      fetch: (async (_url: string, init?: RequestInit) => {
+        const body = JSON.parse(String(init?.body)) as { ProtectionEnabled: boolean };
+        asked.push(body);
+        return new Response(
+          JSON.stringify({
+            protection: { ProtectionEnabled: body.ProtectionEnabled, ExpirationDate: null },
+          }),
+          { status: 200 },
+        );
+      }) as typeof fetch,
+    });
+    const log = new CapturingLogger();
+    const t = setUp({ deps: { protection, protectionRenewalMs: 20, log } });
+    const heldBack = () =>
+      log.lines.filter((l) => l.message === 'task protection held back: its budget is spent');
+    await t.worker.start();
+    t.ring('rtc_1');
+    await until(() => asked.length === 1);
+    expect(asked[0]).toEqual({ ProtectionEnabled: true, ExpiresInMinutes: 1 });
+    // Past the stretch: every renewal is refused until the rest is over, and said once.
+    now = T + 2 * 60_000;
+    const refusedFrom = asked.length;
+    await until(() => asked.length >= refusedFrom + 4, 2000, 'renewals past the budget');
+    expect(asked.slice(refusedFrom)).toContainEqual({ ProtectionEnabled: false });
+    expect(heldBack()).toEqual([
+      {
+        level: 'info',
+        message: 'task protection held back: its budget is spent',
+        fields: expect.objectContaining({ heldBackUntil: '2027-01-15T08:16:00.000Z' }),
+      },
+    ]);
+    // The rest is over: a new stretch is granted, then refused again, and said again.
+    now = T + 20 * 60_000;
+    await until(
+      () => JSON.stringify(asked.at(-1)) === '{"ProtectionEnabled":true,"ExpiresInMinutes":1}',
+      2000,
+      'a new stretch',
+    );
+    now = T + 22 * 60_000;
+    await until(() => heldBack().length === 2, 2000, 'the second refusal');
+    expect(heldBack()[1]?.fields.heldBackUntil).toBe('2027-01-15T08:36:00.000Z');
+    expect(t.worker.activeCalls).toBe(1);
   });
 
   it('logs a protection that fails and goes on taking calls', async () => {

@@ -4,8 +4,10 @@ import type { CallsConfig } from '#core/calls/calls-config';
 import type { SessionConfig } from '#core/calls/session-config';
 import { errorMessage, type Logger } from '#core/observability/logger';
 import type { MetricsPublisher } from '#core/observability/metrics';
+import type { CommandStore } from '#core/ports/call-control';
 import type { CallRecord, CallStore, CallsApi } from '#core/ports/calls';
 import type { CallRecorder, ToolCallClaims, ToolRunner } from '#core/ports/sideband';
+import { type CommandLimits, storedCommandOf } from '#core/sideband/call-commands';
 import {
   type AttachResult,
   CallSessionMachine,
@@ -41,6 +43,8 @@ export interface CallSessionDeps {
   readonly attachWindowMs?: number;
   /** The opening handshake's timeout (a peer that never answers the upgrade). @default 5000 */
   readonly handshakeTimeoutMs?: number;
+  /** Call control (issue 16): the command store, and the limits a stored command is checked by. */
+  readonly commands?: { readonly store: CommandStore; readonly limits: CommandLimits };
 }
 
 /**
@@ -189,6 +193,32 @@ export class CallSession implements HeldCall {
     ws.on('close', (code) => {
       if (current()) this.feed({ type: 'socket-closed', code: refusedFrame ? 1009 : code });
     });
+  }
+
+  /**
+   * A nudge: command `commandId` is pending for this call. The item is read (consistently) and
+   * given to the machine, which claims it under the lease before acting on it.
+   */
+  command(commandId: string, item?: unknown): void {
+    const control = this.deps.commands;
+    if (!control) return;
+    // The nudge carried it: no read (the claim checks it is the stored one, by its digest).
+    const carried = item === undefined ? undefined : storedCommandOf(item, control.limits);
+    if (carried && carried.id === commandId && carried.callId === this.callId) {
+      this.feed({ type: 'command', command: carried });
+      return;
+    }
+    control.store.get(this.callId, commandId).then(
+      (item) => {
+        const command = storedCommandOf(item, control.limits);
+        if (command && command.callId === this.callId) this.feed({ type: 'command', command });
+      },
+      (error: unknown) =>
+        this.deps.log.warn('could not read a call command', {
+          commandId,
+          error: errorMessage(error),
+        }),
+    );
   }
 
   /** SIGTERM: close our side without ending the call; another worker reattaches to it. */
@@ -391,6 +421,55 @@ export class CallSession implements HeldCall {
               error: errorMessage(error),
             }),
         );
+        break;
+      }
+      case 'load-commands': {
+        const { op } = command;
+        const control = deps.commands;
+        if (!control) {
+          this.feed({ type: 'commands-loaded', op, commands: [] });
+          break;
+        }
+        control.store.list(callId).then(
+          (items) =>
+            this.feed({
+              type: 'commands-loaded',
+              op,
+              commands: items.flatMap((item) => {
+                const c = storedCommandOf(item, control.limits);
+                return c && c.callId === callId ? [c] : [];
+              }),
+            }),
+          (error: unknown) =>
+            this.feed({ type: 'commands-loaded', op, commands: [], error: errorMessage(error) }),
+        );
+        break;
+      }
+      case 'update-command': {
+        const { op } = command;
+        const control = deps.commands;
+        if (!control) {
+          this.feed({ type: 'command-updated', op, done: false, error: 'no call control' });
+          break;
+        }
+        // A claim (from pending, or a hang-up re-claimed from a dead worker: to applied from
+        // applied): only while this worker holds the call's lease under its claim's epoch.
+        const epoch = deps.lease?.epoch;
+        const claim =
+          command.from === 'pending' || (command.from === 'applied' && command.to === 'applied');
+        control.store
+          .transition(callId, command.commandId, command.from, command.to, {
+            ...(claim && epoch !== undefined ? { guard: { owner: deps.owner, epoch } } : {}),
+            by: deps.owner,
+            at: deps.clock(),
+            ...(command.error ? { error: command.error } : {}),
+            ...(command.expected ? { expected: command.expected } : {}),
+          })
+          .then(
+            (done) => this.feed({ type: 'command-updated', op, done }),
+            (error: unknown) =>
+              this.feed({ type: 'command-updated', op, done: false, error: errorMessage(error) }),
+          );
         break;
       }
       case 'refer': {

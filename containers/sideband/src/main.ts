@@ -4,7 +4,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { awsClientConfig, sqsClientConfig } from '#adapters/aws-clients';
+import { awsClientConfig, QUICK_CALLS, sqsClientConfig } from '#adapters/aws-clients';
+import { DynamoCallCommands } from '#adapters/dynamo-call-commands';
 import { DynamoCallLeases } from '#adapters/dynamo-call-leases';
 import { DynamoCallRecorder } from '#adapters/dynamo-call-recorder';
 import { DynamoCallStore } from '#adapters/dynamo-call-store';
@@ -14,11 +15,14 @@ import { LambdaToolRunner } from '#adapters/lambda-tool-runner';
 import { metricsFromEnv } from '#adapters/metrics-from-env';
 import { OpenAiCallsApi } from '#adapters/openai-calls-api';
 import { openAiFromEnv } from '#adapters/openai-from-env';
+import { controlQueueName, SqsControlQueue } from '#adapters/sqs-control-queue';
 import { SqsSignalPublisher } from '#adapters/sqs-signal-publisher';
 import { SqsSignalQueue } from '#adapters/sqs-signal-queue';
+import { commandLimitsOf } from '#core/calls/call-control';
 import { parseCallsConfig } from '#core/calls/calls-config';
 import { ENV, numberEnv, requireEnv } from '#core/env';
 import { createLogger, parseLogLevel } from '#core/observability/logger';
+import { callsConfigForChannel } from '#core/webrtc/webrtc-config';
 import { CallSession } from './call-session';
 import { SidebandWorker } from './worker';
 
@@ -34,6 +38,8 @@ const config = parseCallsConfig(requireEnv(env, ENV.callsConfig));
 const clockOffsetMs = numberEnv(env, 'CLOCK_OFFSET_MS', 0);
 const clock = clockOffsetMs === 0 ? Date.now : () => Date.now() + clockOffsetMs;
 const tableName = requireEnv(env, ENV.tableName);
+/** The worker's DynamoDB socket pool (see `ClientTimeouts.maxSockets`). */
+const WORKER_DYNAMODB_SOCKETS = numberEnv(env, 'DYNAMODB_MAX_SOCKETS', 256);
 const signalQueueUrl = requireEnv(env, ENV.signalQueueUrl);
 const openAi = openAiFromEnv(env);
 if (!openAi)
@@ -45,12 +51,22 @@ const realtimeUrl =
 // Fail at start, not on the first call, if the key cannot be read.
 await openAi.apiKey();
 
-const documents = DynamoDBDocumentClient.from(new DynamoDBClient(awsClientConfig()), {
-  marshallOptions: { removeUndefinedValues: true },
-});
+// DynamoDB item calls answer in milliseconds: a socket that never answers is given up (QUICK_CALLS).
+const documents = DynamoDBDocumentClient.from(
+  // One worker holds hundreds of calls; an attach burst makes several item calls per call at once.
+  new DynamoDBClient(
+    awsClientConfig(undefined, { ...QUICK_CALLS, maxSockets: WORKER_DYNAMODB_SOCKETS }),
+  ),
+  {
+    marshallOptions: { removeUndefinedValues: true },
+  },
+);
 const sqs = new SQSClient(sqsClientConfig());
 const calls = new DynamoCallStore(documents, tableName);
-const api = new OpenAiCallsApi(openAi.client);
+// /hangup and /refer: a timeout per attempt (3 s by default), so a hung request cannot hold a goodbye.
+const api = new OpenAiCallsApi(openAi.client, {
+  timeoutMs: numberEnv(env, 'OPENAI_CALLS_TIMEOUT_MS', 3000),
+});
 const signals = new SqsSignalPublisher(sqs, signalQueueUrl);
 const tools = new LambdaToolRunner(new LambdaClient(awsClientConfig()), config.tools);
 const claims = new DynamoToolCallClaims(documents, tableName, {
@@ -64,6 +80,25 @@ const metrics = metricsFromEnv(env, 'sideband');
 const leaseTtlMs = numberEnv(env, 'LEASE_TTL_MS', 15_000);
 const leaseRenewalMs = numberEnv(env, 'LEASE_RENEWAL_MS', 5000);
 const protection = EcsTaskProtection.fromEnv(env);
+
+// Call control (issue 16): this worker's own SQS queue, on which the API nudges it when a call it
+// holds has a pending command, registered in DynamoDB beside its lease. CALL_CONTROL=off: none.
+const commandStore = new DynamoCallCommands(documents, tableName);
+const commandLimits = commandLimitsOf(config);
+// On ECS, only when the stack has call control (its construct sets the prefix and grants the
+// queue permissions); locally, always. A queue that cannot be made is logged, and the worker runs
+// on without call control rather than not at all.
+const controlWanted =
+  env.CALL_CONTROL !== 'off' &&
+  (Boolean(env.CONTROL_QUEUE_PREFIX) || !env.ECS_CONTAINER_METADATA_URI_V4);
+const control = controlWanted
+  ? await openControlQueue().catch((error: unknown) => {
+      log.error('call control off: the control queue could not be made', {
+        error: String(error),
+      });
+      return undefined;
+    })
+  : undefined;
 const worker = new SidebandWorker({
   metrics,
   // Long-poll wait; short enough that a drain is not held up for long.
@@ -87,6 +122,7 @@ const worker = new SidebandWorker({
   sweepIntervalMs: numberEnv(env, 'SWEEP_INTERVAL_MS', 10_000),
   // ECS task scale-in protection while calls are held (undefined outside ECS).
   ...(protection ? { protection } : {}),
+  ...(control ? { control: control.inbox } : {}),
   createSession: (record, signal, lease) => {
     const callLog = log.with({ callId: record.callId });
     const session =
@@ -96,9 +132,17 @@ const worker = new SidebandWorker({
       ttlSeconds: config.recordTtlSeconds,
       clock,
       onError: (error) => callLog.error('recording failed', { error: String(error) }),
+      // RecorderItemsDropped (alarmed) and a line per drop, with the reason.
+      metrics,
+      log: callLog,
     });
     return new CallSession(record, session, signal.reason === 'incoming', {
-      config,
+      // A WebRTC call has no transfer (REFER is SIP only): core/webrtc/webrtc-config.ts.
+      config: callsConfigForChannel(
+        config,
+        record.channel,
+        numberEnv(env, ENV.webrtcMaxSessionMs, 0),
+      ),
       calls,
       api,
       tools,
@@ -114,6 +158,7 @@ const worker = new SidebandWorker({
       lease,
       attachWindowMs,
       handshakeTimeoutMs,
+      commands: { store: commandStore, limits: commandLimits },
     });
   },
 });
@@ -156,6 +201,8 @@ health.listen(numberEnv(env, ENV.healthPort, 8080), '0.0.0.0', () => {
   // A lifecycle line, printed whatever the log level: launchers wait for it.
   const ready = {
     level: 'info',
+    // Every log line has a time (issue 13), this lifecycle line too.
+    time: new Date().toISOString(),
     service: 'sideband',
     message: 'sideband worker ready',
     owner,
@@ -170,11 +217,45 @@ process.on('SIGTERM', async () => {
   if (stopping) return;
   stopping = true;
   await worker.drain();
+  if (control) await control.close();
   health.close();
   log.info('drained; exiting');
   process.exit(0);
 });
 process.on('SIGINT', () => process.kill(process.pid, 'SIGTERM'));
+
+/**
+ * Creates this worker's control queue and registers it, then (in the background) deletes the
+ * queues of workers that are gone: those whose worker lease the sweeper removed.
+ */
+async function openControlQueue() {
+  const prefix = env.CONTROL_QUEUE_PREFIX || `${tableName}-ctl-`;
+  const queueUrl = await SqsControlQueue.create(sqs, controlQueueName(prefix, owner), {
+    'owh:owner': owner.slice(0, 256),
+  });
+  await commandStore.registerAddress(owner, queueUrl, clock());
+  void (async () => {
+    // Only queues registered a while ago: a worker starting at the same time as this one has
+    // its queue before its lease.
+    const before = clock() - 10 * 60_000;
+    for (const { owner: other, address, registeredAt } of await commandStore.addresses()) {
+      if (other === owner || registeredAt > before || (await commandStore.workerKnown(other)))
+        continue;
+      await SqsControlQueue.remove(sqs, address).catch(() => undefined);
+      await commandStore.removeAddress(other, address);
+      log.info('removed the control queue of a worker that is gone', { worker: other });
+    }
+  })().catch((error: unknown) =>
+    log.warn('control queue tidy-up failed', { error: String(error) }),
+  );
+  return {
+    inbox: new SqsControlQueue(sqs, queueUrl, numberEnv(env, 'CONTROL_WAIT_SECONDS', 20)),
+    async close() {
+      await commandStore.removeAddress(owner, queueUrl).catch(() => undefined);
+      await SqsControlQueue.remove(sqs, queueUrl).catch(() => undefined);
+    },
+  };
+}
 
 /** The ECS task id from the container metadata endpoint, when running on ECS. */
 async function ecsTaskId(): Promise<string | undefined> {

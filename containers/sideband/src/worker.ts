@@ -27,6 +27,17 @@ export interface HeldCall {
    * socket without hanging up and without ending the call; settles when the session is over.
    */
   loseLease(): Promise<void>;
+  /**
+   * A call-control command for this call is pending (a nudge on the worker's control queue): read
+   * it and apply it if it still is (issue 16). Optional: a session without call control ignores it.
+   */
+  command?(commandId: string, item?: unknown): void;
+}
+
+/** The worker's own control queue (adapters/sqs-control-queue.ts): nudges for its calls. */
+export interface ControlInbox {
+  receive(abort: AbortSignal): Promise<readonly { body: string; receipt: string }[]>;
+  ack(receipt: string): Promise<void>;
 }
 
 /**
@@ -40,6 +51,8 @@ export interface LeaseGuard {
   held(): boolean;
   /** The session found the lease in doubt: renew now (the answer resumes or fences it). */
   doubt(): void;
+  /** The epoch the call was claimed under: a command's claim is guarded by it (issue 16). */
+  readonly epoch?: number;
 }
 
 export interface WorkerDeps {
@@ -76,6 +89,11 @@ export interface WorkerDeps {
   readonly protectionMinutes?: number;
   /** How often a protection is renewed while calls are held. @default 5 minutes */
   readonly protectionRenewalMs?: number;
+  /**
+   * This worker's control queue (issue 16): each nudge names a held call with a pending command,
+   * which the call's session then reads and applies. Undefined: no call control.
+   */
+  readonly control?: ControlInbox;
 }
 
 /** How long a signal whose handling failed waits before it is tried again (any worker). */
@@ -120,6 +138,9 @@ export class SidebandWorker {
   /** Signals being handled right now; a drain waits for them before handing calls off. */
   private readonly inflight = new Set<Promise<void>>();
   private loops: Promise<void>[] = [];
+  /** The control queue's poll; aborted on a drain (a nudge lost then is read on the next attach). */
+  private controlLoop: Promise<void> | undefined;
+  private readonly controlAbort = new AbortController();
   private timers: NodeJS.Timeout[] = [];
   private epoch = 0;
   /** `lost`: fenced, letting go of the calls and registering again. */
@@ -166,6 +187,7 @@ export class SidebandWorker {
     await this.register();
     this.running = true;
     this.loops.push(this.pollSignals());
+    if (this.deps.control) this.controlLoop = this.pollControl(this.deps.control);
     this.timers.push(setInterval(() => void this.renewLease(), this.deps.leaseRenewalMs));
     this.timers.push(setInterval(() => void this.sweep(), this.deps.sweepIntervalMs));
   }
@@ -174,10 +196,13 @@ export class SidebandWorker {
   async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    // Commands are left pending from here: the worker that takes each call over applies them.
+    this.controlAbort.abort();
     // Let the last long poll finish rather than abort it: an aborted request can still take a
     // message on the server side (our own hand-off signal, say), which then stays invisible until
     // the visibility timeout. Whatever it returns is passed on (see handleSignal).
     await Promise.allSettled(this.loops);
+    await this.controlLoop;
     await Promise.allSettled([...this.inflight]);
     const { deps } = this;
     deps.log.info('draining: handing calls off', { activeCalls: this.held.size });
@@ -206,6 +231,7 @@ export class SidebandWorker {
   stop(): void {
     this.running = false;
     this.abort.abort();
+    this.controlAbort.abort();
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     this.protection?.halt();
@@ -223,8 +249,37 @@ export class SidebandWorker {
     this.leaseState = 'held';
   }
 
+  /** Reads nudges off this worker's control queue and hands each to its call's session. */
+  private async pollControl(control: ControlInbox): Promise<void> {
+    const { deps } = this;
+    while (this.running && !this.draining) {
+      try {
+        const received = await control.receive(this.controlAbort.signal);
+        for (const message of received) {
+          let nudge: { callId?: unknown; commandId?: unknown; item?: unknown } | undefined;
+          try {
+            nudge = JSON.parse(message.body) as typeof nudge;
+          } catch {
+            nudge = undefined;
+          }
+          const held = typeof nudge?.callId === 'string' ? this.held.get(nudge.callId) : undefined;
+          if (held && typeof nudge?.commandId === 'string')
+            held.session.command?.(nudge.commandId, nudge.item);
+          // Not held (any more): the command stays pending for whoever attaches to the call.
+          else deps.log.info('control nudge for a call not held here', { callId: nudge?.callId });
+          void control.ack(message.receipt).catch(() => undefined);
+        }
+      } catch (error) {
+        if (this.draining || !this.running) return;
+        deps.log.error('control poll failed', { error: errorMessage(error) });
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  }
+
   private guardFor(epoch: number): LeaseGuard {
     return {
+      epoch,
       held: () =>
         this.leaseState === 'held' &&
         epoch === this.epoch &&
@@ -510,12 +565,25 @@ class ProtectionKeeper {
     clearInterval(this.timer);
   }
 
+  /** The `heldBackUntil` last logged: a refusal is said once per rest, not at every renewal. */
+  private heldBackUntil: string | undefined;
+
   private enqueue(what: 'protect' | 'unprotect'): void {
     this.last = what;
     this.chain = this.chain.then(async () => {
       try {
-        if (what === 'protect') await this.protection.protect(this.minutes);
-        else await this.protection.unprotect();
+        if (what === 'protect') {
+          const state = await this.protection.protect(this.minutes);
+          // The protection budget is spent (core/ports/task-protection.ts `ProtectionBudget`):
+          // the task was left unprotected until `heldBackUntil`, so a deploy or scale-in may
+          // stop it meanwhile; its calls are then handed off as on any SIGTERM.
+          if (state.heldBackUntil && state.heldBackUntil !== this.heldBackUntil) {
+            this.heldBackUntil = state.heldBackUntil;
+            this.log.info('task protection held back: its budget is spent', {
+              heldBackUntil: state.heldBackUntil,
+            });
+          }
+        } else await this.protection.unprotect();
       } catch (error) {
         this.log.error(`task ${what}ion failed`, { error: errorMessage(error) });
       }
