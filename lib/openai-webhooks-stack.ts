@@ -199,10 +199,19 @@ export class OpenAiWebhooksStack extends Stack {
       alarms: this.alarms.alarms,
     });
     // Browser sessions beside phone calls: calls started per channel, refusals, latency.
-    if (this.webrtc && this.sideband)
+    const sideband = this.sideband;
+    if (this.webrtc && sideband)
       this.dashboard.dashboard.addWidgets(
-        ...this.webrtc.dashboardWidgets(this.sideband.metricCalls('CallsAccepted')),
+        ...this.webrtc.dashboardWidgets(sideband.metricCalls('CallsAccepted'), (channel) =>
+          sideband.metricCalls('CallsEndedByChannel', {
+            dimension: { name: 'Channel', value: channel },
+          }),
+        ),
       );
+
+    // The signing secret's rotation: when it last ran, and its outcomes.
+    if (this.secretRotation)
+      this.dashboard.dashboard.addWidgets(...this.secretRotation.dashboardWidgets());
 
     new CfnOutput(this, 'WebhookUrl', {
       value: this.ingress.webhookUrl,

@@ -53,6 +53,11 @@ export const METRICS = {
   TransfersConfirmed: { unit: 'Count', about: 'transfers confirmed by the socket closing' },
   TransfersFailed: { unit: 'Count', about: 'transfers refused or never confirmed' },
   CallsEnded: { unit: 'Count', about: 'calls ended, by EndReason' },
+  CallsEndedByChannel: {
+    unit: 'Count',
+    about:
+      'calls ended, by Channel (sip, webrtc): apart from CallsEnded, whose alarms see it whole',
+  },
   CallDuration: { unit: 'Seconds', about: 'attached to ended' },
   SessionCapHits: { unit: 'Count', about: 'calls wrapped up before the 60-minute cap' },
   Handoffs: { unit: 'Count', about: 'calls handed to another worker on SIGTERM' },
@@ -113,7 +118,14 @@ export const METRICS = {
 export type MetricName = keyof typeof METRICS;
 
 /** The one extra dimension a metric may carry besides `Stack`. */
-export type MetricDimension = 'Category' | 'Reason' | 'Secret' | 'Tool' | 'EndReason' | 'Action';
+export type MetricDimension =
+  | 'Category'
+  | 'Reason'
+  | 'Secret'
+  | 'Tool'
+  | 'EndReason'
+  | 'Action'
+  | 'Channel';
 
 export interface MetricPoint {
   readonly name: MetricName;

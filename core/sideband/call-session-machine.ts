@@ -2104,6 +2104,11 @@ export class CallSessionMachine {
     this.log('info', 'call ended', { reason, code, durationMs });
     this.metrics([
       count('CallsEnded', { name: 'EndReason', value: reason }),
+      // A metric of its own: a Channel dimension on CallsEnded would hide it from its alarms.
+      count('CallsEndedByChannel', {
+        name: 'Channel',
+        value: this.setup.record.channel ?? 'sip',
+      }),
       ...(this.attachedAt !== undefined
         ? [{ name: 'CallDuration' as const, value: durationMs / 1000 }]
         : []),

@@ -117,6 +117,7 @@ export type CallMetricName = Extract<
   | 'TransfersConfirmed'
   | 'TransfersFailed'
   | 'CallsEnded'
+  | 'CallsEndedByChannel'
   | 'CallDuration'
   | 'SessionCapHits'
   | 'Handoffs'

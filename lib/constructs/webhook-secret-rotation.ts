@@ -1,6 +1,15 @@
 import * as path from 'node:path';
 import { Duration, Stack, Validations } from 'aws-cdk-lib';
-import { Alarm, ComparisonOperator, Metric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import {
+  Alarm,
+  ComparisonOperator,
+  GraphWidget,
+  type IWidget,
+  LogQueryVisualizationType,
+  LogQueryWidget,
+  Metric,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
 import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction as LambdaTarget } from 'aws-cdk-lib/aws-events-targets';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
@@ -105,6 +114,39 @@ export class WebhookSecretRotation extends Construct {
       alarmDescription:
         'The webhook signing secret could not be rotated (or its old half dropped). The current secret still works; OpenAI may hold a new one the stack has not stored. Read the rotation function logs, fix the cause (often the API key), then run `owh webhooks rotate`.',
     });
+  }
+
+  /**
+   * Dashboard widgets: the last rotation steps with their times (from the rotation function's
+   * logs: a metric cannot show a time), and rotations, failures and old secrets dropped. Which
+   * secret signed recent deliveries is the ingress row's `SecretMatched` graph (current/previous).
+   */
+  dashboardWidgets(): IWidget[] {
+    return [
+      new LogQueryWidget({
+        title: 'Webhook secret: last rotation steps',
+        logGroupNames: [this.fn.logGroup.logGroupName],
+        view: LogQueryVisualizationType.TABLE,
+        queryLines: [
+          'fields @timestamp, step, did, error',
+          'filter message like /webhook secret rotation/',
+          'sort @timestamp desc',
+          'limit 10',
+        ],
+        width: 12,
+        height: 6,
+      }),
+      new GraphWidget({
+        title: 'Webhook secret rotations',
+        left: [
+          this.metricRotations('rotations').with({ label: 'rotated' }),
+          this.metricRotations('expired').with({ label: 'old secret dropped' }),
+          this.metricRotations('failures').with({ label: 'failed' }),
+        ],
+        width: 12,
+        height: 6,
+      }),
+    ];
   }
 
   /** `failures`: failed steps; `rotations`: rotations finished; `expired`: old secrets dropped. */

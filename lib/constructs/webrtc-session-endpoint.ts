@@ -354,11 +354,11 @@ export class WebRtcSessionEndpoint extends Construct {
    * sessions), refusals by reason, and the endpoint's latency. The stack adds them to its
    * operations dashboard.
    */
-  dashboardWidgets(sipAccepted: Metric): IWidget[] {
+  dashboardWidgets(sipAccepted: Metric, endedByChannel?: (channel: string) => Metric): IWidget[] {
     const minute = { period: Duration.minutes(1), statistic: 'Sum' } as const;
     return [
       new GraphWidget({
-        title: 'Calls started by channel',
+        title: 'Calls by channel: started and ended',
         left: [
           sipAccepted.with({ label: 'SIP (accepted)', ...minute }),
           this.metricSessions('WebRtcSessionsOpened', {
@@ -366,6 +366,11 @@ export class WebRtcSessionEndpoint extends Construct {
             ...minute,
           }),
           this.metricSessions('WebRtcAttaches', { label: 'WebRTC (attach API)', ...minute }),
+          ...(endedByChannel
+            ? ['sip', 'webrtc'].map((channel) =>
+                endedByChannel(channel).with({ label: `${channel} (ended)`, ...minute }),
+              )
+            : []),
         ],
         width: 8,
       }),

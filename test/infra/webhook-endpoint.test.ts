@@ -189,6 +189,22 @@ describe('the stack with webhookEndpoint', () => {
     expect(nagFindings(withEndpoint.stack)).toEqual([]);
   });
 
+  it('shows the last rotation steps and their outcomes on the dashboard, beside which secret signed', () => {
+    const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    const body = JSON.stringify(dashboard?.Properties?.DashboardBody);
+    expect(body).toContain('Webhook secret: last rotation steps');
+    expect(body).toContain('webhook secret rotation');
+    expect(body).toContain('SecretRotations');
+    expect(body).toContain('SecretRotationFailures');
+    expect(body).toContain('SecretMatched');
+    // Without rotation, no rotation widgets.
+    const plain = Template.fromStack(synthStack({}).stack);
+    const [plainDashboard] = Object.values(plain.findResources('AWS::CloudWatch::Dashboard'));
+    expect(JSON.stringify(plainDashboard?.Properties?.DashboardBody)).not.toContain(
+      'Webhook secret: last rotation steps',
+    );
+  });
+
   it('never puts a secret in the template or an output', () => {
     const json = template.toJSON() as { Outputs?: Record<string, { Value: unknown }> };
     const text = JSON.stringify(json);

@@ -57,11 +57,13 @@ describe('the stack with a WebRTC session endpoint', () => {
     });
   }
 
-  it('the operations dashboard splits calls started by channel, with browser refusals and latency', () => {
+  it('the operations dashboard splits calls started and ended by channel, with browser refusals and latency', () => {
     const { template } = webrtcStack({ auth: 'iam' });
     const body = JSON.stringify(template.findResources('AWS::CloudWatch::Dashboard'));
     for (const text of [
-      'Calls started by channel',
+      'Calls by channel: started and ended',
+      'CallsEndedByChannel',
+      'webrtc (ended)',
       'WebRtcSessionsOpened',
       'CallsAccepted',
       'WebRtcSessionsRefused',

@@ -708,6 +708,7 @@ describe('how the call ends', () => {
     ]);
     expect(metricPoints(closed)).toEqual([
       { name: 'CallsEnded', value: 1, dimension: { name: 'EndReason', value: reason } },
+      { name: 'CallsEndedByChannel', value: 1, dimension: { name: 'Channel', value: 'sip' } },
       { name: 'CallDuration', value: 90.2 },
     ]);
     expect(sessionEnd(closed)).toEqual({ reason, code, handedOff: false });
@@ -787,6 +788,16 @@ describe('how the call ends', () => {
 });
 
 describe('a failed attach', () => {
+  it('counts a browser (WebRTC) call that ends under its own channel', () => {
+    const s = new SessionScript({ record: { channel: 'webrtc' } });
+    const refused = s.input({ type: 'attach-refused', status: 404 });
+    expect(metricPoints(refused)).toContainEqual({
+      name: 'CallsEndedByChannel',
+      value: 1,
+      dimension: { name: 'Channel', value: 'webrtc' },
+    });
+  });
+
   it('records a 404 as gone, with no duration', () => {
     const s = new SessionScript();
     const refused = s.input({ type: 'attach-refused', status: 404 });
@@ -799,6 +810,7 @@ describe('a failed attach', () => {
     });
     expect(metricPoints(refused)).toEqual([
       { name: 'CallsEnded', value: 1, dimension: { name: 'EndReason', value: 'gone' } },
+      { name: 'CallsEndedByChannel', value: 1, dimension: { name: 'Channel', value: 'sip' } },
     ]);
     expect(sessionEnd(refused)).toEqual({ reason: 'gone', code: 0, handedOff: false });
   });
@@ -866,6 +878,7 @@ describe('a failed attach', () => {
         value: 1,
         dimension: { name: 'EndReason', value: 'attach_failed_502' },
       },
+      { name: 'CallsEndedByChannel', value: 1, dimension: { name: 'Channel', value: 'sip' } },
     ]);
   });
 

@@ -39,7 +39,17 @@ const clockOffsetMs = numberEnv(env, 'CLOCK_OFFSET_MS', 0);
 const clock = clockOffsetMs === 0 ? Date.now : () => Date.now() + clockOffsetMs;
 const tableName = requireEnv(env, ENV.tableName);
 /** The worker's DynamoDB socket pool (see `ClientTimeouts.maxSockets`). */
-const WORKER_DYNAMODB_SOCKETS = numberEnv(env, 'DYNAMODB_MAX_SOCKETS', 256);
+const WORKER_DYNAMODB_SOCKETS = numberEnv(env, 'DYNAMODB_MAX_SOCKETS', 1024);
+/**
+ * Per-request timeout of the worker's DynamoDB calls (QUICK_CALLS: 2 s, against an in-region
+ * service that answers in milliseconds). Overridable for stand-ins that are slower than the real
+ * service under load (the density bench's DynamoDB Local).
+ */
+const WORKER_DYNAMODB_TIMEOUT_MS = numberEnv(
+  env,
+  'DYNAMODB_REQUEST_TIMEOUT_MS',
+  QUICK_CALLS.requestTimeoutMs ?? 2000,
+);
 const signalQueueUrl = requireEnv(env, ENV.signalQueueUrl);
 const openAi = openAiFromEnv(env);
 if (!openAi)
@@ -55,7 +65,11 @@ await openAi.apiKey();
 const documents = DynamoDBDocumentClient.from(
   // One worker holds hundreds of calls; an attach burst makes several item calls per call at once.
   new DynamoDBClient(
-    awsClientConfig(undefined, { ...QUICK_CALLS, maxSockets: WORKER_DYNAMODB_SOCKETS }),
+    awsClientConfig(undefined, {
+      ...QUICK_CALLS,
+      requestTimeoutMs: WORKER_DYNAMODB_TIMEOUT_MS,
+      maxSockets: WORKER_DYNAMODB_SOCKETS,
+    }),
   ),
   {
     marshallOptions: { removeUndefinedValues: true },
