@@ -105,6 +105,9 @@ export async function benchCallSetup(out: Out, calls = 100): Promise<void> {
  * every 30 s. Reports the tool round trip (function_call_arguments.done → function_call_output) and
  * the worker's RSS per call.
  */
+/** Calls signalled at once while a density step fills (see the step's loop). */
+const ATTACH_WAVE = 50;
+
 export async function benchDensity(
   out: Out,
   sizes = [250, 500, 1000, 1500],
@@ -113,7 +116,13 @@ export async function benchDensity(
 ): Promise<void> {
   out('## Sideband density (one worker process)');
   out();
-  const config = localCallsConfig({ maxCallsPerTask: Math.max(...sizes) + 10 });
+  // The bench plays the model's side of each call only (transcript deltas and tool calls), so the
+  // ghost-call guard (`noSpeechTimeoutMs`: no caller speech for 30 s → hang up) would end every
+  // call half-way through a step; it is off here.
+  const config = {
+    ...localCallsConfig({ maxCallsPerTask: Math.max(...sizes) + 10 }),
+    noSpeechTimeoutMs: 0,
+  };
   const p = await LocalPipeline.start({ logLevel: 'error', calls: config, workers: 0 });
   // The tool Lambda runs in a process of its own, a separate service as in AWS, not a guest of the
   // busy process that plays OpenAI.
@@ -184,33 +193,41 @@ export async function benchDensity(
           }),
         );
       }
-      for (let i = 0; i < fresh.length; i += 10) {
-        const chunk = fresh.slice(i, i + 10);
-        await p.sqs.send(
-          new SendMessageBatchCommand({
-            QueueUrl: p.signalQueue?.queueUrl,
-            Entries: chunk.map((callId, j) => ({
-              Id: String(j),
-              MessageBody: JSON.stringify({
-                callId,
-                reason: 'sweep',
-                sessionKey: 'default',
-                sentAt: Date.now(),
-              }),
-            })),
-          }),
+      // Signalled in waves of ATTACH_WAVE, each attached before the next: calls arrive spread over
+      // time, and a storm of hundreds of attaches at once measures DynamoDB Local on these two
+      // cores (it is call setup, measured above), not the worker's steady state.
+      for (let wave = 0; wave < fresh.length; wave += ATTACH_WAVE) {
+        const calls = fresh.slice(wave, wave + ATTACH_WAVE);
+        for (let i = 0; i < calls.length; i += 10) {
+          const chunk = calls.slice(i, i + 10);
+          await p.sqs.send(
+            new SendMessageBatchCommand({
+              QueueUrl: p.signalQueue?.queueUrl,
+              Entries: chunk.map((callId, j) => ({
+                Id: String(j),
+                MessageBody: JSON.stringify({
+                  callId,
+                  reason: 'sweep',
+                  sessionKey: 'default',
+                  sentAt: Date.now(),
+                }),
+              })),
+            }),
+          );
+        }
+        const target = held.length + wave + calls.length;
+        await until(
+          async () => {
+            const { activeCalls } = await health();
+            if (process.env.DENSITY_LOG_LEVEL)
+              process.stderr.write(`attached ${activeCalls}/${target} of ${n}\n`);
+            return activeCalls >= target ? true : undefined;
+          },
+          120_000,
+          `${target} attached calls`,
         );
       }
       held.push(...fresh);
-      await until(
-        async () => {
-          const { activeCalls } = await health();
-          if (process.env.DENSITY_LOG_LEVEL) process.stderr.write(`attached ${activeCalls}/${n}\n`);
-          return activeCalls >= n ? true : undefined;
-        },
-        120_000,
-        `${n} attached calls`,
-      );
       // Attaching a step's calls at once is a storm of greetings and call-record writes that real
       // traffic spreads over minutes (call setup is measured on its own above); measure steady state.
       await sleep(settleSeconds * 1000);
@@ -286,7 +303,7 @@ export async function benchDensity(
     await toolStopped;
   }
   out(
-    `Calls attach through the signal queue (DynamoDB Local, leases, a real WebSocket each). Each step is measured from ${settleSeconds} s after its last call attached (the attach storm is call setup, measured above), for ${seconds} s: the simulator sends every call 10 events/s, spread evenly over each 100 ms rather than all calls in lockstep, and a tool call every 30 s (staggered); the tool is the demo Lambda behind the Lambda Invoke protocol in a process of its own (a separate service, as in AWS), and each tool call also makes its durable once-only claim in DynamoDB Local. Round trip: \`function_call_arguments.done\` sent → \`function_call_output\` received, at the simulator.`,
+    `Calls attach through the signal queue (DynamoDB Local, leases, a real WebSocket each), in waves of ${ATTACH_WAVE} signalled together, each attached before the next. Each step is measured from ${settleSeconds} s after its last call attached (the attach storm is call setup, measured above), for ${seconds} s: the simulator sends every call 10 events/s, spread evenly over each 100 ms rather than all calls in lockstep, and a tool call every 30 s (staggered); the tool is the demo Lambda behind the Lambda Invoke protocol in a process of its own (a separate service, as in AWS), and each tool call also makes its durable once-only claim in DynamoDB Local. Round trip: \`function_call_arguments.done\` sent → \`function_call_output\` received, at the simulator.`,
   );
   out();
   out(

@@ -903,15 +903,18 @@ describe('capacity', () => {
     const calls: SimulatedCall[] = [];
     for (let i = 0; i < 4; i++) calls.push((await ring(p)).call);
     // The account allows 3: one of the 4 (they are decided concurrently) is refused as busy.
+    let seen = '';
     const busy = await eventually(async () => {
       const records = await Promise.all(calls.map((x) => callRecord(p, x.id)));
+      seen = JSON.stringify(records.map((r) => [r?.status, r?.endReason, r?.rejectReason]));
       const rejected = records.filter((r) => r?.status === 'rejected');
+      // `rejecting` is on its way to `rejected` (the /reject call is in flight): not decided yet.
       const decided = records.filter(
-        (r) => r && r.status !== 'ringing' && r.status !== 'accepting',
+        (r) => r && !['ringing', 'accepting', 'rejecting'].includes(r.status),
       );
       return decided.length === 4 ? rejected : undefined;
     });
-    expect(busy).toHaveLength(1);
+    expect(busy, `the four calls: ${seen}`).toHaveLength(1);
     expect(busy[0]).toMatchObject({ rejectReason: 'busy', rejectStatus: 486 });
     const [a, b, c] = calls.filter((x) => x.id !== busy[0]?.callId);
     if (!a || !b || !c) throw new Error('calls missing');
