@@ -362,6 +362,20 @@ export async function runTest(
 ): Promise<TestOutcome> {
   const endpoint = await endpointOf(target, options.id);
   const eventType = options.eventType ?? endpoint.event_types[0] ?? 'batch.completed';
+  const { documents } = target.target;
+  const { tableName } = target.target.config;
+  // OpenAI's answer names no event id, so the test event is the one event of its type that was
+  // not there before: compared by id, not by time, since this machine's clock and the stack's
+  // may differ (and a test run just before this one is within any time slack).
+  const before = new Set(
+    (
+      await listEvents(documents, tableName, {
+        type: eventType,
+        since: options.now() - 10 * 60_000,
+        limit: 100,
+      })
+    ).events.map((e) => e.eventId),
+  );
   const started = options.now();
   const timeline: TimelineStep[] = [
     { atMs: 0, what: `test ${eventType} sent to OpenAI for ${endpoint.id}` },
@@ -383,22 +397,23 @@ export async function runTest(
           ? 'the ingress could not verify the signature: the stored webhook secret is not this endpoint’s (run owh doctor)'
           : `the webhook URL answered ${result.status_code}`,
     };
-  const store = new DynamoEventStore(target.target.documents, target.target.config.tableName);
+  const store = new DynamoEventStore(documents, tableName);
   const deadline = started + options.timeoutMs;
   let found: StoredEventRecord | undefined;
   while (options.now() < deadline) {
     if (!found) {
-      const { events } = await listEvents(target.target.documents, target.target.config.tableName, {
+      const { events } = await listEvents(documents, tableName, {
         type: eventType,
-        since: started - 2000,
-        limit: 20,
+        since: started - 60_000,
+        limit: 100,
       });
-      const head = events.find((e) => e.receivedAt >= started - 1000);
+      const head = events.find((e) => !before.has(e.eventId));
       if (head) {
         found = (await store.getEvent(head.eventId)) ?? undefined;
         if (found)
           timeline.push({
-            atMs: found.receivedAt - started,
+            // Never before the send: the stack's clock may be behind this machine's.
+            atMs: Math.max(0, found.receivedAt - started),
             what: `stored as ${found.eventId} (verified with the ${found.secretLabel} secret)`,
           });
       }
@@ -407,7 +422,7 @@ export async function runTest(
     }
     if (found && (found.status === 'processed' || found.status === 'failed')) {
       timeline.push({
-        atMs: (found.processedAt ?? options.now()) - started,
+        atMs: Math.max(0, (found.processedAt ?? options.now()) - started),
         what: found.status === 'processed' ? 'processed' : `failed: ${found.lastError ?? ''}`,
       });
       return {

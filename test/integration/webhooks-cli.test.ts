@@ -85,6 +85,14 @@ describe('owh webhooks and owh doctor against local mode', () => {
 
     const human = record(await run('webhooks', 'test', '--timeout', '90'));
     expect(human.out).toMatch(/\+\d+ ms {2}processed\nOK\n$/);
+    // Each run follows its own test event, not the one the run before it sent.
+    expect(human.out).not.toMatch(/\+-\d/);
+    const again = JSON.parse(
+      record(await run('webhooks', 'test', '--json', '--timeout', '90')).out,
+    ) as { eventId: string };
+    const first = (outcome as unknown as { eventId: string }).eventId;
+    expect(again.eventId).toMatch(/^evt_/);
+    expect(again.eventId).not.toBe(first);
   });
 
   it('lists, updates and rotates in two phases; both secrets verify during the overlap', async () => {
