@@ -1,4 +1,5 @@
 import { Annotations, type CfnElement, Stack, Token, Validations } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import {
   type HttpApi,
   type HttpMethod,
@@ -6,11 +7,16 @@ import {
   HttpRoute,
   type HttpRouteIntegration,
   HttpRouteKey,
+  HttpStage,
   type IHttpRouteAuthorizer,
+  LogGroupLogDestination,
+  type ThrottleSettings,
 } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer, HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
+import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import { Construct, type IConstruct } from 'constructs';
+import type { ResolvedLogging } from './logging';
 import type { PropsCheck } from './validation';
 
 /**
@@ -183,4 +189,31 @@ export function grantRouteInvoke(
     });
   }
   return grant;
+}
+
+/**
+ * The `$default` stage of an HTTP API: deployed on every change, throttled, with JSON access logs
+ * in a log group of its own (`AccessLogs`, kept as the stack's logging props say). Both of the
+ * stack's HTTP APIs (WebRTC sessions, call control) are served this way.
+ */
+export function addLoggedDefaultStage(
+  scope: Construct,
+  api: HttpApi,
+  throttle: ThrottleSettings,
+  logging: Pick<ResolvedLogging, 'logRetention' | 'logRemovalPolicy'>,
+): HttpStage {
+  const accessLogs = new LogGroup(scope, 'AccessLogs', {
+    retention: logging.logRetention,
+    removalPolicy: logging.logRemovalPolicy,
+  });
+  return new HttpStage(scope, 'Stage', {
+    httpApi: api,
+    stageName: '$default',
+    autoDeploy: true,
+    throttle,
+    accessLogSettings: {
+      destination: new LogGroupLogDestination(accessLogs),
+      format: AccessLogFormat.jsonWithStandardFields(),
+    },
+  });
 }

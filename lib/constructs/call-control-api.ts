@@ -1,24 +1,27 @@
 import * as path from 'node:path';
 import { Annotations, ArnFormat, Duration, Names, Stack, Validations } from 'aws-cdk-lib';
-import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import {
   type CfnStage,
   HttpApi,
   HttpMethod,
   type HttpRoute,
-  HttpStage,
-  LogGroupLogDestination,
+  type HttpStage,
 } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import { type Grant, type IGrantable, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
-import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { CallsConfig } from '#core/calls/calls-config';
 import { ENV } from '#core/env';
 import type { MetricName } from '#core/observability/metrics';
-import { type ApiAuth, addAuthedRoute, checkApiAuth, grantRouteInvoke } from './api-auth';
+import {
+  type ApiAuth,
+  addAuthedRoute,
+  addLoggedDefaultStage,
+  checkApiAuth,
+  grantRouteInvoke,
+} from './api-auth';
 import type { EventStore } from './event-store';
 import { type LoggingProps, resolveLogging } from './logging';
 import { NodeFunction, PROJECT_ROOT } from './node-function';
@@ -147,20 +150,7 @@ export class CallControlApi extends Construct {
       description: 'Live call control for the OpenAI sideband fleet',
       createDefaultStage: false,
     });
-    const accessLogs = new LogGroup(this, 'AccessLogs', {
-      retention: logging.logRetention,
-      removalPolicy: logging.logRemovalPolicy,
-    });
-    this.stage = new HttpStage(this, 'Stage', {
-      httpApi: this.api,
-      stageName: '$default',
-      autoDeploy: true,
-      throttle,
-      accessLogSettings: {
-        destination: new LogGroupLogDestination(accessLogs),
-        format: AccessLogFormat.jsonWithStandardFields(),
-      },
-    });
+    this.stage = addLoggedDefaultStage(this, this.api, throttle, logging);
     const integration = new HttpLambdaIntegration('Integration', this.fn);
     this.commandsRoute = addAuthedRoute(this, this.api, {
       path: COMMANDS_PATH,

@@ -1,20 +1,17 @@
 import * as path from 'node:path';
 import { Annotations, Duration, Token } from 'aws-cdk-lib';
-import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import {
   type CfnStage,
   CorsHttpMethod,
   HttpApi,
   HttpMethod,
   type HttpRoute,
-  HttpStage,
-  LogGroupLogDestination,
+  type HttpStage,
 } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { GraphWidget, type IWidget, type Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
-import { LogGroup } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { CallsConfig } from '#core/calls/calls-config';
@@ -29,6 +26,7 @@ import {
 import {
   type ApiAuth,
   addAuthedRoute,
+  addLoggedDefaultStage,
   apiAuthKind,
   checkApiAuth,
   grantRouteInvoke,
@@ -253,20 +251,7 @@ export class WebRtcSessionEndpoint extends Construct {
           }
         : {}),
     });
-    const accessLogs = new LogGroup(this, 'AccessLogs', {
-      retention: logging.logRetention,
-      removalPolicy: logging.logRemovalPolicy,
-    });
-    this.stage = new HttpStage(this, 'Stage', {
-      httpApi: this.api,
-      stageName: '$default',
-      autoDeploy: true,
-      throttle,
-      accessLogSettings: {
-        destination: new LogGroupLogDestination(accessLogs),
-        format: AccessLogFormat.jsonWithStandardFields(),
-      },
-    });
+    this.stage = addLoggedDefaultStage(this, this.api, throttle, logging);
     const integration = new HttpLambdaIntegration('Integration', this.fn);
     this.sessionRoute = addAuthedRoute(this, this.api, {
       path: '/session',
