@@ -56,34 +56,7 @@ export async function sendCall(
       );
     return json;
   };
-  const documents = DynamoDBDocumentClient.from(
-    new DynamoDBClient({
-      endpoint: target.dynamoEndpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    }),
-  );
-  const record = async (callId: string) =>
-    (
-      await documents.send(
-        new GetCommand({
-          TableName: target.tableName,
-          Key: keys.call(callId),
-          ConsistentRead: true,
-        }),
-      )
-    ).Item as Json | undefined;
-  const until = async <T>(
-    probe: () => Promise<T | undefined>,
-    timeoutMs: number,
-  ): Promise<T | undefined> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await probe();
-      if (value !== undefined || Date.now() > deadline) return value;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  };
+  const { record, parts } = localCallStore(target);
 
   const scenarioName = options.scenario ?? DEFAULT_SCENARIO;
   const scenario = (await listScenarios(target)).find((s) => s.name === scenarioName);
@@ -122,11 +95,11 @@ export async function sendCall(
     );
 
   // The simulator's side ends (hang-up, transfer, drop, failed session) well within this.
-  const over = await until(async () => {
+  const over = await pollUntil(async () => {
     const c = await control('GET', `calls/${call.call_id}`);
     return ['ended', 'failed', 'rejected'].includes(c.state) ? c : undefined;
   }, 120_000);
-  const ended = await until(async () => {
+  const ended = await pollUntil(async () => {
     const r = await record(call.call_id);
     return r && ['ended', 'rejected', 'missed'].includes(String(r.status)) ? r : undefined;
   }, 10_000);
@@ -174,15 +147,7 @@ export async function sendCall(
     `  status ${stored.status}${stored.endReason ? `: ${stored.endReason}` : ''}${stored.rejectReason ? `: ${stored.rejectReason}` : ''}` +
       `${stored.durationMs !== undefined ? ` after ${stored.durationMs} ms` : ''}, ${stored.totalTokens ?? 0} tokens`,
   );
-  const parts = await documents.send(
-    new QueryCommand({
-      TableName: target.tableName,
-      KeyConditionExpression: 'pk = :pk',
-      ExpressionAttributeValues: { ':pk': `CALL#${call.call_id}` },
-      ConsistentRead: true,
-    }),
-  );
-  for (const line of recordedLines(parts.Items ?? [])) out(line);
+  for (const line of recordedLines(await parts(call.call_id))) out(line);
   if (!ended) out(`  ⚠ the record is still ${stored.status} 10 s after the call ended`);
   return Boolean(over && ended);
 }
@@ -213,6 +178,54 @@ export function recordedLines(items: readonly Json[]): string[] {
       );
   }
   return lines;
+}
+
+/** The call's record and its parts (transcript, tools, events) in local mode's DynamoDB Local. */
+export function localCallStore(target: Pick<CallTarget, 'tableName' | 'dynamoEndpoint'>) {
+  const documents = DynamoDBDocumentClient.from(
+    new DynamoDBClient({
+      endpoint: target.dynamoEndpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    }),
+  );
+  return {
+    record: async (callId: string) =>
+      (
+        await documents.send(
+          new GetCommand({
+            TableName: target.tableName,
+            Key: keys.call(callId),
+            ConsistentRead: true,
+          }),
+        )
+      ).Item as Json | undefined,
+    /** Every item of the call's partition, the record (`sk` CALL) included. */
+    parts: async (callId: string): Promise<Json[]> =>
+      (
+        await documents.send(
+          new QueryCommand({
+            TableName: target.tableName,
+            KeyConditionExpression: 'pk = :pk',
+            ExpressionAttributeValues: { ':pk': keys.call(callId).pk },
+            ConsistentRead: true,
+          }),
+        )
+      ).Items ?? [],
+  };
+}
+
+/** Probes every 50 ms until it gives a value, or `timeoutMs` passes (then undefined). */
+export async function pollUntil<T>(
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 function simulatorUrl(target: CallTarget): string {

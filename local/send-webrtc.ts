@@ -1,7 +1,4 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { keys } from '#core/table-schema';
-import { recordedLines } from './send-call';
+import { localCallStore, pollUntil, recordedLines } from './send-call';
 import { TIMELINE_LEGEND, timelineLines } from './stand-ins/realtime-timeline';
 
 /**
@@ -82,31 +79,7 @@ export async function sendWebRtc(
     if (!response.ok) throw new Error(`simulator ${path}: ${response.status}`);
     return json;
   };
-  const documents = DynamoDBDocumentClient.from(
-    new DynamoDBClient({
-      endpoint: target.dynamoEndpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    }),
-  );
-  const record = async (callId: string) =>
-    (
-      await documents.send(
-        new GetCommand({
-          TableName: target.tableName,
-          Key: keys.call(callId),
-          ConsistentRead: true,
-        }),
-      )
-    ).Item as Json | undefined;
-  const until = async <T>(probe: () => Promise<T | undefined>, timeoutMs: number) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await probe();
-      if (value !== undefined || Date.now() > deadline) return value;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  };
+  const { record, parts } = localCallStore(target);
 
   const query = options.profile ? `?profile=${encodeURIComponent(options.profile)}` : '';
   const postedAt = Date.now();
@@ -129,7 +102,7 @@ export async function sendWebRtc(
     `←  201 SDP answer (${answer.split('\r\n').filter(Boolean).length} lines) in ${answeredAt - postedAt} ms; Location ${response.headers.get('location')}`,
   );
   out(`   call ${callId}`);
-  const attached = await until(async () => {
+  const attached = await pollUntil(async () => {
     const r = await record(callId);
     return r?.attachedAt !== undefined ? r : undefined;
   }, 15_000);
@@ -142,7 +115,7 @@ export async function sendWebRtc(
   );
   out('   the browser user speaks: "Where is my order 4417?"');
   await control('POST', `calls/${callId}/say`, { text: 'Where is my order 4417?' });
-  await until(async () => {
+  await pollUntil(async () => {
     const view = await control('GET', `calls/${callId}`);
     return (view.items ?? []).some((i: Json) => i.role === 'assistant' && i.text)
       ? true
@@ -150,7 +123,7 @@ export async function sendWebRtc(
   }, 10_000);
   out('   the browser hangs up');
   await control('POST', `calls/${callId}/hangup`);
-  const ended = await until(async () => {
+  const ended = await pollUntil(async () => {
     const r = await record(callId);
     return r?.status === 'ended' ? r : undefined;
   }, 10_000);
@@ -163,15 +136,7 @@ export async function sendWebRtc(
   out(
     `  status ${stored?.status}${stored?.endReason ? `: ${stored.endReason}` : ''}, channel ${stored?.channel}, profile ${stored?.profile}`,
   );
-  const parts = await documents.send(
-    new QueryCommand({
-      TableName: target.tableName,
-      KeyConditionExpression: 'pk = :pk',
-      ExpressionAttributeValues: { ':pk': keys.call(callId).pk },
-      ConsistentRead: true,
-    }),
-  );
-  for (const line of recordedLines((parts.Items ?? []).filter((i) => i.sk !== 'CALL'))) out(line);
+  for (const line of recordedLines((await parts(callId)).filter((i) => i.sk !== 'CALL'))) out(line);
   return Boolean(ended);
 }
 
