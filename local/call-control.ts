@@ -109,6 +109,12 @@ export async function playControlCommands(
   callId: string,
   isLive: () => Promise<boolean>,
   out: (line: string) => void,
+  /**
+   * Resolves once the call shows this cue (the simulator's scenario notes it): the operator's
+   * eyes. The cancel waits for `long_answer`, so it stops the long answer and not the say's
+   * answer still playing on a slow machine.
+   */
+  cue: (kind: string) => Promise<boolean> = async () => true,
 ): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (!(await isLive())) {
@@ -118,7 +124,12 @@ export async function playControlCommands(
     }
     await pause(100);
   }
-  const commands: { body: Record<string, unknown>; retryWhile?: string }[] = [
+  const commands: {
+    body: Record<string, unknown>;
+    retryWhile?: string;
+    overlap?: true;
+    after?: string;
+  }[] = [
     { body: { action: 'say', text: 'Tell the caller their refund of $42 went through today.' } },
     {
       body: {
@@ -126,41 +137,64 @@ export async function playControlCommands(
         instructions: 'You are the phone assistant of Example Co. Answer in one short sentence.',
       },
     },
-    // Refused while nothing plays: the scenario starts a long answer once the update landed.
-    { body: { action: 'cancel' }, retryWhile: 'no_active_response' },
-    { body: { action: 'transfer', target: 'support', announce: 'Transferring you now.' } },
+    // Once the long answer the scenario starts after the update plays (and sent again while
+    // refused as nothing plays, should the cue come early).
+    { body: { action: 'cancel' }, retryWhile: 'no_active_response', after: 'long_answer' },
+    // The hang-up follows the transfer at once, not once it settled: a transfer with nothing left
+    // to play is over in a few round trips. Applied in the order sent, it meets the transfer under
+    // way and is refused, however fast or slow the machine is.
+    {
+      body: { action: 'transfer', target: 'support', announce: 'Transferring you now.' },
+      overlap: true,
+    },
     { body: { action: 'hangup' } },
   ];
-  for (const { body, retryWhile } of commands) {
+  const post = async (body: Record<string, unknown>) => {
+    const sentAt = Date.now();
+    const posted = await fetch(`${apiUrl}/calls/${encodeURIComponent(callId)}/commands`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-owh-sender': 'npm run send' },
+      body: JSON.stringify(body),
+    });
+    const answer = (await posted.json()) as {
+      id?: string;
+      error?: { code: string; message: string };
+    };
+    if (!posted.ok || !answer.id) {
+      out(`⇢  ${body.action}: ${posted.status} ${answer.error?.code}: ${answer.error?.message}`);
+      return undefined;
+    }
+    return { body, sentAt, status: posted.status, id: answer.id };
+  };
+  const settle = async (sent: NonNullable<Awaited<ReturnType<typeof post>>>) => {
+    const result = await waitSettled(apiUrl, callId, sent.id, 10_000);
+    out(
+      `⇢  ${sent.body.action}: ${sent.status} ${sent.id} → ${result.status}${result.error ? ` (${result.error.code})` : ''} in ${Date.now() - sent.sentAt} ms`,
+    );
+    return result;
+  };
+  // Sent, not yet settled (an overlapping command waits for the one after it to be sent).
+  const unsettled: NonNullable<Awaited<ReturnType<typeof post>>>[] = [];
+  for (const { body, retryWhile, overlap, after } of commands) {
+    if (after && !(await cue(after))) out(`   ⚠ no ${after} cue from the call: sent anyway`);
     // A refused cancel is sent again until the scenario's long answer plays: for up to 15 s, as
     // the scenario may first wait out its own worker wait (a say that crossed the caller's turn).
     const retryUntil = Date.now() + 15_000;
     for (;;) {
-      const sentAt = Date.now();
-      const posted = await fetch(`${apiUrl}/calls/${encodeURIComponent(callId)}/commands`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-owh-sender': 'npm run send' },
-        body: JSON.stringify(body),
-      });
-      const answer = (await posted.json()) as {
-        id?: string;
-        error?: { code: string; message: string };
-      };
-      if (!posted.ok || !answer.id) {
-        out(`⇢  ${body.action}: ${posted.status} ${answer.error?.code}: ${answer.error?.message}`);
-        break;
-      }
-      const result = await waitSettled(apiUrl, callId, answer.id, 10_000);
-      out(
-        `⇢  ${body.action}: ${posted.status} ${answer.id} → ${result.status}${result.error ? ` (${result.error.code})` : ''} in ${Date.now() - sentAt} ms`,
-      );
-      if (retryWhile && result.error?.code === retryWhile && Date.now() < retryUntil) {
+      const sent = await post(body);
+      if (!sent) break;
+      unsettled.push(sent);
+      if (overlap) break;
+      let last: Awaited<ReturnType<typeof settle>> | undefined;
+      for (const each of unsettled.splice(0)) last = await settle(each);
+      if (retryWhile && last?.error?.code === retryWhile && Date.now() < retryUntil) {
         await pause(100);
         continue;
       }
       break;
     }
   }
+  for (const each of unsettled.splice(0)) await settle(each);
 }
 
 async function waitSettled(

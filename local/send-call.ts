@@ -92,6 +92,12 @@ export async function sendCall(
       call.call_id,
       async () => (await record(call.call_id))?.status === 'active',
       out,
+      async (kind) =>
+        (await pollUntil(async () => {
+          const c = await control('GET', `calls/${call.call_id}`);
+          const facts: { kind?: string }[] = Array.isArray(c.facts) ? c.facts : [];
+          return facts.some((f) => f.kind === kind) ? true : undefined;
+        }, 15_000)) === true,
     );
 
   // The simulator's side ends (hang-up, transfer, drop, failed session) well within this.

@@ -81,7 +81,7 @@ import {
   sayItem,
 } from './call-commands';
 import { ConversationOrder } from './conversation-order';
-import { ResponseSequencer } from './response-sequencer';
+import { type ResponseParams, ResponseSequencer, responseCreate } from './response-sequencer';
 import { capOutput, idOf, isObject, SERVER_EVENT_TYPES, usageOf } from './server-events';
 
 /**
@@ -477,6 +477,10 @@ export class CallSessionMachine {
   private currentInstructions: string | undefined;
   /** Commands this session acted on (or is acting on), by id: each once. */
   private readonly seenCommands = new Set<string>();
+  /** Commands waiting for the claim in flight to settle (in the order they came). */
+  private readonly commandQueue: StoredCommand[] = [];
+  /** The op of the command claim in flight, if one is. */
+  private claimOp: number | undefined;
   /** The longest a user tool may take (the runner's timeout), plus the margin. */
   private readonly toolDeadlineMs: number;
   /** Function call ids seen on this session: acted on or skipped, once each. */
@@ -775,8 +779,9 @@ export class CallSessionMachine {
       reattaches: this.reattaches,
     });
     // What was under way on the old socket is unknown now (its events are lost): start afresh,
-    // send what was held back meanwhile, and a response a response in progress held back.
-    const waiting = this.sequencer.isWaiting;
+    // send what was held back meanwhile, and the response that waited for one in progress (with
+    // what it asked for: a goodbye keeps its words).
+    const waiting = this.sequencer.waiting;
     this.sequencer = new ResponseSequencer();
     this.openResponses.clear();
     this.audioPlaying = false;
@@ -784,8 +789,8 @@ export class CallSessionMachine {
     this.held = [];
     for (const frame of held)
       if (frame.type !== 'response.create') this.send(frame);
-      else if (this.sequencer.request()) this.send(frame);
-    if (waiting) this.createResponse();
+      else this.createResponse(isObject(frame.response) ? frame.response : {});
+    if (waiting) this.createResponse(waiting);
     this.checkFarewell();
   }
 
@@ -958,7 +963,8 @@ export class CallSessionMachine {
     for (const item of Array.isArray(response.output) ? response.output : [])
       if (isObject(item) && item.type === 'function_call')
         this.onFunctionCallItem(item, id, { status, reason });
-    if (this.sequencer.onResponseDone()) this.send({ type: 'response.create' });
+    const deferred = this.sequencer.onResponseDone();
+    if (deferred) this.send(responseCreate(deferred));
     this.checkFarewell();
   }
 
@@ -1688,6 +1694,28 @@ export class CallSessionMachine {
     // Not attached yet: the attach reads the call's pending commands. Letting go: the next owner.
     if (!this.opened || this.handingOff || this.leaseLost) return;
     this.seenCommands.add(command.id);
+    // One claim at a time: claims run concurrently would come back in any order, and a hang-up
+    // sent after a transfer could then be applied first. In turn, each sees what the one before
+    // it did (a transfer under way refuses the hang-up behind it).
+    if (this.claimOp !== undefined) {
+      this.commandQueue.push(command);
+      return;
+    }
+    this.considerCommand(command);
+  }
+
+  /** The next queued command, once the claim before it is settled. */
+  private nextCommand(): void {
+    while (this.claimOp === undefined) {
+      const next = this.commandQueue.shift();
+      if (!next) return;
+      // Letting go of the call meanwhile: left pending, for the next owner.
+      if (this.handingOff || this.leaseLost) this.seenCommands.delete(next.id);
+      else this.considerCommand(next);
+    }
+  }
+
+  private considerCommand(command: StoredCommand): void {
     if (this.ending) {
       this.metrics([count('CallCommandsFailed', { name: 'Reason', value: 'call_ended' })]);
       this.settleCommand(command, 'failed', {
@@ -1708,9 +1736,10 @@ export class CallSessionMachine {
       this.settleCommand(command, 'refused', refusal);
       return;
     }
+    this.claimOp = this.open({ kind: 'command-claim', command });
     this.emit({
       type: 'update-command',
-      op: this.open({ kind: 'command-claim', command }),
+      op: this.claimOp,
       commandId: command.id,
       from: 'pending',
       to: 'applied',
@@ -1778,7 +1807,17 @@ export class CallSessionMachine {
         });
       return;
     }
-    const { command } = p;
+    this.onClaimSettled(p.command, done, error, now);
+    if (op === this.claimOp) this.claimOp = undefined;
+    this.nextCommand();
+  }
+
+  private onClaimSettled(
+    command: StoredCommand,
+    done: boolean,
+    error: string | undefined,
+    now: number,
+  ): void {
     if (error !== undefined) {
       // Not applied, and still pending: a later nudge or the next attach tries again.
       this.seenCommands.delete(command.id);
@@ -2136,12 +2175,9 @@ export class CallSessionMachine {
     return own ? `${own}\n\n${extra}` : extra;
   }
 
-  private createResponse(response: Record<string, unknown> = {}): void {
-    if (this.sequencer.request())
-      this.send({
-        type: 'response.create',
-        ...(Object.keys(response).length > 0 ? { response } : {}),
-      });
+  private createResponse(response: ResponseParams = {}): void {
+    const now = this.sequencer.request(response);
+    if (now) this.send(responseCreate(now));
   }
 
   private updateCall(

@@ -402,12 +402,16 @@ const CONTROL: Scenario = {
       ctx.callerHangsUp();
       return;
     }
-    // A long answer, held open, for the cancel to stop.
+    // A long answer, held open, for the cancel to stop: only a cancel sent from now on counts
+    // (one that stopped an earlier answer leaves this one held to its end, and the transfer
+    // waiting behind it). The cue tells the command side (local/call-control.ts) it plays.
+    const since = ctx.received();
     const long = ctx.respond({
       say: 'Our refund policy has several parts, and I will go through each of them in detail.',
       holdMs: wait,
     });
-    if (!(await ctx.waitForClient((e) => e.type === 'response.cancel', { timeoutMs: wait })))
+    ctx.note('long_answer', 'a long answer plays, held open until it is cancelled');
+    if (!(await ctx.waitForClient((e) => e.type === 'response.cancel', { since, timeoutMs: wait })))
       ctx.note('no_cancel', `no response.cancel within ${wait} ms`, true);
     await long.done.catch(() => undefined);
     if (!(await ctx.waitForEnd(wait))) {

@@ -446,6 +446,75 @@ describe('applying a command on a live call', () => {
     expect(sessionEnd(s.close(1000))).toMatchObject({ reason: 'transferred' });
   });
 
+  it('transfer with an announcement while a response runs: it waits, keeps its words, and /refer follows it', () => {
+    const s = liveCall();
+    s.responseCreated('resp_talk');
+    s.audioStarted('resp_talk');
+    const done = apply(
+      s,
+      stored({ action: 'transfer', target: 'support', announce: 'Transferring you now.' }),
+    );
+    // The server would refuse a second response now: the announcement waits for response.done.
+    expect(framesSent(done)).toEqual([]);
+    // ...and then goes out with its instructions, not as a bare response.create.
+    const talked = s.responseDone('resp_talk');
+    expect(framesSent(talked)).toEqual([
+      {
+        type: 'response.create',
+        response: { instructions: expect.stringContaining('"Transferring you now."') },
+      },
+    ]);
+    expect(ofType(s.audioStopped('resp_talk'), 'refer')).toEqual([]);
+    s.responseCreated('resp_announce');
+    s.audioStarted('resp_announce');
+    expect(ofType(s.responseDone('resp_announce'), 'refer')).toEqual([]);
+    expect(ofType(s.audioStopped('resp_announce'), 'refer')).toHaveLength(1);
+  });
+
+  it('claims one command at a time, in the order they came: a hang-up behind a transfer is refused', () => {
+    const s = liveCall();
+    const first = s.input({
+      type: 'command',
+      command: stored({ action: 'transfer', target: 'support' }),
+    });
+    // The hang-up came while the transfer's claim is on its way: it waits for it, unclaimed (two
+    // claims in flight could come back in either order, and the hang-up win).
+    const second = s.input({ type: 'command', command: stored({ action: 'hangup' }) });
+    expect(statusWrites(first)).toEqual([{ from: 'pending', to: 'applied' }]);
+    expect(statusWrites(second)).toEqual([]);
+    const settled = s.input({
+      type: 'command-updated',
+      op: ofType(first, 'update-command')[0]?.op ?? 0,
+      done: true,
+    });
+    expect(ofType(settled, 'refer')).toHaveLength(1);
+    expect(ofType(settled, 'hangup')).toEqual([]);
+    expect(framesSent(settled)).toEqual([]);
+    expect(statusWrites(settled)).toContainEqual({
+      from: 'pending',
+      to: 'refused',
+      code: 'call_leaving',
+    });
+  });
+
+  it('a goodbye refused as a conflict is asked for again with its words', () => {
+    const s = liveCall();
+    const done = apply(s, stored({ action: 'hangup', goodbye: 'Goodbye from Example Co.' }));
+    expect(framesSent(done)).toHaveLength(1);
+    // A server-started response won the race: ours is refused.
+    s.responseCreated('resp_vad');
+    s.server({
+      type: 'error',
+      error: { code: 'conversation_already_has_active_response', message: 'busy' },
+    });
+    expect(framesSent(s.responseDone('resp_vad'))).toEqual([
+      {
+        type: 'response.create',
+        response: { instructions: expect.stringContaining('"Goodbye from Example Co."') },
+      },
+    ]);
+  });
+
   it('transfer: refused for a browser call, and for a target no longer configured', () => {
     const webrtc = liveCall({ record: { channel: 'webrtc' } as never });
     expect(
@@ -576,11 +645,16 @@ describe('applied exactly once across owners', () => {
     const first = stored({ action: 'say', text: 'one', role: 'system', respond: false });
     const second = stored({ action: 'say', text: 'two', role: 'system', respond: false });
     const asked = loadCommands(s, [second, first]);
+    // One claim at a time, the first sent first; the next is claimed once it is settled.
     const claims = ofType(asked, 'update-command');
-    expect(claims.map((c) => c.commandId)).toEqual([first.id, second.id]);
-    const sent = claims.flatMap((c) =>
-      framesSent(s.input({ type: 'command-updated', op: c.op, done: true })),
-    );
+    expect(claims.map((c) => c.commandId)).toEqual([first.id]);
+    const applied = s.input({ type: 'command-updated', op: claims[0]?.op ?? 0, done: true });
+    const next = ofType(applied, 'update-command').filter((c) => c.from === 'pending');
+    expect(next.map((c) => c.commandId)).toEqual([second.id]);
+    const sent = [
+      ...framesSent(applied),
+      ...framesSent(s.input({ type: 'command-updated', op: next[0]?.op ?? 0, done: true })),
+    ];
     expect(sent.map((f) => (f.item as { content: { text: string }[] }).content[0]?.text)).toEqual([
       'one',
       'two',

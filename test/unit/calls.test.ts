@@ -22,7 +22,7 @@ import {
   sipHeadersOf,
   sipMediaSecurityOf,
 } from '#core/calls/sip';
-import { ResponseSequencer } from '#core/sideband/response-sequencer';
+import { ResponseSequencer, responseCreate } from '#core/sideband/response-sequencer';
 import type { WireEvent } from '#core/wire';
 import { localCallsConfig } from '../../local/calls';
 
@@ -597,25 +597,52 @@ describe('call state machine', () => {
 describe('ResponseSequencer', () => {
   it('sends at once when idle, and defers while a response is active', () => {
     const s = new ResponseSequencer();
-    expect(s.request()).toBe(true);
-    expect(s.request()).toBe(false);
-    expect(s.onResponseDone()).toBe(true);
-    expect(s.onResponseDone()).toBe(false);
+    expect(s.request()).toEqual({});
+    expect(s.request()).toBeUndefined();
+    expect(s.onResponseDone()).toEqual({});
+    expect(s.onResponseDone()).toBeUndefined();
   });
 
-  it('after a conflict, sends again on response.done', () => {
+  it('after a conflict, asks again on response.done for what the refused create asked', () => {
     const s = new ResponseSequencer();
-    expect(s.request()).toBe(true);
+    expect(s.request({ instructions: 'Say goodbye.' })).toEqual({ instructions: 'Say goodbye.' });
     s.onConflict();
     expect(s.isWaiting).toBe(true);
-    expect(s.onResponseDone()).toBe(true);
+    expect(s.onResponseDone()).toEqual({ instructions: 'Say goodbye.' });
     expect(s.isWaiting).toBe(false);
   });
 
   it('treats a server-started response as active', () => {
     const s = new ResponseSequencer();
     s.onResponseCreated();
-    expect(s.request()).toBe(false);
-    expect(s.onResponseDone()).toBe(true);
+    expect(s.request()).toBeUndefined();
+    expect(s.onResponseDone()).toEqual({});
+  });
+
+  it('keeps a deferred goodbye’s instructions: requests that wait together become one response', () => {
+    const s = new ResponseSequencer();
+    s.onResponseCreated();
+    expect(
+      s.request({ instructions: 'Say exactly this: "Transferring you now."' }),
+    ).toBeUndefined();
+    // A tool output's plain request after it does not wipe the announcement out.
+    expect(s.request()).toBeUndefined();
+    expect(s.waiting).toEqual({ instructions: 'Say exactly this: "Transferring you now."' });
+    expect(s.onResponseDone()).toEqual({
+      instructions: 'Say exactly this: "Transferring you now."',
+    });
+    // A later request's fields win over an earlier one's.
+    s.onResponseCreated();
+    s.request({ instructions: 'a' });
+    s.request({ instructions: 'b' });
+    expect(s.onResponseDone()).toEqual({ instructions: 'b' });
+  });
+
+  it('frames the params as response.create, with no response key when there are none', () => {
+    expect(responseCreate({})).toEqual({ type: 'response.create' });
+    expect(responseCreate({ instructions: 'x' })).toEqual({
+      type: 'response.create',
+      response: { instructions: 'x' },
+    });
   });
 });
