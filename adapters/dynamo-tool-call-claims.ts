@@ -5,6 +5,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { conditionalWrite } from '#adapters/dynamo-conditions';
+import { redactPart } from '#core/calls/recorded-parts';
 import type { PendingToolOutputs, StoredToolOutput, ToolCallClaims } from '#core/ports/sideband';
 import { keys } from '#core/table-schema';
 
@@ -17,13 +18,40 @@ const TOOL_PREFIX = 'TOOL#';
  * tool's result. A worker handing the call off stores the result on the part instead, with
  * `delivered: false`; the worker that takes the call over finds it and marks it delivered (a
  * conditional update, so only one sends it).
+ *
+ * With `redact` (the stack's `redactTranscripts`), what is stored for the record is redacted as the
+ * recorder redacts a tool part (arguments, output, error). The one exception is the output of a
+ * hand-off while it waits: the next worker must send it to the model as the tool returned it, so
+ * it is kept verbatim until delivered, then redacted by the same worker that marked it delivered.
  */
 export class DynamoToolCallClaims implements ToolCallClaims {
   constructor(
     private readonly client: DynamoDBDocumentClient,
     private readonly tableName: string,
-    private readonly options: { readonly ttlSeconds: number; readonly clock: () => number },
+    private readonly options: {
+      readonly ttlSeconds: number;
+      readonly clock: () => number;
+      readonly redact?: boolean;
+    },
   ) {}
+
+  /** What the record keeps of a tool's texts: redacted when `redact` is on. */
+  private recorded(texts: { arguments: string; output: string; error?: string | undefined }) {
+    if (!this.options.redact) return texts;
+    const part = redactPart({
+      kind: 'tool',
+      fnCallId: '',
+      name: '',
+      status: 'done',
+      latencyMs: 0,
+      arguments: texts.arguments,
+      output: texts.output,
+      ...(texts.error !== undefined ? { error: texts.error } : {}),
+    });
+    return part.kind === 'tool'
+      ? { arguments: part.arguments, output: part.output, error: part.error }
+      : texts;
+  }
 
   async claim(callId: string, fnCallId: string, name: string, claimant: string): Promise<boolean> {
     const at = this.options.clock();
@@ -52,16 +80,18 @@ export class DynamoToolCallClaims implements ToolCallClaims {
   }
 
   async storeOutput(callId: string, output: StoredToolOutput): Promise<void> {
+    // The output verbatim (the next worker sends it to the model); the rest as the record keeps it.
+    const recorded = this.recorded(output);
     const fields: Record<string, unknown> = {
       kind: 'tool',
       name: output.name,
-      arguments: output.arguments,
+      arguments: recorded.arguments,
       output: output.output,
       status: output.status,
       latencyMs: output.latencyMs,
       delivered: false,
       storedAt: this.options.clock(),
-      ...(output.error !== undefined ? { error: output.error } : {}),
+      ...(recorded.error !== undefined ? { error: recorded.error } : {}),
       ...(output.truncated ? { truncated: true, outputBytes: output.outputBytes } : {}),
     };
     const names: Record<string, string> = {};
@@ -110,11 +140,13 @@ export class DynamoToolCallClaims implements ToolCallClaims {
   }
 
   async markDelivered(callId: string, fnCallId: string): Promise<boolean> {
-    return conditionalWrite(() =>
-      this.client.send(
+    const key = keys.callPart(callId, `${TOOL_PREFIX}${fnCallId}`);
+    let stored: Record<string, unknown> | undefined;
+    const marked = await conditionalWrite(async () => {
+      const result = await this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: keys.callPart(callId, `${TOOL_PREFIX}${fnCallId}`),
+          Key: key,
           UpdateExpression: 'SET delivered = :true, deliveredAt = :at',
           ConditionExpression: 'delivered = :false',
           ExpressionAttributeValues: {
@@ -122,8 +154,24 @@ export class DynamoToolCallClaims implements ToolCallClaims {
             ':false': false,
             ':at': this.options.clock(),
           },
+          ...(this.options.redact ? { ReturnValues: 'ALL_NEW' as const } : {}),
         }),
-      ),
-    );
+      );
+      stored = result.Attributes;
+    });
+    // Delivered: the verbatim output has done its job; the record keeps it redacted, like the rest.
+    if (marked && this.options.redact && typeof stored?.output === 'string')
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression: 'SET #output = :output',
+          ExpressionAttributeNames: { '#output': 'output' },
+          ExpressionAttributeValues: {
+            ':output': this.recorded({ arguments: '', output: stored.output }).output,
+          },
+        }),
+      );
+    return marked;
   }
 }

@@ -8,7 +8,6 @@ export const ENV = {
   toleranceSeconds: 'WEBHOOK_TOLERANCE_SECONDS',
   maxBodyBytes: 'MAX_BODY_BYTES',
   dedupeTtlSeconds: 'DEDUPE_TTL_SECONDS',
-  claimTimeoutSeconds: 'CLAIM_TIMEOUT_SECONDS',
   eventTtlSeconds: 'EVENT_TTL_SECONDS',
   secretCacheSeconds: 'SECRET_CACHE_SECONDS',
   category: 'CATEGORY',

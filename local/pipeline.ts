@@ -47,7 +47,6 @@ export interface LocalPipelineOptions {
   readonly visibilityTimeoutSeconds?: number;
   readonly toleranceSeconds?: number;
   readonly maxBodyBytes?: number;
-  readonly claimTimeoutSeconds?: number;
   readonly logLevel?: string;
   /** Table and queue name prefix. @default random, so runs never collide */
   readonly prefix?: string;
@@ -229,7 +228,6 @@ export class LocalPipeline {
       ...(apiKey ? { [ENV.openAiKeySecretId]: apiKeySecretId } : {}),
       [ENV.toleranceSeconds]: String(o.toleranceSeconds ?? 300),
       [ENV.maxBodyBytes]: String(o.maxBodyBytes ?? 1024 * 1024),
-      [ENV.claimTimeoutSeconds]: String(o.claimTimeoutSeconds ?? 30),
       [ENV.logLevel]: o.logLevel ?? 'info',
       [ENV.stackName]: 'local',
       [ENV.payloadBucket]: this.payloadBucket,

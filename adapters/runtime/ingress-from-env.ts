@@ -34,7 +34,6 @@ export function ingressDepsFromEnv(env: NodeJS.ProcessEnv): IngressDeps {
       toleranceSeconds: numberEnv(env, ENV.toleranceSeconds, DEFAULT_TOLERANCE_SECONDS),
       maxBodyBytes: numberEnv(env, ENV.maxBodyBytes, 1024 * 1024),
       dedupeTtlSeconds: numberEnv(env, ENV.dedupeTtlSeconds, 7 * 24 * 3600),
-      claimTimeoutSeconds: numberEnv(env, ENV.claimTimeoutSeconds, 30),
       // How long the event head (listing row) is kept: set by EventStore.bindWebhookLedger.
       eventTtlSeconds: numberEnv(env, ENV.eventTtlSeconds, 90 * 24 * 3600),
     },

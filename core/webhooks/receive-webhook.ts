@@ -25,11 +25,6 @@ export interface IngressConfig {
   /** How long a `webhook-id` is remembered at least; OpenAI retries for up to 72 h. */
   readonly dedupeTtlSeconds: number;
   /**
-   * Unused since the head is written after queueing (nothing is claimed before, so nothing can
-   * go stale); kept so existing configuration still parses.
-   */
-  readonly claimTimeoutSeconds?: number;
-  /**
    * How long the event's head (its listing row and dedupe record) is kept: the stack's
    * `eventRetention`, like the body. The head lives for the longer of this and `dedupeTtlSeconds`.
    * @default 90 days

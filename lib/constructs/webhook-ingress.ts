@@ -122,8 +122,6 @@ export class WebhookIngress extends Construct {
         [ENV.toleranceSeconds]: String(signatureTolerance.toSeconds()),
         [ENV.maxBodyBytes]: String(maxBodyBytes),
         [ENV.dedupeTtlSeconds]: String(dedupeRetention.toSeconds()),
-        // A claim is stale once the attempt that made it must have timed out.
-        [ENV.claimTimeoutSeconds]: String(timeout.toSeconds() * 3),
       },
     });
     this.fn = fn.fn;

@@ -154,7 +154,6 @@ describe('WebhookIngress', () => {
           WEBHOOK_TOLERANCE_SECONDS: '300',
           MAX_BODY_BYTES: '1048576',
           DEDUPE_TTL_SECONDS: String(7 * 24 * 3600),
-          CLAIM_TIMEOUT_SECONDS: '30',
           QUEUE_URLS: Match.anyValue(),
         }),
       },

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoCallRecorder, type DynamoCallRecorderOptions } from '#adapters/dynamo-call-recorder';
 import { DynamoToolCallClaims } from '#adapters/dynamo-tool-call-claims';
@@ -210,6 +210,52 @@ describe('tool-call claims', () => {
     expect(await claims.pendingOutputs(callId)).toEqual({ undelivered: [], running: [] });
     // A completed claim is not claimed again, not even by its claimant.
     expect(await claims.claim(callId, 'call_2', 'slow', 'session-a')).toBe(false);
+  });
+
+  it('with redaction, keeps a handed-over output verbatim only until it is delivered', async () => {
+    const redacting = new DynamoToolCallClaims(DynamoDBDocumentClient.from(p.dynamo), p.tableName, {
+      ttlSeconds: 3600,
+      clock: Date.now,
+      redact: true,
+    });
+    const callId = newCallId();
+    const stored = async () =>
+      (
+        await DynamoDBDocumentClient.from(p.dynamo).send(
+          new GetCommand({ TableName: p.tableName, Key: keys.callPart(callId, 'TOOL#call_3') }),
+        )
+      ).Item;
+    await redacting.claim(callId, 'call_3', 'lookup_order', 'session-a');
+    await redacting.storeOutput(callId, {
+      fnCallId: 'call_3',
+      name: 'lookup_order',
+      arguments: '{"order_number":"88231","email":"ana@example.com"}',
+      output: '{"status":"shipped","card":"4242 4242 4242 4242"}',
+      status: 'failed',
+      error: 'tool_failed: no order 88231 for ana@example.com',
+      latencyMs: 900,
+    });
+    // The record's texts are redacted at once; the output waits verbatim for the next worker.
+    expect(await stored()).toMatchObject({
+      arguments: '{"order_number":"[number]","email":"[email]"}',
+      error: 'tool_failed: no order [number] for [email]',
+      output: '{"status":"shipped","card":"4242 4242 4242 4242"}',
+      delivered: false,
+    });
+    expect((await redacting.pendingOutputs(callId)).undelivered).toEqual([
+      {
+        fnCallId: 'call_3',
+        name: 'lookup_order',
+        output: '{"status":"shipped","card":"4242 4242 4242 4242"}',
+      },
+    ]);
+    // Delivered: from then on only the redacted output is kept.
+    expect(await redacting.markDelivered(callId, 'call_3')).toBe(true);
+    expect(await stored()).toMatchObject({
+      output: '{"status":"shipped","card":"[number]"}',
+      delivered: true,
+    });
+    expect(await redacting.markDelivered(callId, 'call_3')).toBe(false);
   });
 });
 

@@ -86,6 +86,7 @@ const tools = new LambdaToolRunner(new LambdaClient(awsClientConfig()), config.t
 const claims = new DynamoToolCallClaims(documents, tableName, {
   ttlSeconds: config.recordTtlSeconds,
   clock,
+  redact: config.redactTranscripts,
 });
 const attachWindowMs = numberEnv(env, 'ATTACH_WINDOW_MS', 20_000);
 const handshakeTimeoutMs = numberEnv(env, 'HANDSHAKE_TIMEOUT_MS', 5000);
