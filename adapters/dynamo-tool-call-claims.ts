@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { conditionalWrite } from '#adapters/dynamo-conditions';
 import { redactPart } from '#core/calls/recorded-parts';
+import type { Logger } from '#core/observability/logger';
 import type { PendingToolOutputs, StoredToolOutput, ToolCallClaims } from '#core/ports/sideband';
 import { keys } from '#core/table-schema';
 
@@ -32,6 +33,8 @@ export class DynamoToolCallClaims implements ToolCallClaims {
       readonly ttlSeconds: number;
       readonly clock: () => number;
       readonly redact?: boolean;
+      /** Where a failed redaction of a delivered output is reported (never its text). */
+      readonly log?: Pick<Logger, 'warn'>;
     },
   ) {}
 
@@ -160,16 +163,28 @@ export class DynamoToolCallClaims implements ToolCallClaims {
       stored = result.Attributes;
     });
     // Delivered: the verbatim output has done its job; the record keeps it redacted, like the rest.
+    // The delivery stands whatever happens to this write (the item already says delivered, so a
+    // failure here must not make the caller think it was not, and try to deliver it again).
     if (marked && this.options.redact && typeof stored?.output === 'string')
-      await this.client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: key,
-          UpdateExpression: 'SET #output = :output',
-          ExpressionAttributeNames: { '#output': 'output' },
-          ExpressionAttributeValues: {
-            ':output': this.recorded({ arguments: '', output: stored.output }).output,
-          },
+      await conditionalWrite(() =>
+        this.client.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: key,
+            UpdateExpression: 'SET #output = :output',
+            // Not on an item the TTL removed meanwhile (an update would create a stub).
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeNames: { '#output': 'output' },
+            ExpressionAttributeValues: {
+              ':output': this.recorded({ arguments: '', output: String(stored?.output) }).output,
+            },
+          }),
+        ),
+      ).catch((error: unknown) =>
+        this.options.log?.warn('could not redact a delivered tool output', {
+          callId,
+          fnCallId,
+          error: error instanceof Error ? error.name : 'unknown',
         }),
       );
     return marked;

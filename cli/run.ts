@@ -341,7 +341,10 @@ async function callsShow(target: Target, values: Values, io: CliIo, callId: stri
       'Transcript:',
       ...(view.transcript.length === 0
         ? ['  (none)']
-        : view.transcript.map((t) => `  ${offset(t.at)}${t.role}: ${t.text}`)),
+        : view.transcript.map(
+            (t) =>
+              `  ${offset(t.at)}${t.role}: ${t.text}${t.cutOff ? ` [cut off: ${t.cutOff}]` : ''}`,
+          )),
       '',
       'Tool calls:',
       ...(view.tools.length === 0

@@ -13,7 +13,12 @@ export interface TimelineEntry {
 export interface CallView {
   readonly record: CallRecord;
   readonly timeline: readonly TimelineEntry[];
-  readonly transcript: readonly { at: number; role: string; text: string }[];
+  /**
+   * In conversation order. `cutOff`: the caller did not hear this line to its end (why: the
+   * response's `status_details.reason`, `interrupted` for a barge-in that cleared the audio,
+   * `cancelled` for a cancel command).
+   */
+  readonly transcript: readonly { at: number; role: string; text: string; cutOff?: string }[];
   readonly tools: readonly {
     at: number;
     name: string;
@@ -125,19 +130,35 @@ export function callView(
   const transcript: (CallView['transcript'][number] & { order: number })[] = [];
   const tools: CallView['tools'][number][] = [];
   const errors: CallView['errors'][number][] = [];
+  // The answers the caller did not hear to the end, by response (recorded after or before the line).
+  const cutOffs = new Map<string, string>();
+  for (const part of parts)
+    if (
+      part.kind === 'event' &&
+      part.name === 'assistant_cut_off' &&
+      typeof part.detail === 'object' &&
+      part.detail !== null
+    ) {
+      const { responseId, reason } = part.detail as Record<string, unknown>;
+      if (typeof responseId === 'string') cutOffs.set(responseId, String(reason ?? 'cut off'));
+    }
   for (const part of parts) {
     const at = Number(part.at ?? 0);
     switch (part.kind) {
-      case 'transcript':
+      case 'transcript': {
+        const cutOff =
+          typeof part.responseId === 'string' ? cutOffs.get(part.responseId) : undefined;
         transcript.push({
           at,
           role: String(part.role),
           text: String(part.text),
+          ...(cutOff !== undefined ? { cutOff } : {}),
           // The conversation order key (about the epoch ms the item was added); `at` for parts
           // recorded before there was one.
           order: typeof part.order === 'number' ? part.order : at,
         });
         break;
+      }
       case 'tool':
         tools.push({
           at,

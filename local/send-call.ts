@@ -170,10 +170,20 @@ export function recordedLines(items: readonly Json[]): string[] {
     item.kind === 'transcript' && typeof item.order === 'number'
       ? item.order
       : Number(item.at ?? 0);
+  // Answers the caller did not hear to the end (the assistant_cut_off events), by response.
+  const cutOffs = new Map(
+    items
+      .filter((item) => item.kind === 'event' && item.name === 'assistant_cut_off')
+      .map((item) => [String(item.detail?.responseId), String(item.detail?.reason)] as const),
+  );
   const lines: string[] = [];
   for (const item of [...items].sort((a, b) => key(a) - key(b))) {
-    if (item.kind === 'transcript')
-      lines.push(`  ${item.role === 'caller' ? 'caller   ' : 'assistant'}: ${item.text}`);
+    if (item.kind === 'transcript') {
+      const cutOff = typeof item.responseId === 'string' ? cutOffs.get(item.responseId) : undefined;
+      lines.push(
+        `  ${item.role === 'caller' ? 'caller   ' : 'assistant'}: ${item.text}${cutOff ? ` [cut off: ${cutOff}]` : ''}`,
+      );
+    }
     if (item.kind === 'tool')
       lines.push(
         `  tool     : ${item.name}(${item.arguments}) → ${item.output} in ${item.latencyMs} ms`,

@@ -1,6 +1,7 @@
-// The root `postinstall`: installs the official `openai` package into test/reference-sdk/ with the
-// Node 22 of the `node` package, and links it as node_modules/openai so that imports, tsc, vitest
-// and tsx find it as usual.
+// The root `postinstall`: installs the official `openai` package into test/reference-sdk/ (its own
+// package.json and lockfile) with the Node 22 of the `node` package. tsc and tsx find it through
+// tsconfig.json's `paths`, vitest through its alias: nothing is linked into node_modules, so a later
+// `npm install <pkg>` (which prunes what it does not know) cannot take it away.
 //
 // Why apart: every openai release this project uses (7.55 and later) declares engines
 // `node >= 22.0.0`, and npm checks engines against the Node npm itself runs on: on a machine with
@@ -9,28 +10,28 @@
 // so the npm it starts runs on Node 22 and has nothing to warn about. Nothing deployed uses
 // openai: the tests (the reference verifier and client), the bench and type imports do.
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
 const prefix = path.join(root, 'test', 'reference-sdk');
-const link = path.join(root, 'node_modules', 'openai');
-const target = path.relative(path.dirname(link), path.join(prefix, 'node_modules', 'openai'));
+const skip = (why) => {
+  console.warn(`install-reference-sdk: skipped (${why}); the tests and the bench need it.`);
+  process.exit(0);
+};
 
-const major = Number(process.versions.node.split('.')[0]);
-if (major < 22) {
-  console.error(
-    `install-reference-sdk: runs on Node ${process.versions.node}; it needs the Node 22 of the node package (run it through npm: npm run postinstall).`,
-  );
-  process.exit(1);
-}
-
-// An install that installs nothing (npm install --package-lock-only, --dry-run) has nothing to do.
+// An install that installs nothing (npm install --package-lock-only, --dry-run) has nothing to do,
+// nor one without dev dependencies (npm ci --omit=dev, NODE_ENV=production): openai is for tests.
 if (
   process.env.npm_config_package_lock_only === 'true' ||
   process.env.npm_config_dry_run === 'true'
 )
   process.exit(0);
+if (/\bdev\b/.test(process.env.npm_config_omit ?? '') || process.env.NODE_ENV === 'production')
+  skip('dev dependencies omitted');
+// Without the node package's Node 22 (not installed, or run outside npm), npm would warn again.
+if (Number(process.versions.node.split('.')[0]) < 22)
+  skip(`running on Node ${process.versions.node}, not the Node 22 of the node package`);
 
 // The outer command's flags reach this script as npm_config_* variables; of those, only where
 // packages come from applies to the nested install (not --omit, --global, --prefix and the like).
@@ -50,18 +51,6 @@ execFileSync(
   { stdio: 'inherit', env: { ...env, npm_config_engine_strict: 'true' } },
 );
 
-let current;
-try {
-  current = lstatSync(link).isSymbolicLink() ? readlinkSync(link) : 'not a link';
-} catch {
-  current = undefined;
-}
-if (current !== target) {
-  if (current !== undefined) rmSync(link, { recursive: true, force: true });
-  mkdirSync(path.dirname(link), { recursive: true });
-  symlinkSync(target, link, 'dir');
-}
-const { version } = JSON.parse(readFileSync(path.join(link, 'package.json'), 'utf8'));
-console.log(
-  `reference SDK: openai ${version} in test/reference-sdk, linked as node_modules/openai`,
-);
+const installed = path.join(prefix, 'node_modules', 'openai', 'package.json');
+const { version } = JSON.parse(readFileSync(installed, 'utf8'));
+console.log(`reference SDK: openai ${version} in test/reference-sdk`);

@@ -15,7 +15,7 @@ import {
 
 /**
  * The caller-transcription model when a session names none. The SDK's `AudioTranscription.model`
- * (node_modules/openai/resources/realtime/realtime.d.ts) marks `whisper-1`, `gpt-4o-transcribe`,
+ * (test/reference-sdk/node_modules/openai/resources/realtime/realtime.d.ts) marks `whisper-1`, `gpt-4o-transcribe`,
  * `gpt-4o-mini-transcribe` and `gpt-4o-transcribe-diarize` deprecated (shutdown 2027-02-26), and
  * OpenAI's realtime-transcription guide says to start with `gpt-live-transcribe`, a streaming
  * model priced per audio minute. A session's `transcriptionModel` overrides it.

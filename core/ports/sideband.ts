@@ -80,6 +80,11 @@ export type CallPart =
       readonly text: string;
       readonly itemId?: string;
       /**
+       * The assistant's response this line is from: an `assistant_cut_off` event with the same
+       * `responseId` means the caller did not hear it to the end.
+       */
+      readonly responseId?: string;
+      /**
        * Where the item sits in the conversation (from `conversation.item.added`'s
        * `previous_item_id`), not when its transcript arrived: a caller's transcription can
        * complete after the assistant answered. About the epoch ms the item was added, so it sorts

@@ -4,7 +4,7 @@
  * wire frames each command becomes. The worker that holds the call applies it through its state
  * machine (`call-session-machine.ts`), which decides what the call's state allows.
  *
- * Wire forms, from the `openai` package's types (node_modules/openai/resources/realtime/realtime.d.ts)
+ * Wire forms, from the `openai` package's types (test/reference-sdk/node_modules/openai/resources/realtime/realtime.d.ts)
  * and ../shared/reference/openai-protocol.md §4.2:
  * - `say`: `conversation.item.create` with a `message` item, role `system` or `user`, content
  *   `[{type: "input_text", text}]` (RealtimeConversationItemSystemMessage / …UserMessage), then

@@ -7,7 +7,7 @@
  * result comes back as an input with that number.
  *
  * What it does (references: ../shared/reference/openai-protocol.md §4, and the `openai` package's
- * node_modules/openai/resources/realtime/realtime.d.ts, "[SDK]" below):
+ * test/reference-sdk/node_modules/openai/resources/realtime/realtime.d.ts, "[SDK]" below):
  *
  * - Greets on the first attach, with the session's own instructions kept: `response.instructions`
  *   replaces the session instructions for that response ([SDK] RealtimeResponseCreateParams
@@ -370,6 +370,8 @@ type Farewell = (
    * `response.created` is its response, which the farewell then waits for.
    */
   readonly awaitingResponse?: boolean;
+  /** The farewell asked for its own response (a command's goodbye or announcement). */
+  readonly asked?: boolean;
   /** The call-control command (`hangup`, `transfer`) this farewell carries out, if one. */
   readonly commandId?: string;
 };
@@ -501,6 +503,10 @@ export class CallSessionMachine {
   private readonly openResponses = new Set<string>();
   /** Between `output_audio_buffer.started` and `.stopped`/`.cleared`. */
   private audioPlaying = false;
+  /** We asked for `output_audio_buffer.clear` (a cancel): the next `cleared` is ours, not a barge-in. */
+  private clearSent = false;
+  /** Responses already recorded as cut off (a barge-in is reported by `cleared` and `response.done`). */
+  private readonly cutOffResponses = new Set<string>();
   private farewell: Farewell | undefined;
   private out: SessionCommand[] = [];
 
@@ -785,12 +791,13 @@ export class CallSessionMachine {
     this.sequencer = new ResponseSequencer();
     this.openResponses.clear();
     this.audioPlaying = false;
+    this.clearSent = false;
     const held = this.held;
     this.held = [];
     for (const frame of held)
       if (frame.type !== 'response.create') this.send(frame);
       else this.createResponse(isObject(frame.response) ? frame.response : {});
-    if (waiting) this.createResponse(waiting);
+    if (waiting) this.createResponse(waiting.params, { sticky: waiting.sticky });
     this.checkFarewell();
   }
 
@@ -891,8 +898,19 @@ export class CallSessionMachine {
       case 'output_audio_buffer.started':
         this.audioPlaying = true;
         break;
+      case 'output_audio_buffer.cleared': {
+        // "Emitted when the output audio buffer is cleared. This happens either in VAD mode when
+        // the user has interrupted (`input_audio_buffer.speech_started`), or when the client has
+        // emitted the `output_audio_buffer.clear` event" ([SDK] RealtimeServerEvent
+        // .OutputAudioBufferCleared): the caller did not hear the rest of that response.
+        const id = idOf(event.response_id);
+        if (this.audioPlaying && id) this.cutOff(id, this.clearSent ? 'cancelled' : 'interrupted');
+        this.clearSent = false;
+        this.audioPlaying = false;
+        this.checkFarewell();
+        break;
+      }
       case 'output_audio_buffer.stopped':
-      case 'output_audio_buffer.cleared':
         this.audioPlaying = false;
         this.checkFarewell();
         break;
@@ -915,6 +933,7 @@ export class CallSessionMachine {
           typeof event.transcript === 'string' ? event.transcript : '',
           idOf(event.item_id),
           now,
+          idOf(event.response_id),
         );
         break;
       case 'input_audio_buffer.speech_started':
@@ -931,6 +950,11 @@ export class CallSessionMachine {
         const code = String(error.code ?? 'unknown');
         if (code === 'conversation_already_has_active_response') {
           this.sequencer.onConflict();
+          // Our create was refused: the response.created a command's goodbye took for its own
+          // was the server's (a VAD turn that won the race). It waits for its real one again.
+          const f = this.farewell;
+          if (f?.asked && !f.awaitingResponse)
+            this.farewell = { ...f, awaitingResponse: true, responseId: undefined };
           break;
         }
         if (code === 'session_expired') this.sessionExpired = true;
@@ -960,9 +984,19 @@ export class CallSessionMachine {
     const status = typeof response.status === 'string' ? response.status : undefined;
     const details = isObject(response.status_details) ? response.status_details : {};
     const reason = typeof details.reason === 'string' ? details.reason : undefined;
-    for (const item of Array.isArray(response.output) ? response.output : [])
+    const output = Array.isArray(response.output) ? response.output : [];
+    for (const item of output)
       if (isObject(item) && item.type === 'function_call')
         this.onFunctionCallItem(item, id, { status, reason });
+    // A spoken answer that stopped before its end (the caller barged in: `turn_detected`; a
+    // cancel: `client_cancelled`; `max_output_tokens`, `content_filter`): its transcript is more
+    // than the caller heard.
+    if (
+      id &&
+      (status === 'cancelled' || status === 'incomplete') &&
+      output.some((item) => isObject(item) && item.type === 'message')
+    )
+      this.cutOff(id, reason ?? status);
     const deferred = this.sequencer.onResponseDone();
     if (deferred) this.send(responseCreate(deferred));
     this.checkFarewell();
@@ -1007,14 +1041,26 @@ export class CallSessionMachine {
     text: string,
     itemId: string | undefined,
     now: number,
+    responseId?: string,
   ): void {
     this.record({
       kind: 'transcript',
       role,
       text,
       ...(itemId ? { itemId } : {}),
+      ...(responseId ? { responseId } : {}),
       order: this.order.keyOf(itemId, now),
     });
+  }
+
+  /**
+   * An answer the caller did not hear to its end: recorded once per response, with why, so the
+   * transcript can say its line was cut off (`owh calls show`).
+   */
+  private cutOff(responseId: string, reason: string): void {
+    if (this.cutOffResponses.has(responseId)) return;
+    this.cutOffResponses.add(responseId);
+    this.record({ kind: 'event', name: 'assistant_cut_off', detail: { responseId, reason } });
   }
 
   private onJunk(what: string): void {
@@ -1111,11 +1157,14 @@ export class CallSessionMachine {
       this.log('info', 'session cap approaching: wrapping up');
       this.metrics([count('SessionCapHits')]);
       this.record({ kind: 'event', name: 'wrap_up' });
-      this.createResponse({
-        instructions: this.instructions(
-          'The call must end in a minute. Briefly wrap up and say goodbye now.',
-        ),
-      });
+      this.createResponse(
+        {
+          instructions: this.instructions(
+            'The call must end in a minute. Briefly wrap up and say goodbye now.',
+          ),
+        },
+        { sticky: true },
+      );
       this.startTimer('wrap-up-grace', this.setup.config.wrapUpGraceMs, false);
     } else if (timer === 'wrap-up-grace') {
       // A transfer the socket has not confirmed yet does not stop the cap's end.
@@ -1689,8 +1738,10 @@ export class CallSessionMachine {
    * exactly one worker: the one that holds the call when it is read. Letting go of the call, a
    * worker leaves it pending for the next owner, which reads the call's commands on attach.
    */
-  private onCommand(command: StoredCommand): void {
-    if (command.status !== 'pending' || this.seenCommands.has(command.id)) return;
+  /** `reclaim`: an `applied` hang-up whose worker died before carrying it out (on attach). */
+  private onCommand(command: StoredCommand, reclaim = false): void {
+    if (command.status !== (reclaim ? 'applied' : 'pending') || this.seenCommands.has(command.id))
+      return;
     // Not attached yet: the attach reads the call's pending commands. Letting go: the next owner.
     if (!this.opened || this.handingOff || this.leaseLost) return;
     this.seenCommands.add(command.id);
@@ -1716,6 +1767,24 @@ export class CallSessionMachine {
   }
 
   private considerCommand(command: StoredCommand): void {
+    if (command.status === 'applied') {
+      // A re-claim (onCommandsLoaded): only while nothing else ends the call already.
+      if (this.ending || this.leaving()) return;
+      this.log('info', 'call command re-applied: its worker never hung up', {
+        commandId: command.id,
+        appliedBy: command.appliedBy,
+      });
+      this.claimOp = this.open({ kind: 'command-claim', command });
+      this.emit({
+        type: 'update-command',
+        op: this.claimOp,
+        commandId: command.id,
+        from: 'applied',
+        to: 'applied',
+        expected: command,
+      });
+      return;
+    }
     if (this.ending) {
       this.metrics([count('CallCommandsFailed', { name: 'Reason', value: 'call_ended' })]);
       this.settleCommand(command, 'failed', {
@@ -1760,34 +1829,20 @@ export class CallSessionMachine {
     const ordered = [...loaded.commands].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     for (const c of ordered)
       if (c.status === 'applied' && c.command.action === 'update') this.adoptUpdate(c.command);
-    for (const c of ordered) if (c.status === 'pending') this.onCommand(c);
     // A hang-up another worker applied, yet the call is live enough to attach to: that worker
     // died (SIGKILL, a crash) before its /hangup went out, as /hangup ends the call. Applied
-    // again, once (a guarded claim, applied → applied, under this worker's lease). A hang-up is
+    // again, once (a guarded claim, applied → applied, under this worker's lease), in its place
+    // among the pending ones: a transfer sent after it meets a call already leaving. A hang-up is
     // idempotent for the call: at worst the caller hears a second goodbye.
     for (const c of ordered)
-      if (
+      if (c.status === 'pending') this.onCommand(c);
+      else if (
         c.status === 'applied' &&
         c.command.action === 'hangup' &&
         c.appliedBy !== undefined &&
-        c.appliedBy !== this.setup.owner &&
-        !this.seenCommands.has(c.id) &&
-        !this.leaving()
-      ) {
-        this.seenCommands.add(c.id);
-        this.log('info', 'call command re-applied: its worker never hung up', {
-          commandId: c.id,
-          appliedBy: c.appliedBy,
-        });
-        this.emit({
-          type: 'update-command',
-          op: this.open({ kind: 'command-claim', command: c }),
-          commandId: c.id,
-          from: 'applied',
-          to: 'applied',
-          expected: c,
-        });
-      }
+        c.appliedBy !== this.setup.owner
+      )
+        this.onCommand(c, true);
   }
 
   private onCommandUpdated(
@@ -1942,24 +1997,29 @@ export class CallSessionMachine {
       case 'cancel':
         this.send({ type: 'response.cancel' });
         this.send({ type: 'output_audio_buffer.clear' });
+        this.clearSent = true;
         break;
       case 'hangup':
         // The end_call path: a goodbye that plays out, then /hangup (capped by goodbyeDrainCapMs).
         this.hangupRequested = true;
         this.hangupCause = 'command';
-        this.createResponse({
-          instructions: this.instructions(
-            command.goodbye
-              ? `The call is ending now. Say exactly this to the caller, then nothing else: "${command.goodbye}"`
-              : 'The call is ending now. Say a short, polite goodbye to the caller.',
-          ),
-        });
+        this.createResponse(
+          {
+            instructions: this.instructions(
+              command.goodbye
+                ? `The call is ending now. Say exactly this to the caller, then nothing else: "${command.goodbye}"`
+                : 'The call is ending now. Say a short, polite goodbye to the caller.',
+            ),
+          },
+          { sticky: true },
+        );
         this.bidFarewell({
           action: 'hangup',
           why: 'command',
           call: undefined,
           responseId: undefined,
           awaitingResponse: true,
+          asked: true,
           commandId: stored.id,
         });
         this.checkFarewell();
@@ -1970,11 +2030,14 @@ export class CallSessionMachine {
         const uri = this.targetUri(command.target);
         if (uri === undefined) break;
         if (command.announce)
-          this.createResponse({
-            instructions: this.instructions(
-              `The caller is being transferred now. Say exactly this to the caller, then nothing else: "${command.announce}"`,
-            ),
-          });
+          this.createResponse(
+            {
+              instructions: this.instructions(
+                `The caller is being transferred now. Say exactly this to the caller, then nothing else: "${command.announce}"`,
+              ),
+            },
+            { sticky: true },
+          );
         this.bidFarewell({
           action: 'transfer',
           target: command.target,
@@ -1982,7 +2045,7 @@ export class CallSessionMachine {
           why: 'command',
           call: undefined,
           responseId: undefined,
-          ...(command.announce ? { awaitingResponse: true } : {}),
+          ...(command.announce ? { awaitingResponse: true, asked: true } : {}),
           commandId: stored.id,
         });
         this.checkFarewell();
@@ -2175,8 +2238,12 @@ export class CallSessionMachine {
     return own ? `${own}\n\n${extra}` : extra;
   }
 
-  private createResponse(response: ResponseParams = {}): void {
-    const now = this.sequencer.request(response);
+  /** `sticky`: a goodbye's or an announcement's words, which a later ordinary request keeps. */
+  private createResponse(
+    response: ResponseParams = {},
+    options: { readonly sticky?: boolean } = {},
+  ): void {
+    const now = this.sequencer.request(response, options);
     if (now) this.send(responseCreate(now));
   }
 

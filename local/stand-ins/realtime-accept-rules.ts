@@ -4,13 +4,13 @@
  * simulator checks our bodies against OpenAI's rules, not against our own understanding of them.
  *
  * Sources, cited per rule below:
- * - [SDK calls]    node_modules/openai/resources/realtime/calls.d.ts (openai 7.55.0), `CallAcceptParams`
- * - [SDK rt]       node_modules/openai/resources/realtime/realtime.d.ts: `RealtimeSessionCreateRequest`,
+ * - [SDK calls]    test/reference-sdk/node_modules/openai/resources/realtime/calls.d.ts (openai 7.55.0), `CallAcceptParams`
+ * - [SDK rt]       test/reference-sdk/node_modules/openai/resources/realtime/realtime.d.ts: `RealtimeSessionCreateRequest`,
  *                  `RealtimeAudioConfigInput`/`Output`, `RealtimeAudioInputTurnDetection`,
  *                  `RealtimeTranscriptionSessionAudioInputTurnDetection`, `AudioTranscription`,
  *                  `RealtimeFunctionTool`, `RealtimeToolsConfigUnion.Mcp`, `RealtimeTruncation`,
  *                  `RealtimeTracingConfig`, `RealtimeReasoning`
- * - [SDK resp]     node_modules/openai/resources/responses/responses.d.ts: `ToolChoiceOptions`,
+ * - [SDK resp]     test/reference-sdk/node_modules/openai/resources/responses/responses.d.ts: `ToolChoiceOptions`,
  *                  `ToolChoiceFunction`, `ToolChoiceMcp`, `ResponsePrompt`
  * - [OAS]          openai/openai-openapi @f85dbe2 openapi.yaml: `RealtimeSessionCreateRequestGA`,
  *                  `RealtimeTurnDetection` (idle_timeout_ms minimum 5000, maximum 30000),

@@ -15,7 +15,7 @@ import type { RealtimeSimulator } from './realtime-simulator';
  *   optional, `additionalProperties: false`; encodings `sdp: application/sdp`,
  *   `session: application/json`) or `application/sdp` alone; answer `201` with a `Location`
  *   header ("Relative URL containing the call ID") and an `application/sdp` body.
- * - [SDK] node_modules/openai/resources/realtime/calls.d.ts `CallCreateParams { sdp; session? }`.
+ * - [SDK] test/reference-sdk/node_modules/openai/resources/realtime/calls.d.ts `CallCreateParams { sdp; session? }`.
  * - [Guide] "Webhooks and server-side controls": the call id is `Location.split('/').pop()`
  *   (e.g. `rtc_u1_9c6574da8b8a41a18da9308f4ad974ce`), and the sideband is
  *   `wss://…/v1/realtime?call_id=…` with the project key.

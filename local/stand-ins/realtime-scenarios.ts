@@ -3,7 +3,7 @@
  * event, in the happy case and in the awkward ones a sideband worker must survive. Each scenario
  * is a script over a `ScenarioContext` that the simulator (realtime-simulator.ts) implements; the
  * event shapes and orders come from the `openai` package's types
- * (node_modules/openai/resources/realtime/realtime.d.ts) and ../shared/reference/openai-protocol.md
+ * (test/reference-sdk/node_modules/openai/resources/realtime/realtime.d.ts) and ../shared/reference/openai-protocol.md
  * §4.2–§4.5, never from this project's worker.
  *
  * A scenario starts when the first sideband socket attaches and plays until the call ends. Every

@@ -26,7 +26,7 @@ import {
  * - `/accept` bodies are checked with realtime-accept-rules.ts (the SDK types and the OpenAPI
  *   spec). Like OpenAI, a bad body still gets 200; the call then fails (SIP 400) and the sideband
  *   404s (§3.4).
- * - Server events have the shapes and order of node_modules/openai/resources/realtime/realtime.d.ts:
+ * - Server events have the shapes and order of test/reference-sdk/node_modules/openai/resources/realtime/realtime.d.ts:
  *   `event_id` on each, item ids chained by `previous_item_id`, responses with their items,
  *   content parts, transcript deltas, `response.done` with usage, and the output audio buffer
  *   (`output_audio_buffer.started` … `.stopped` after `response.done`, `.cleared` on barge-in).

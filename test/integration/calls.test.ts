@@ -544,6 +544,12 @@ describe('phone calls on one worker', () => {
     });
     expect(parts.filter((x) => x.name === 'tool_call_skipped')).toHaveLength(1);
     expect(parts.some((x) => x.kind === 'tool')).toBe(false);
+    // The greeting the caller talked over is on the record as cut off, by its response: the
+    // transcript holds what the model generated, more than the caller heard.
+    const cut = parts.filter((x) => x.name === 'assistant_cut_off');
+    const greeting = parts.find((x) => x.kind === 'transcript' && x.role === 'assistant');
+    expect(cut.map((x) => x.detail.responseId)).toContain(greeting?.responseId);
+    expect(cut.every((x) => ['interrupted', 'turn_detected'].includes(x.detail.reason))).toBe(true);
   });
 
   it('ignores frames that are not events, and plays the call as usual (junk)', async () => {

@@ -362,7 +362,7 @@ function withTurnDetection(turnDetection: Record<string, unknown>): Record<strin
 describe('response.cancel from the client', () => {
   // [SDK rt] ResponseCancelEvent: "The server will respond with a `response.done` event with a
   // status of `response.status=cancelled`. If there is no response to cancel, the server will
-  // respond with an error" (node_modules/openai/resources/realtime/realtime.d.ts).
+  // respond with an error" (test/reference-sdk/node_modules/openai/resources/realtime/realtime.d.ts).
   it('ends a held response at once with response.done cancelled (client_cancelled); with none in progress, error response_cancel_not_active', async () => {
     const call = sim.createCall();
     expect(await callsApi(call.id, 'accept', PROJECT_BODY)).toBe(200);

@@ -337,6 +337,16 @@ describe('applying a command on a live call', () => {
       { type: 'response.cancel' },
       { type: 'output_audio_buffer.clear' },
     ]);
+    // Its audio cleared on our request: on the record as cut off by the cancel, not by the caller.
+    expect(parts(s.server({ type: 'output_audio_buffer.cleared', response_id: 'resp_2' }))).toEqual(
+      [
+        {
+          kind: 'event',
+          name: 'assistant_cut_off',
+          detail: { responseId: 'resp_2', reason: 'cancelled' },
+        },
+      ],
+    );
   });
 
   it('cancel: refused, not sent, when the response finished while the claim was on its way', () => {
@@ -507,12 +517,43 @@ describe('applying a command on a live call', () => {
       type: 'error',
       error: { code: 'conversation_already_has_active_response', message: 'busy' },
     });
-    expect(framesSent(s.responseDone('resp_vad'))).toEqual([
+    // The VAD turn is not the goodbye: its end sends the goodbye again, and hangs up nothing.
+    s.audioStarted('resp_vad');
+    const vadDone = s.responseDone('resp_vad');
+    expect(framesSent(vadDone)).toEqual([
       {
         type: 'response.create',
         response: { instructions: expect.stringContaining('"Goodbye from Example Co."') },
       },
     ]);
+    expect(ofType(vadDone, 'hangup')).toEqual([]);
+    expect(ofType(s.audioStopped('resp_vad'), 'hangup')).toEqual([]);
+    // The goodbye's own response plays out, then /hangup.
+    s.responseCreated('resp_bye');
+    s.audioStarted('resp_bye');
+    expect(ofType(s.responseDone('resp_bye'), 'hangup')).toEqual([]);
+    expect(ofType(s.audioStopped('resp_bye'), 'hangup')).toHaveLength(1);
+  });
+
+  it('re-applies a dead worker’s hang-up in its place among the pending commands: a later transfer is refused', () => {
+    const s = new SessionScript({ greet: false });
+    s.open();
+    const hangup = stored({ action: 'hangup' }, { status: 'applied', appliedBy: 'worker-dead' });
+    const transfer = stored({ action: 'transfer', target: 'support' });
+    const asked = loadCommands(s, [transfer, hangup]);
+    // One claim: the hang-up's re-claim (applied → applied); the transfer waits behind it.
+    expect(statusWrites(asked)).toEqual([{ from: 'applied', to: 'applied' }]);
+    const reclaimed = s.input({
+      type: 'command-updated',
+      op: ofType(asked, 'update-command')[0]?.op ?? 0,
+      done: true,
+    });
+    expect(statusWrites(reclaimed)).toContainEqual({
+      from: 'pending',
+      to: 'refused',
+      code: 'call_leaving',
+    });
+    expect(ofType(reclaimed, 'refer')).toEqual([]);
   });
 
   it('transfer: refused for a browser call, and for a target no longer configured', () => {

@@ -113,6 +113,58 @@ describe('attach and greeting', () => {
 });
 
 describe('server events', () => {
+  it('records an answer the caller barged into as cut off, once, by its response', () => {
+    const s = attachedCall();
+    s.responseCreated('resp_1');
+    s.audioStarted('resp_1');
+    const line = s.server({
+      type: 'response.output_audio_transcript.done',
+      response_id: 'resp_1',
+      item_id: 'item_1',
+      transcript: 'Our opening hours are nine to five on weekdays.',
+    });
+    expect(parts(line)).toEqual([
+      expect.objectContaining({ kind: 'transcript', itemId: 'item_1', responseId: 'resp_1' }),
+    ]);
+    // The caller speaks: the server clears the audio ([SDK] OutputAudioBufferCleared), then ends
+    // the response cancelled (turn_detected). One mark, from the first.
+    s.server({ type: 'input_audio_buffer.speech_started', item_id: 'item_2' });
+    const cleared = s.server({ type: 'output_audio_buffer.cleared', response_id: 'resp_1' });
+    expect(parts(cleared)).toEqual([
+      {
+        kind: 'event',
+        name: 'assistant_cut_off',
+        detail: { responseId: 'resp_1', reason: 'interrupted' },
+      },
+    ]);
+    const done = s.responseDone('resp_1', 'cancelled', [
+      { type: 'message', id: 'item_1', role: 'assistant', status: 'incomplete' },
+    ]);
+    expect(parts(done).filter((p) => p.kind === 'event')).toEqual([]);
+    // A response cancelled before any audio played (nothing to clear) is marked by its done.
+    s.responseCreated('resp_2');
+    expect(
+      parts(
+        s.responseDone('resp_2', 'cancelled', [
+          { type: 'message', id: 'item_3', role: 'assistant', status: 'incomplete' },
+        ]),
+      ),
+    ).toEqual([
+      {
+        kind: 'event',
+        name: 'assistant_cut_off',
+        detail: { responseId: 'resp_2', reason: 'turn_detected' },
+      },
+    ]);
+    // An answer heard to its end is not.
+    s.responseCreated('resp_3');
+    s.audioStarted('resp_3');
+    expect(
+      parts(s.responseDone('resp_3', 'completed', [{ type: 'message', id: 'item_4' }])),
+    ).toEqual([]);
+    expect(parts(s.audioStopped('resp_3'))).toEqual([]);
+  });
+
   it('records transcripts of both sides, usage, and error events', () => {
     const s = attachedCall();
     const commands = [

@@ -32,6 +32,32 @@ describe('calls show', () => {
     ]);
   });
 
+  it('marks the lines the caller did not hear to the end, by their response', () => {
+    const parts = [
+      {
+        kind: 'transcript',
+        role: 'assistant',
+        text: 'Hello and welcome to',
+        at: 1000,
+        responseId: 'resp_1',
+      },
+      {
+        kind: 'event',
+        name: 'assistant_cut_off',
+        at: 1200,
+        detail: { responseId: 'resp_1', reason: 'turn_detected' },
+      },
+      { kind: 'transcript', role: 'caller', text: 'Hi, my order?', at: 1500 },
+      { kind: 'transcript', role: 'assistant', text: 'Sure.', at: 2000, responseId: 'resp_2' },
+    ];
+    const view = callView(RECORD, parts, { showNumbers: false });
+    expect(view.transcript.map((t) => [t.text, t.cutOff])).toEqual([
+      ['Hello and welcome to', 'turn_detected'],
+      ['Hi, my order?', undefined],
+      ['Sure.', undefined],
+    ]);
+  });
+
   it('shows the usage totals by kind', () => {
     const record: CallRecord = {
       ...RECORD,

@@ -622,20 +622,37 @@ describe('ResponseSequencer', () => {
   it('keeps a deferred goodbye’s instructions: requests that wait together become one response', () => {
     const s = new ResponseSequencer();
     s.onResponseCreated();
-    expect(
-      s.request({ instructions: 'Say exactly this: "Transferring you now."' }),
-    ).toBeUndefined();
+    const goodbye = { instructions: 'Say exactly this: "Transferring you now."' };
+    expect(s.request(goodbye, { sticky: true })).toBeUndefined();
     // A tool output's plain request after it does not wipe the announcement out.
     expect(s.request()).toBeUndefined();
-    expect(s.waiting).toEqual({ instructions: 'Say exactly this: "Transferring you now."' });
-    expect(s.onResponseDone()).toEqual({
-      instructions: 'Say exactly this: "Transferring you now."',
-    });
-    // A later request's fields win over an earlier one's.
+    expect(s.waiting).toEqual({ params: goodbye, sticky: true });
+    expect(s.onResponseDone()).toEqual(goodbye);
+  });
+
+  it('lets a later request replace an ordinary one that waited (a greeting the caller beat)', () => {
+    const s = new ResponseSequencer();
     s.onResponseCreated();
-    s.request({ instructions: 'a' });
-    s.request({ instructions: 'b' });
-    expect(s.onResponseDone()).toEqual({ instructions: 'b' });
+    s.request({ instructions: 'Greet the caller.' });
+    s.request();
+    expect(s.onResponseDone()).toEqual({});
+  });
+
+  it('after a conflict, a waiting ordinary request gives way to a refused goodbye, not the reverse', () => {
+    const s = new ResponseSequencer();
+    const goodbye = { instructions: 'Say goodbye.' };
+    expect(s.request(goodbye, { sticky: true })).toEqual(goodbye);
+    s.onResponseCreated();
+    s.request();
+    s.onConflict();
+    expect(s.onResponseDone()).toEqual(goodbye);
+    // A refused greeting gives way to the answer asked for after it.
+    const t = new ResponseSequencer();
+    t.request({ instructions: 'Greet the caller.' });
+    t.onResponseCreated();
+    t.request({ instructions: 'Answer the say.' });
+    t.onConflict();
+    expect(t.onResponseDone()).toEqual({ instructions: 'Answer the say.' });
   });
 
   it('frames the params as response.create, with no response key when there are none', () => {

@@ -87,6 +87,7 @@ const claims = new DynamoToolCallClaims(documents, tableName, {
   ttlSeconds: config.recordTtlSeconds,
   clock,
   redact: config.redactTranscripts,
+  log,
 });
 const attachWindowMs = numberEnv(env, 'ATTACH_WINDOW_MS', 20_000);
 const handshakeTimeoutMs = numberEnv(env, 'HANDSHAKE_TIMEOUT_MS', 5000);
