@@ -26,6 +26,30 @@ describe('npm run send -- call: the worker record', () => {
       '  caller   : Thanks, bye.',
     ]);
   });
+
+  it('marks an answer the caller did not hear to its end', () => {
+    const items = [
+      {
+        kind: 'transcript',
+        role: 'assistant',
+        text: 'Thanks for calling Example',
+        at: 1000,
+        responseId: 'resp_1',
+      },
+      {
+        kind: 'event',
+        name: 'assistant_cut_off',
+        at: 1050,
+        detail: { responseId: 'resp_1', reason: 'interrupted' },
+      },
+      { kind: 'transcript', role: 'assistant', text: 'Sure.', at: 2000, responseId: 'resp_2' },
+    ];
+    expect(recordedLines(items)).toEqual([
+      '  assistant: Thanks for calling Example [cut off: interrupted]',
+      '  event    : assistant_cut_off {"responseId":"resp_1","reason":"interrupted"}',
+      '  assistant: Sure.',
+    ]);
+  });
 });
 
 describe('the local function URL', () => {
