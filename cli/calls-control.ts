@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { awsClientConfig } from '#adapters/aws-clients';
 import {
@@ -11,8 +9,10 @@ import {
 } from '#adapters/call-control-client';
 import { maskPhoneNumbers } from '#core/observability/mask';
 import { COMMAND_ACTIONS } from '#core/sideband/call-commands';
+import { failed, parseCommandLine, TARGET_OPTIONS } from './args';
 import type { CliIo } from './run';
-import { DEFAULT_STATE_FILE, NOT_RUNNING, processAlive } from './target';
+import { CliError, DEFAULT_STATE_FILE, NOT_RUNNING, processAlive } from './target';
+import { stateFileOf } from './webhook-target';
 
 /**
  * `owh calls say|update|cancel|hangup|transfer <call_id> …` (issue 16): steer a live call through
@@ -47,12 +47,8 @@ export function isControlAction(word: string | undefined): boolean {
 }
 
 const OPTIONS = {
-  stack: { type: 'string' },
-  region: { type: 'string' },
-  local: { type: 'boolean' },
-  state: { type: 'string' },
+  ...TARGET_OPTIONS,
   url: { type: 'string' },
-  json: { type: 'boolean' },
   yes: { type: 'boolean', short: 'y' },
   wait: { type: 'boolean' },
   timeout: { type: 'string' },
@@ -63,51 +59,27 @@ const OPTIONS = {
   'tool-choice': { type: 'string' },
   goodbye: { type: 'string' },
   announce: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
-
-class Exit extends Error {
-  constructor(
-    message: string,
-    readonly code: number,
-  ) {
-    super(message);
-  }
-}
 
 /** Runs `owh calls <action> …` (argv from `<action>` on); returns the exit code. */
 export async function runCallsControl(argv: readonly string[], io: CliIo): Promise<number> {
   try {
     return await run(argv, io);
   } catch (error) {
-    if (error instanceof Exit) {
-      io.err(`owh: ${error.message}\n`);
-      return error.code;
-    }
-    io.err(`owh: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}\n`);
-    return 1;
+    return failed(io, error, true);
   }
 }
 
 async function run(argv: readonly string[], io: CliIo): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (error) {
-    throw new Exit(
-      `${error instanceof Error ? error.message : String(error)}\n\n${CONTROL_USAGE}`,
-      2,
-    );
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parse(argv);
   if (values.help) {
     io.out(`${CONTROL_USAGE}\n`);
     return 0;
   }
   const [action, callId, ...rest] = positionals;
   if (!isControlAction(action))
-    throw new Exit(`Unknown action "${action}".\n\n${CONTROL_USAGE}`, 2);
-  if (!callId) throw new Exit(`calls ${action} needs a call_id.`, 2);
+    throw new CliError(`Unknown action "${action}".\n\n${CONTROL_USAGE}`, 2);
+  if (!callId) throw new CliError(`calls ${action} needs a call_id.`, 2);
   const body = commandBody(action as string, rest, values);
   const timeoutMs = values.timeout ? durationMs(values.timeout) : 10_000;
   const options = await endpointOf(values, io);
@@ -115,7 +87,10 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
 
   if (!values.yes) {
     if (!io.interactive)
-      throw new Exit('Not on a terminal: pass --yes to send the command without confirmation.', 2);
+      throw new CliError(
+        'Not on a terminal: pass --yes to send the command without confirmation.',
+        2,
+      );
     const what = describe(body);
     if (!(await io.confirm(`Send to call ${callId} (${options.url}): ${what}? [y/N] `))) {
       io.err('Not sent.\n');
@@ -150,7 +125,7 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
 }
 
 function parse(argv: readonly string[]) {
-  return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  return parseCommandLine(argv, OPTIONS, CONTROL_USAGE);
 }
 
 type Values = ReturnType<typeof parse>['values'];
@@ -158,12 +133,12 @@ type Values = ReturnType<typeof parse>['values'];
 /** The API body from the arguments; the API validates it (the CLI only shapes it). */
 function commandBody(action: string, rest: string[], values: Values): Record<string, unknown> {
   const noMore = (args: string[]) => {
-    if (args.length > 0) throw new Exit(`Unexpected argument "${args[0]}".`, 2);
+    if (args.length > 0) throw new CliError(`Unexpected argument "${args[0]}".`, 2);
   };
   switch (action) {
     case 'say': {
       const [text, ...more] = rest;
-      if (!text) throw new Exit('calls say needs the text to say.', 2);
+      if (!text) throw new CliError('calls say needs the text to say.', 2);
       noMore(more);
       return {
         action,
@@ -195,7 +170,7 @@ function commandBody(action: string, rest: string[], values: Values): Record<str
           : {}),
       };
       if (Object.keys(body).length === 1)
-        throw new Exit('calls update needs --instructions, --tools or --tool-choice.', 2);
+        throw new CliError('calls update needs --instructions, --tools or --tool-choice.', 2);
       return body;
     }
     case 'cancel':
@@ -207,7 +182,7 @@ function commandBody(action: string, rest: string[], values: Values): Record<str
     case 'transfer': {
       const [target, ...more] = rest;
       if (!target)
-        throw new Exit('calls transfer needs a target (a name from transferTargets).', 2);
+        throw new CliError('calls transfer needs a target (a name from transferTargets).', 2);
       noMore(more);
       return {
         action,
@@ -216,7 +191,7 @@ function commandBody(action: string, rest: string[], values: Values): Record<str
       };
     }
     default:
-      throw new Exit(`Unknown action "${action}".`, 2);
+      throw new CliError(`Unknown action "${action}".`, 2);
   }
 }
 
@@ -226,25 +201,23 @@ async function endpointOf(values: Values, io: CliIo): Promise<CallControlClientO
   const sender = `owh@${safeUser()}`;
   if (values.url) return { url: values.url, sender };
   if (stack && values.local)
-    throw new Exit('Choose one target: --stack NAME or --local, not both.', 2);
+    throw new CliError('Choose one target: --stack NAME or --local, not both.', 2);
   if (values.local) {
-    const stateFile =
-      values.state ??
-      (io.env.OWH_LOCAL_DIR ? path.join(io.env.OWH_LOCAL_DIR, 'state.json') : DEFAULT_STATE_FILE);
+    const stateFile = stateFileOf(values.state, io.env) ?? DEFAULT_STATE_FILE;
     let state: { callControlUrl?: unknown; pid?: unknown };
     try {
       state = JSON.parse(readFileSync(stateFile, 'utf8'));
     } catch {
-      throw new Exit(`${NOT_RUNNING} (no readable ${stateFile}).`, 1);
+      throw new CliError(`${NOT_RUNNING} (no readable ${stateFile}).`, 1);
     }
     if (typeof state.pid === 'number' && !processAlive(state.pid))
-      throw new Exit(`${NOT_RUNNING} (${stateFile} was left by process ${state.pid}).`, 1);
+      throw new CliError(`${NOT_RUNNING} (${stateFile} was left by process ${state.pid}).`, 1);
     if (typeof state.callControlUrl !== 'string')
-      throw new Exit('local mode runs without phone calls, so without call control.', 1);
+      throw new CliError('local mode runs without phone calls, so without call control.', 1);
     return { url: state.callControlUrl, sender };
   }
   if (!stack)
-    throw new Exit(
+    throw new CliError(
       'No target: pass --stack NAME (a deployed stack) or --local (npm start), or set OWH_STACK.',
       2,
     );
@@ -258,14 +231,14 @@ async function endpointOf(values: Values, io: CliIo): Promise<CallControlClientO
       (o) => o.OutputKey === 'CallControlUrl',
     )?.OutputValue;
     if (!url)
-      throw new Exit(
+      throw new CliError(
         `Stack ${stack} has no CallControlUrl output: enable callControl in its config and deploy.`,
         1,
       );
     return { url, ...(values.region ? { region: values.region } : {}) };
   } catch (error) {
-    if (error instanceof Exit) throw error;
-    throw new Exit(
+    if (error instanceof CliError) throw error;
+    throw new CliError(
       `Could not describe stack ${stack}: ${error instanceof Error ? error.message : String(error)}`,
       1,
     );
@@ -304,7 +277,8 @@ function describe(body: Record<string, unknown>): string {
 
 function durationMs(text: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw new Exit(`--timeout must be a duration such as 10s or 500ms; got "${text}".`, 2);
+  if (!m)
+    throw new CliError(`--timeout must be a duration such as 10s or 500ms; got "${text}".`, 2);
   const n = Number(m[1]);
   return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
 }
