@@ -68,6 +68,10 @@ export const METRICS = {
   // Phone calls: the sideband worker under faults (issue 11).
   Reattaches: { unit: 'Count', about: 'reattaches after a clean close the worker did not cause' },
   IdleTimeouts: { unit: 'Count', about: 'server idle timeouts (the caller silent)' },
+  CallerBargeIns: {
+    unit: 'Count',
+    about: 'answers the caller talked over: the rest of the answer was not heard',
+  },
   ToolCallsSkipped: { unit: 'Count', about: 'function calls not run: interrupted by the caller' },
   ToolOutputsTruncated: { unit: 'Count', about: 'tool outputs cut at maxToolOutputBytes' },
   ToolOutputsHandedOver: {

@@ -897,6 +897,9 @@ export class CallSessionMachine {
         break;
       case 'output_audio_buffer.started':
         this.audioPlaying = true;
+        // A clear we sent with nothing playing is answered by no `cleared`: it must not label a
+        // later barge-in as our cancel.
+        this.clearSent = false;
         break;
       case 'output_audio_buffer.cleared': {
         // "Emitted when the output audio buffer is cleared. This happens either in VAD mode when
@@ -1061,6 +1064,9 @@ export class CallSessionMachine {
     if (this.cutOffResponses.has(responseId)) return;
     this.cutOffResponses.add(responseId);
     this.record({ kind: 'event', name: 'assistant_cut_off', detail: { responseId, reason } });
+    // The caller's doing (not a cancel command's, nor the model's limits): a barge-in.
+    if (reason === 'interrupted' || reason === 'turn_detected')
+      this.metrics([count('CallerBargeIns')]);
   }
 
   private onJunk(what: string): void {

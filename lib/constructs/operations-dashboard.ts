@@ -449,9 +449,14 @@ export class OperationsDashboard extends Construct {
         ],
         { width: THIRD },
       ),
-      graph('Idle timeouts', [worker('IdleTimeouts', 'server idle timeouts (caller silent)')], {
-        width: THIRD,
-      }),
+      graph(
+        'The caller: silences and barge-ins',
+        [
+          worker('IdleTimeouts', 'server idle timeouts (caller silent)'),
+          worker('CallerBargeIns', 'answers talked over (barge-ins)'),
+        ],
+        { width: THIRD },
+      ),
     );
   }
 }

@@ -130,6 +130,7 @@ export type CallMetricName = Extract<
   | 'ToolOutputsTruncated'
   | 'ToolOutputsHandedOver'
   | 'IdleTimeouts'
+  | 'CallerBargeIns'
   | 'RecorderItemsDropped'
 >;
 

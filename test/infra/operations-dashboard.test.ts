@@ -194,13 +194,15 @@ describe('OperationsDashboard', () => {
     expect(titles.slice(row + 1)).toEqual([
       'Call ownership',
       'Tool calls under faults',
-      'Idle timeouts',
+      'The caller: silences and barge-ins',
     ]);
     expect(lines('Call ownership')).toEqual(['LeasesLost', 'Reattaches', 'AttachRetries'].map(own));
     expect(lines('Tool calls under faults')).toEqual(
       ['ToolCallsSkipped', 'ToolOutputsTruncated', 'ToolOutputsHandedOver'].map(own),
     );
-    expect(lines('Idle timeouts')).toEqual([own('IdleTimeouts')]);
+    expect(lines('The caller: silences and barge-ins')).toEqual(
+      ['IdleTimeouts', 'CallerBargeIns'].map(own),
+    );
     // Every one is in the catalogue the worker emits from, as a count, in the one namespace.
     expect(METRICS_NAMESPACE).toBe('OpenAiWebhooks');
     for (const name of [
@@ -211,6 +213,7 @@ describe('OperationsDashboard', () => {
       'ToolOutputsTruncated',
       'ToolOutputsHandedOver',
       'IdleTimeouts',
+      'CallerBargeIns',
     ] as const)
       expect(METRICS[name].unit).toBe('Count');
   });

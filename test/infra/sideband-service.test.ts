@@ -238,6 +238,7 @@ describe('SidebandService', () => {
       'ToolOutputsTruncated',
       'ToolOutputsHandedOver',
       'IdleTimeouts',
+      'CallerBargeIns',
       'RecorderItemsDropped',
     ];
     for (const name of names) {

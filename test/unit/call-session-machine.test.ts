@@ -137,19 +137,18 @@ describe('server events', () => {
         detail: { responseId: 'resp_1', reason: 'interrupted' },
       },
     ]);
+    expect(metricPoints(cleared)).toEqual([{ name: 'CallerBargeIns', value: 1 }]);
     const done = s.responseDone('resp_1', 'cancelled', [
       { type: 'message', id: 'item_1', role: 'assistant', status: 'incomplete' },
     ]);
     expect(parts(done).filter((p) => p.kind === 'event')).toEqual([]);
     // A response cancelled before any audio played (nothing to clear) is marked by its done.
     s.responseCreated('resp_2');
-    expect(
-      parts(
-        s.responseDone('resp_2', 'cancelled', [
-          { type: 'message', id: 'item_3', role: 'assistant', status: 'incomplete' },
-        ]),
-      ),
-    ).toEqual([
+    const cancelled = s.responseDone('resp_2', 'cancelled', [
+      { type: 'message', id: 'item_3', role: 'assistant', status: 'incomplete' },
+    ]);
+    expect(metricPoints(cancelled)).toEqual([{ name: 'CallerBargeIns', value: 1 }]);
+    expect(parts(cancelled)).toEqual([
       {
         kind: 'event',
         name: 'assistant_cut_off',
