@@ -90,6 +90,8 @@ export interface ScenarioContext {
   /** How long a scenario waits for the worker to do something before noting it and moving on. */
   readonly workerWaitMs: number;
   readonly goodbyeTailMs: number;
+  /** How long a goodbye response holds `response.done` after its function call (unset: the pace). */
+  readonly goodbyeHoldMs?: number;
   readonly ghostTimeoutMs: number;
   readonly reattachWaitMs: number;
   session(): EffectiveSession;
@@ -309,7 +311,12 @@ function goodbye(
     async run(ctx) {
       await greeting(ctx);
       const turn = await ctx.callerSpeaks(asks, {
-        respond: { say: says, call, tailMs: ctx.goodbyeTailMs },
+        respond: {
+          say: says,
+          call,
+          tailMs: ctx.goodbyeTailMs,
+          ...(ctx.goodbyeHoldMs !== undefined ? { holdMs: ctx.goodbyeHoldMs } : {}),
+        },
       });
       await turn.response?.drained;
       if (!(await ctx.waitForEnd(ctx.workerWaitMs))) {

@@ -111,6 +111,12 @@ export interface SimulatedCall {
   readonly to: string;
   /** The scenario played from the first attach; unset: the test drives the call. */
   readonly scenario: string | undefined;
+  /**
+   * Holds a goodbye response's `response.done` back this long after its function call item
+   * (default: the simulator's pace). A test sets it to see a hangup that arrives while the
+   * response is still generating, without racing the loopback round trip.
+   */
+  readonly goodbyeHoldMs?: number;
   /** The INVITE's headers, as `realtime.call.incoming` reports them (`X-Sim-Scenario` included). */
   readonly sipHeaders: SipHeader[];
   state: CallState;
@@ -482,6 +488,7 @@ export class RealtimeSimulator {
       to?: string;
       scenario?: string;
       sipHeaders?: readonly SipHeader[];
+      goodbyeHoldMs?: number;
     } = {},
   ): SimulatedCall {
     const fromHeader = options.sipHeaders?.find(
@@ -509,6 +516,7 @@ export class RealtimeSimulator {
       from,
       to,
       scenario,
+      ...(options.goodbyeHoldMs !== undefined ? { goodbyeHoldMs: options.goodbyeHoldMs } : {}),
       sipHeaders,
       state: 'ringing',
       accepts: 0,
@@ -1549,6 +1557,7 @@ export class RealtimeSimulator {
       paceMs: this.responseMs,
       workerWaitMs: this.workerWaitMs,
       goodbyeTailMs: this.goodbyeTailMs,
+      ...(c.goodbyeHoldMs !== undefined ? { goodbyeHoldMs: c.goodbyeHoldMs } : {}),
       ghostTimeoutMs: this.ghostTimeoutMs,
       reattachWaitMs: this.reattachWaitMs,
       session: () => this.session(c),

@@ -203,8 +203,13 @@ function send(ws: WebSocket, event: Record<string, unknown>): void {
 }
 
 /** Creates a call with `scenario`, accepts it, attaches the client and waits for the end. */
-async function play(scenario: string, options: ClientOptions = {}, body: unknown = PROJECT_BODY) {
-  const call = sim.createCall({ scenario });
+async function play(
+  scenario: string,
+  options: ClientOptions = {},
+  body: unknown = PROJECT_BODY,
+  callOptions: { goodbyeHoldMs?: number } = {},
+) {
+  const call = sim.createCall({ scenario, ...callOptions });
   expect(await callsApi(call.id, 'accept', body)).toBe(200);
   const client = new Client(call.id, options);
   expect(await client.connect()).toBe(101);
@@ -735,8 +740,11 @@ describe('scenarios: the documented events, in order', () => {
       expect(warnings(early.call).join()).toMatch(
         new RegExp(`${action} arrived \\d+ ms before the audio buffer drained`),
       );
-      // At the item's output_item.done: the response is still generating.
-      const earlier = await play(scenario, { endAt: 'item' });
+      // At the item's output_item.done: the response is still generating. The call holds its
+      // response.done back long enough for the loopback round trip on a loaded machine.
+      const earlier = await play(scenario, { endAt: 'item' }, PROJECT_BODY, {
+        goodbyeHoldMs: 5_000,
+      });
       expect(earlier.call.cutOffs).toMatchObject([{ action, responseId: expect.any(String) }]);
       expect(earlier.call.cutOffs[0]?.earlyMs).toBeUndefined();
       expect(warnings(earlier.call).join()).toMatch(/still generating audio/);
